@@ -1,0 +1,1 @@
+"""audit_app: the audit-log console and API of a multi-tenant identity platform."""

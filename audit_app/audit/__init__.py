@@ -1,0 +1,1 @@
+"""The audit domain: plain functions over a database session, shared by the API and the UI."""

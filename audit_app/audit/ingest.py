@@ -1,0 +1,158 @@
+"""Writing events: validation of tenant ownership, per-tenant hash chaining, atomic batches."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col
+
+from audit_app.audit.filters import SYSTEM_TENANT, AuditFilters
+from audit_app.audit.integrity import event_hash
+from audit_app.auth import Principal
+from audit_app.models import AuditEventIn, AuditLog, ChainHead, Tenant, utcnow
+
+
+class IngestError(ValueError):
+    """A batch that cannot be written as given; nothing of it is written."""
+
+    def __init__(self, index: int | None, field: str, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.field = field
+
+
+def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
+    """INSERT that does nothing when the primary key exists (both dialects)."""
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+    session.execute(stmt.on_conflict_do_nothing())
+
+
+def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
+    """Record each tenant and, where an event names one, the partner that owns it.
+
+    A tenant already owned by another partner is refused: a producer cannot move a tenant
+    (and with it the right to read its events) to a different partner.
+    """
+    claimed: dict[str, str | None] = {}
+    for index, event in enumerate(events):
+        known = claimed.get(event.tenant_id)
+        if event.partner_id and known and known != event.partner_id:
+            raise IngestError(
+                index, "partner_id", f"tenant {event.tenant_id!r} is named with two partners in one batch"
+            )
+        if event.partner_id or event.tenant_id not in claimed:
+            claimed[event.tenant_id] = event.partner_id or known
+    for tenant_id in sorted(claimed):
+        partner_id = claimed[tenant_id]
+        _insert_ignore(session, Tenant, {"id": tenant_id, "partner_id": partner_id, "created_at": utcnow()})
+        owner = session.execute(select(col(Tenant.partner_id)).where(col(Tenant.id) == tenant_id)).scalar_one()
+        if partner_id and owner is None:
+            session.execute(update(Tenant).where(Tenant.id == tenant_id).values(partner_id=partner_id))  # type: ignore[arg-type]
+        elif partner_id and owner != partner_id:
+            index = next(i for i, e in enumerate(events) if e.tenant_id == tenant_id and e.partner_id)
+            raise IngestError(index, "partner_id", f"tenant {tenant_id!r} belongs to another partner")
+
+
+def _lock_chain_head(session: Session, tenant_id: str) -> tuple[int, str]:
+    """Lock the tenant's chain head for this transaction and return (seq, hash)."""
+    _insert_ignore(session, ChainHead, {"tenant_id": tenant_id, "seq": 0, "hash": ""})
+    stmt = select(col(ChainHead.seq), col(ChainHead.hash)).where(col(ChainHead.tenant_id) == tenant_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    seq, last_hash = session.execute(stmt).one()
+    return seq, last_hash
+
+
+def ingest_events(
+    session: Session,
+    events: Sequence[AuditEventIn],
+    *,
+    ids: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Append `events` to their tenants' chains and return their ids, in input order.
+
+    The caller commits; on any error the caller rolls back and nothing is written.
+    """
+    if not events:
+        return []
+    now = now or utcnow()
+    event_ids = list(ids) if ids is not None else [str(uuid.uuid4()) for _ in events]
+    register_tenants(session, events)
+    rows: list[dict[str, Any]] = []
+    by_tenant: dict[str, list[int]] = {}
+    for index, event in enumerate(events):
+        by_tenant.setdefault(event.tenant_id, []).append(index)
+    for tenant_id in sorted(by_tenant):  # fixed order: concurrent writers cannot deadlock
+        seq, last_hash = _lock_chain_head(session, tenant_id)
+        for index in by_tenant[tenant_id]:
+            seq += 1
+            row = events[index].model_dump()
+            row.update(
+                id=event_ids[index],
+                timestamp=row["timestamp"] or now,
+                ingested_at=now,
+                chain_seq=seq,
+                prev_hash=last_hash,
+            )
+            row["hash"] = last_hash = event_hash(row)
+            rows.append(row)
+        session.execute(
+            update(ChainHead).where(ChainHead.tenant_id == tenant_id).values(seq=seq, hash=last_hash)  # type: ignore[arg-type]
+        )
+    session.execute(insert(AuditLog), rows)
+    return event_ids
+
+
+def _valid_ip(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+def record_access(
+    session: Session,
+    principal: Principal,
+    action: str,
+    *,
+    filters: AuditFilters | None = None,
+    resource_id: str | None = None,
+    tenant_id: str | None = None,
+    details: dict[str, Any] | None = None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+) -> str:
+    """Write an `audit.*` event saying who read or changed the audit log, and commit it.
+
+    It lands in the tenant concerned when there is one, else in the platform's own tenant,
+    which only super admins see.
+    """
+    tenant = tenant_id or (filters.tenant_id if filters else None) or principal.tenant_id or SYSTEM_TENANT
+    body: dict[str, Any] = {"role": principal.role, "scope": principal.describes_scope}
+    if filters is not None:
+        body["filters"] = filters.active()
+    body.update(details or {})
+    event = AuditEventIn(
+        tenant_id=tenant,
+        actor_id=principal.sub,
+        actor_email=principal.email or None,
+        actor_type="user",
+        action=action,
+        resource_type="audit_log",
+        resource_id=resource_id,
+        ip_address=_valid_ip(ip_address),
+        user_agent=(user_agent or "")[:1024].replace("\x00", "") or None,
+        details=body,
+    )
+    (event_id,) = ingest_events(session, [event])
+    session.commit()
+    return event_id

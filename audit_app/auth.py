@@ -1,0 +1,158 @@
+"""Bearer tokens: verifying a JWT into a Principal, and issuing tokens for local use."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jwt
+
+from audit_app.settings import ConfigError, Settings
+
+Role = Literal["super_admin", "partner_admin", "tenant_admin"]
+ROLES: tuple[str, ...] = ("super_admin", "partner_admin", "tenant_admin")
+SCOPE_READ = "audit:read"
+SCOPE_EXPORT = "audit:export"
+SCOPE_WRITE = "audit:write"
+ALL_SCOPES = f"{SCOPE_READ} {SCOPE_EXPORT} {SCOPE_WRITE}"
+DOWNLOAD_TOKEN_USE = "download"  # noqa: S105 (a claim value, not a secret)
+MAX_TOKEN_LENGTH = 8192
+
+
+class AuthError(Exception):
+    """The caller is not authenticated (HTTP 401)."""
+
+
+class ForbiddenError(Exception):
+    """The caller is authenticated but may not do this (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: identity, role, scopes and the tenant or partner the role is bound to."""
+
+    sub: str
+    email: str
+    role: Role
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    tenant_id: str | None = None
+    partner_id: str | None = None
+    token_use: str | None = None
+
+    def require_scope(self, scope: str) -> None:
+        """Raise ForbiddenError unless the token carries `scope`."""
+        if scope not in self.scopes:
+            raise ForbiddenError(f"This token lacks the {scope!r} scope.")
+
+    @property
+    def describes_scope(self) -> str:
+        """A short human description of what this principal may see."""
+        if self.role == "super_admin":
+            return "all tenants"
+        if self.role == "partner_admin":
+            return f"tenants of partner {self.partner_id}"
+        return f"tenant {self.tenant_id}"
+
+
+def _verification_key(settings: Settings) -> str:
+    if settings.jwt_public_key:
+        return settings.jwt_public_key
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    raise ConfigError("No token key is configured (AUDIT_JWT_SECRET or AUDIT_JWT_PUBLIC_KEY).")
+
+
+def decode_token(token: str, settings: Settings) -> Principal:
+    """Verify a bearer token and return its Principal, or raise AuthError saying why."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise AuthError("Missing or oversized bearer token.")
+    options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(settings.jwt_audience)}
+    try:
+        claims = jwt.decode(
+            token,
+            _verification_key(settings),
+            algorithms=settings.jwt_algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options=options,  # type: ignore[arg-type]
+            leeway=5,
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("The token has expired.") from None
+    except jwt.InvalidTokenError as exc:
+        raise AuthError(f"Invalid token: {exc}.") from None
+    return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """Check the claims a role needs and build the Principal."""
+    role = claims.get("role", "tenant_admin")
+    if role not in ROLES:
+        raise AuthError(f"Unknown role {role!r} in token.")
+    tenant_id = claims.get("tenant_id")
+    partner_id = claims.get("partner_id")
+    if role == "tenant_admin" and not isinstance(tenant_id, str):
+        raise AuthError("A tenant_admin token must carry a tenant_id claim.")
+    if role == "partner_admin" and not isinstance(partner_id, str):
+        raise AuthError("A partner_admin token must carry a partner_id claim.")
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise AuthError("The scope claim must be a space-separated string.")
+    return Principal(
+        sub=str(claims["sub"]),
+        email=str(claims.get("email", "")),
+        role=role,
+        scopes=frozenset(scope.split()),
+        tenant_id=tenant_id if role == "tenant_admin" else None,
+        partner_id=partner_id if role == "partner_admin" else None,
+        token_use=claims.get("use"),
+    )
+
+
+def issue_token(
+    settings: Settings,
+    *,
+    role: str,
+    sub: str | None = None,
+    email: str | None = None,
+    tenant_id: str | None = None,
+    partner_id: str | None = None,
+    scope: str = ALL_SCOPES,
+    ttl: int = 3600,
+    use: str | None = None,
+) -> str:
+    """Sign a token with the configured HS256 secret (local use, demo mode, tests)."""
+    if not settings.jwt_secret:
+        raise ConfigError(
+            "Only a public key is configured (AUDIT_JWT_PUBLIC_KEY): tokens are issued by the "
+            "platform's OAuth server, not here. Set AUDIT_JWT_SECRET to mint local tokens."
+        )
+    if role not in ROLES:
+        raise ConfigError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
+    if role == "tenant_admin" and not tenant_id:
+        raise ConfigError("A tenant_admin token needs --tenant-id.")
+    if role == "partner_admin" and not partner_id:
+        raise ConfigError("A partner_admin token needs --partner-id.")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": sub or f"{role}-local",
+        "email": email or f"{role.replace('_', '.')}@example.com",
+        "role": role,
+        "scope": scope,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": str(uuid.uuid4()),
+    }
+    if tenant_id and role == "tenant_admin":
+        claims["tenant_id"] = tenant_id
+    if partner_id and role == "partner_admin":
+        claims["partner_id"] = partner_id
+    if use:
+        claims["use"] = use
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")

@@ -1,0 +1,60 @@
+"""Engines and sessions: the only place that turns the configured URL into connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, create_engine
+
+from audit_app.settings import ConfigError, get_settings
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One pooled engine per database URL."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run while one writer writes; busy_timeout waits instead of failing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def get_engine() -> Engine:
+    """The engine of the configured database."""
+    return engine_for(get_settings().database_url)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session on the configured database, closed afterwards (callers commit)."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        yield session
+
+
+def check_database(engine: Engine | None = None) -> None:
+    """Fail with one clear sentence when the database cannot be reached."""
+    engine = engine or get_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(
+            f"Cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{reason}. Check AUDIT_DATABASE_URL and that the server is running."
+        ) from None

@@ -1,0 +1,273 @@
+"""Tables of the audit store and the public schemas of the API."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as PydField
+from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+ActorType = Literal["user", "service", "system"]
+Result = Literal["success", "failure", "denied", "error"]
+RESULTS: tuple[str, ...] = ("success", "failure", "denied", "error")
+ACTOR_TYPES: tuple[str, ...] = ("user", "service", "system")
+MAX_DETAILS_DEPTH = 32
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant as an aware UTC datetime; naive values are taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Now, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware.
+
+    SQLite has no time zones: values are stored as naive UTC text that sorts in time order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else utc(value)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Tenant(SQLModel, table=True):
+    """A tenant and the partner that owns it (answers "every tenant of partner P")."""
+
+    __tablename__ = "tenant"
+
+    id: str = Field(primary_key=True, max_length=255)
+    partner_id: str | None = Field(default=None, index=True, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class AuditLog(SQLModel, table=True):
+    """One audit event. Rows are append-only and chained per tenant by `hash`."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "chain_seq", name="uq_audit_log_tenant_chain_seq"),
+        Index("ix_audit_log_time", "timestamp", "id"),
+        Index("ix_audit_log_tenant_time", "tenant_id", "timestamp", "id"),
+        Index("ix_audit_log_actor_time", "actor_id", "timestamp"),
+        Index("ix_audit_log_actor_email_time", "actor_email", "timestamp"),
+        Index("ix_audit_log_action_time", "action", "timestamp"),
+        Index("ix_audit_log_resource_type_time", "resource_type", "timestamp"),
+        Index("ix_audit_log_resource_id_time", "resource_id", "timestamp"),
+        Index("ix_audit_log_result_time", "result", "timestamp"),
+        Index("ix_audit_log_ip_time", "ip_address", "timestamp"),
+        Index("ix_audit_log_request", "request_id"),
+        Index("ix_audit_log_session", "session_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    timestamp: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    tenant_id: str = Field(max_length=255)
+    partner_id: str | None = Field(default=None, max_length=255)
+    actor_id: str = Field(max_length=255)
+    actor_email: str | None = Field(default=None, max_length=320)
+    actor_type: str = Field(default="user", max_length=16)
+    action: str = Field(max_length=128)
+    resource_type: str | None = Field(default=None, max_length=128)
+    resource_id: str | None = Field(default=None, max_length=255)
+    result: str = Field(default="success", max_length=16)
+    ip_address: str | None = Field(default=None, max_length=45)
+    user_agent: str | None = Field(default=None, sa_column=Column(String(1024)))
+    request_id: str | None = Field(default=None, max_length=255)
+    session_id: str | None = Field(default=None, max_length=255)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDocument, nullable=False))
+    ingested_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    chain_seq: int = Field(default=0)
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
+
+
+class ChainHead(SQLModel, table=True):
+    """The newest link of each tenant's hash chain; writers lock it to append in order."""
+
+    __tablename__ = "chain_head"
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    seq: int = 0
+    hash: str = Field(default="", max_length=64)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The outcome of an ingestion request, so a retried batch returns the same ids."""
+
+    __tablename__ = "idempotency_record"
+
+    key: str = Field(primary_key=True, max_length=255)
+    caller: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, stopping early past `limit`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _check_json_values(value: Any) -> None:
+    """Reject what a database cannot store exactly: NUL characters and non-finite numbers."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _no_nul(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("must not contain NaN or Infinity")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _no_nul(key)
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class AuditEventIn(BaseModel):
+    """One event as written by a producer (`POST /api/v1/audit/events`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = PydField(min_length=1, max_length=255)
+    actor_id: str = PydField(min_length=1, max_length=255)
+    action: str = PydField(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    timestamp: datetime | None = None
+    partner_id: str | None = PydField(default=None, min_length=1, max_length=255)
+    actor_email: str | None = PydField(default=None, max_length=320)
+    actor_type: ActorType = "user"
+    resource_type: str | None = PydField(default=None, max_length=128)
+    resource_id: str | None = PydField(default=None, max_length=255)
+    result: Result = "success"
+    ip_address: str | None = PydField(default=None, max_length=45)
+    user_agent: str | None = PydField(default=None, max_length=1024)
+    request_id: str | None = PydField(default=None, max_length=255)
+    session_id: str | None = PydField(default=None, max_length=255)
+    details: dict[str, Any] = PydField(default_factory=dict)
+
+    @field_validator(
+        "tenant_id",
+        "actor_id",
+        "partner_id",
+        "actor_email",
+        "resource_type",
+        "resource_id",
+        "user_agent",
+        "request_id",
+        "session_id",
+    )
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc(value)
+
+    @field_validator("ip_address")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("is not an IPv4 or IPv6 address") from None
+
+    @field_validator("details")
+    @classmethod
+    def _details(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _depth(value, MAX_DETAILS_DEPTH) > MAX_DETAILS_DEPTH:
+            raise ValueError(f"is nested deeper than {MAX_DETAILS_DEPTH} levels")
+        _check_json_values(value)
+        return value
+
+
+class AuditLogPublic(BaseModel):
+    """An audit event as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    timestamp: datetime
+    tenant_id: str
+    partner_id: str | None
+    actor_id: str
+    actor_email: str | None
+    actor_type: str
+    action: str
+    resource_type: str | None
+    resource_id: str | None
+    result: str
+    ip_address: str | None
+    user_agent: str | None
+    request_id: str | None
+    session_id: str | None
+    details: dict[str, Any]
+    ingested_at: datetime
+    hash: str
+    prev_hash: str
+
+
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "timestamp",
+    "tenant_id",
+    "partner_id",
+    "actor_id",
+    "actor_email",
+    "actor_type",
+    "action",
+    "resource_type",
+    "resource_id",
+    "result",
+    "ip_address",
+    "user_agent",
+    "request_id",
+    "session_id",
+    "details",
+    "ingested_at",
+    "hash",
+)

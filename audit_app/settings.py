@@ -1,0 +1,100 @@
+"""All configuration, read once from the environment (and a `.env` file)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DRIVERS = ("sqlite", "postgresql+psycopg", "postgresql")
+DEMO_SECRET_FILE = Path(".demo-secret")
+
+
+class ConfigError(RuntimeError):
+    """Configuration that cannot work; the message says what to fix."""
+
+
+class Settings(BaseSettings):
+    """The settings of audit_app; each field is the `AUDIT_`-prefixed variable."""
+
+    model_config = SettingsConfigDict(env_prefix="AUDIT_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///audit.db"
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    demo: bool = False
+    cors_origins: str = "http://localhost:3000"
+    download_token_ttl: int = 120
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"AUDIT_DATABASE_URL {value!r} is not a database URL") from exc
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"AUDIT_DATABASE_URL uses {url.drivername!r}; use sqlite:///FILE "
+                "or postgresql+psycopg://USER@HOST:PORT/DB"
+            )
+        if url.drivername == "postgresql":
+            value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the embedded SQLite database is configured."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def jwt_algorithms(self) -> list[str]:
+        """The signature algorithms accepted: only those the configured key can verify."""
+        if self.jwt_public_key:
+            return ["RS256", "ES256"]
+        return ["HS256"]
+
+    def require_signing_key(self) -> None:
+        """Fail with a clear sentence when tokens could not be verified."""
+        if not (self.jwt_secret or self.jwt_public_key):
+            raise ConfigError(
+                "No token key is configured: set AUDIT_JWT_SECRET (HS256) or "
+                "AUDIT_JWT_PUBLIC_KEY (PEM), or AUDIT_DEMO=1 for a local demo."
+            )
+
+
+def _demo_secret() -> str:
+    """A local HS256 secret for demo mode, kept in a file so the CLI and server agree."""
+    if DEMO_SECRET_FILE.exists():
+        return DEMO_SECRET_FILE.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    DEMO_SECRET_FILE.write_text(secret)
+    DEMO_SECRET_FILE.chmod(0o600)
+    return secret
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning validation errors into one clear ConfigError."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "AUDIT_" + str(first["loc"][0]).upper() if first["loc"] else "configuration"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"Invalid {field}: {msg}") from None
+    if settings.demo and not (settings.jwt_secret or settings.jwt_public_key):
+        settings.jwt_secret = _demo_secret()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear with `get_settings.cache_clear()`)."""
+    return load_settings()

@@ -1,0 +1,17 @@
+"""Reflex configuration: the app name and the one database setting, AUDIT_DATABASE_URL."""
+
+import reflex as rx
+
+from audit_app.settings import get_settings
+
+settings = get_settings()
+
+config = rx.Config(
+    app_name="audit_app",
+    db_url=settings.database_url,
+    telemetry_enabled=False,
+    cors_allowed_origins=[origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()],
+    show_built_with_reflex=False,
+    plugins=[rx.plugins.RadixThemesPlugin()],
+    disable_plugins=[rx.plugins.SitemapPlugin],
+)

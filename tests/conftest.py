@@ -1,0 +1,107 @@
+"""Shared fixtures: a migrated database per backend (SQLite file, real PostgreSQL), settings, tokens."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session
+
+from audit_app.auth import ALL_SCOPES, issue_token
+from audit_app.db import engine_for
+from audit_app.migrations import upgrade
+from audit_app.settings import Settings, get_settings
+
+TEST_SECRET = "test-secret-" + "x" * 32
+PG_ADMIN_URL = os.environ.get("AUDIT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = ("audit_log", "tenant", "chain_head", "idempotency_record")
+
+
+def _pg_unreachable(reason: str) -> None:
+    """PostgreSQL tests fail under CI (the server must be there) and skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required under CI but unreachable: {reason}")
+    pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database file, shared by the session's tests."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'audit.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A freshly created, migrated PostgreSQL database, dropped at the end of the session."""
+    name = f"audit_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        _pg_unreachable(str(exc).strip().splitlines()[0])
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    engine_for(url).dispose()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def clear_tables(url: str) -> None:
+    """Empty every table, so each test starts from nothing."""
+    engine = engine_for(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+        else:
+            for table in TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed table names)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty, migrated database of each backend (tests using it run once per backend)."""
+    url: str = request.getfixturevalue(f"{request.param}_database")
+    clear_tables(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Settings]:
+    """Settings aimed at the test database with a known HS256 secret."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUDIT_DATABASE_URL", database_url)
+    monkeypatch.setenv("AUDIT_JWT_SECRET", TEST_SECRET)
+    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE", "AUDIT_DEMO"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def session(settings: Settings) -> Iterator[Session]:
+    """A session on the test database."""
+    with Session(engine_for(settings.database_url), expire_on_commit=False) as session:
+        yield session
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_token(settings: Settings) -> TokenFactory:
+    """Mint a token: make_token("tenant_admin", tenant_id="acme", scope="audit:read")."""
+
+    def make(role: str = "super_admin", *, scope: str = ALL_SCOPES, ttl: int = 600, **claims: str) -> str:
+        return issue_token(settings, role=role, scope=scope, ttl=ttl, **claims)
+
+    return make
