@@ -156,3 +156,22 @@ def issue_token(
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def issue_download_token(settings: Settings, principal: Principal, ttl: int | None = None) -> str:
+    """A short-lived token that can only download an export, with the caller's own scope.
+
+    The browser puts it in the export URL (`download_token=`), so it must be useless for
+    anything else: the API refuses tokens with `use: download` as bearer tokens.
+    """
+    return issue_token(
+        settings,
+        role=principal.role,
+        sub=principal.sub,
+        email=principal.email,
+        tenant_id=principal.tenant_id,
+        partner_id=principal.partner_id,
+        scope=SCOPE_EXPORT,
+        ttl=ttl or settings.download_token_ttl,
+        use=DOWNLOAD_TOKEN_USE,
+    )
