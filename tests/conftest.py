@@ -63,7 +63,7 @@ def clear_tables(url: str) -> None:
             conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
         else:
             for table in TABLES:
-                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed table names)
+                conn.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

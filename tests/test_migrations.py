@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from audit_app import models  # noqa: F401
 from audit_app.migrations import downgrade, upgrade
 

@@ -45,6 +45,7 @@ def test_seed_writes_tenants_and_events(session: Session) -> None:
     assert written == 3000
     assert session.execute(select(func.count()).select_from(AuditLog)).scalar_one() == 3000
     owners = {tenant: partner for tenant, partner in session.execute(select(Tenant.id, Tenant.partner_id)).all()}
-    assert owners["acme"] == "northwind" and owners["umbrella"] == "bluesky"
+    assert owners["acme"] == "northwind"
+    assert owners["umbrella"] == "bluesky"
     ids = {row for row in session.execute(select(AuditLog.id)).scalars()}
     assert len(ids) == 3000

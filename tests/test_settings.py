@@ -58,7 +58,8 @@ def test_demo_mode_generates_and_keeps_a_local_secret(monkeypatch: pytest.Monkey
     monkeypatch.delenv("AUDIT_JWT_SECRET", raising=False)
     monkeypatch.setenv("AUDIT_DEMO", "1")
     first = load_settings().jwt_secret
-    assert first and len(first) >= 32
+    assert first
+    assert len(first) >= 32
     assert load_settings().jwt_secret == first
     assert (tmp_path / ".demo-secret").stat().st_mode & 0o077 == 0
 
