@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from audit_app.models import AuditLog, Tenant
 from audit_app.seed import ACTIONS, PARTNERS, generate_events, seed
@@ -44,8 +44,9 @@ def test_seed_writes_tenants_and_events(session: Session) -> None:
     written = seed(session, 3000, now=NOW)
     assert written == 3000
     assert session.execute(select(func.count()).select_from(AuditLog)).scalar_one() == 3000
-    owners = {tenant: partner for tenant, partner in session.execute(select(Tenant.id, Tenant.partner_id)).all()}
+    rows = session.execute(select(col(Tenant.id), col(Tenant.partner_id))).all()
+    owners = {tenant: partner for tenant, partner in rows}
     assert owners["acme"] == "northwind"
     assert owners["umbrella"] == "bluesky"
-    ids = {row for row in session.execute(select(AuditLog.id)).scalars()}
+    ids = set(session.execute(select(col(AuditLog.id))).scalars())
     assert len(ids) == 3000
