@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ SCOPE_WRITE = "audit:write"
 ALL_SCOPES = f"{SCOPE_READ} {SCOPE_EXPORT} {SCOPE_WRITE}"
 DOWNLOAD_TOKEN_USE = "download"  # noqa: S105 (a claim value, not a secret)
 MAX_TOKEN_LENGTH = 8192
+_PROCESS_DOWNLOAD_SECRET = secrets.token_urlsafe(32)
 
 
 class AuthError(Exception):
@@ -83,7 +87,52 @@ def decode_token(token: str, settings: Settings) -> Principal:
         raise AuthError("The token has expired.") from None
     except jwt.InvalidTokenError as exc:
         raise AuthError(f"Invalid token: {exc}.") from None
+    if claims.get("use") == DOWNLOAD_TOKEN_USE:
+        raise AuthError("A download token is not a bearer token; it only works as `download_token` of an export.")
     return principal_from_claims(claims)
+
+
+def download_signing_key(settings: Settings) -> str:
+    """The HS256 key of download tokens, never the bearer-token key itself.
+
+    `AUDIT_DOWNLOAD_SECRET` when set; else derived from `AUDIT_JWT_SECRET` (so every worker
+    agrees); else a random secret of this process (public-key deployments, one worker).
+    """
+    if settings.download_secret:
+        return settings.download_secret
+    if settings.jwt_secret:
+        return hmac.new(settings.jwt_secret.encode(), b"audit_app download token", hashlib.sha256).hexdigest()
+    return _PROCESS_DOWNLOAD_SECRET
+
+
+def decode_download_token(token: str, settings: Settings) -> Principal:
+    """Verify a download token (the `download_token` of an export) into its Principal."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise AuthError("Missing or oversized download token.")
+    try:
+        claims = jwt.decode(
+            token,
+            download_signing_key(settings),
+            algorithms=["HS256"],
+            options={"require": ["exp", "sub", "use"]},
+            leeway=5,
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("The download token has expired.") from None
+    except jwt.InvalidTokenError as exc:
+        raise AuthError(f"Invalid download token: {exc}.") from None
+    if claims.get("use") != DOWNLOAD_TOKEN_USE:
+        raise AuthError("Invalid download token: it is not a download token.")
+    principal = principal_from_claims(claims)
+    return Principal(
+        sub=principal.sub,
+        email=principal.email,
+        role=principal.role,
+        scopes=principal.scopes & {SCOPE_EXPORT},
+        tenant_id=principal.tenant_id,
+        partner_id=principal.partner_id,
+        token_use=DOWNLOAD_TOKEN_USE,
+    )
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -162,16 +211,23 @@ def issue_download_token(settings: Settings, principal: Principal, ttl: int | No
     """A short-lived token that can only download an export, with the caller's own scope.
 
     The browser puts it in the export URL (`download_token=`), so it must be useless for
-    anything else: the API refuses tokens with `use: download` as bearer tokens.
+    anything else: it is signed with `download_signing_key`, and the API refuses tokens with
+    `use: download` as bearer tokens. Raises ForbiddenError when `principal` may not export.
     """
-    return issue_token(
-        settings,
-        role=principal.role,
-        sub=principal.sub,
-        email=principal.email,
-        tenant_id=principal.tenant_id,
-        partner_id=principal.partner_id,
-        scope=SCOPE_EXPORT,
-        ttl=ttl or settings.download_token_ttl,
-        use=DOWNLOAD_TOKEN_USE,
-    )
+    principal.require_scope(SCOPE_EXPORT)
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": principal.sub,
+        "email": principal.email,
+        "role": principal.role,
+        "scope": SCOPE_EXPORT,
+        "use": DOWNLOAD_TOKEN_USE,
+        "iat": now,
+        "exp": now + (ttl or settings.download_token_ttl),
+        "jti": str(uuid.uuid4()),
+    }
+    if principal.role == "tenant_admin":
+        claims["tenant_id"] = principal.tenant_id
+    if principal.role == "partner_admin":
+        claims["partner_id"] = principal.partner_id
+    return jwt.encode(claims, download_signing_key(settings), algorithm="HS256")

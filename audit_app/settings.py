@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     demo: bool = False
     cors_origins: str = "http://localhost:3000"
     download_token_ttl: int = 120
+    download_secret: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the embedded SQLite database is configured."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The browser origins allowed to call the API."""
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def jwt_algorithms(self) -> list[str]:

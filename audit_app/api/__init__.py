@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from fastapi import FastAPI
 
 from audit_app.api.app import create_api
@@ -9,8 +11,14 @@ from audit_app.api.app import create_api
 __all__ = ["app", "create_api"]
 
 
+@cache
+def _standalone_app() -> FastAPI:
+    """The app of `uvicorn audit_app.api:app`: built once, with CORS (no Reflex around it)."""
+    return create_api(cors=True)
+
+
 def __getattr__(name: str) -> FastAPI:
     """`audit_app.api:app` is built on first use, so importing the package starts nothing."""
     if name == "app":
-        return create_api()
+        return _standalone_app()
     raise AttributeError(name)

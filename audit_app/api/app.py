@@ -2,13 +2,57 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
-from audit_app.settings import get_settings
+from audit_app.api import routes
+from audit_app.api.limits import BodySizeLimit
+from audit_app.audit.ingest import IdempotencyConflictError, IngestError
+from audit_app.auth import AuthError, ForbiddenError
+from audit_app.settings import Settings, get_settings
 
 
-def create_api() -> FastAPI:
-    """A new FastAPI app with every route of the audit API."""
+def _unauthorized(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=403)
+
+
+def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+def _invalid_batch(_request: Request, exc: Exception) -> JSONResponse:
+    """An event the database layer refused: the FastAPI validation shape, pointing at the event."""
+    assert isinstance(exc, IngestError)
+    loc: list[str | int] = ["body", "events"]
+    if exc.index is not None:
+        loc.append(exc.index)
+    loc.append(exc.field)
+    return JSONResponse({"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}, status_code=422)
+
+
+def add_cors(api: FastAPI, settings: Settings) -> None:
+    """Let the configured browser origins call the API (bearer tokens, so no cookies)."""
+    api.add_middleware(
+        CORSMiddleware,  # type: ignore[arg-type]
+        allow_origins=settings.cors_origin_list,
+        allow_credentials=False,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Content-Disposition"],
+    )
+
+
+def create_api(*, cors: bool = False) -> FastAPI:
+    """A new FastAPI app with every route of the audit API.
+
+    Reflex adds its own CORS middleware to the app it mounts into (`api_transformer`), so only
+    the stand-alone server asks for `cors=True`.
+    """
     settings = get_settings()
     settings.require_signing_key()
     api = FastAPI(title="audit_app", version="1.0.0", docs_url=None, redoc_url=None)
@@ -17,4 +61,15 @@ def create_api() -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    api.include_router(routes.router)
+    api.include_router(routes.ingest_router)
+    # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
+    api.include_router(routes.entry_router)
+    api.add_exception_handler(AuthError, _unauthorized)
+    api.add_exception_handler(ForbiddenError, _forbidden)
+    api.add_exception_handler(IdempotencyConflictError, _conflict)
+    api.add_exception_handler(IngestError, _invalid_batch)
+    api.add_middleware(BodySizeLimit)  # type: ignore[arg-type]
+    if cors:
+        add_cors(api, settings)
     return api

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from audit_app.audit.daily import add_to_daily_counts
 from audit_app.audit.filters import SYSTEM_TENANT, AuditFilters
 from audit_app.audit.integrity import event_hash
-from audit_app.auth import Principal
-from audit_app.models import AuditEventIn, AuditLog, ChainHead, Tenant, utcnow
+from audit_app.auth import SCOPE_WRITE, ForbiddenError, Principal
+from audit_app.models import AuditEventIn, AuditLog, ChainHead, IdempotencyRecord, Tenant, utcnow
 
 
 class IngestError(ValueError):
@@ -109,6 +114,7 @@ def ingest_events(
             update(ChainHead).where(ChainHead.tenant_id == tenant_id).values(seq=seq, hash=last_hash)  # type: ignore[arg-type]
         )
     session.execute(insert(AuditLog), rows)
+    add_to_daily_counts(session, rows)
     return event_ids
 
 
@@ -156,3 +162,111 @@ def record_access(
     (event_id,) = ingest_events(session, [event])
     session.commit()
     return event_id
+
+
+class IdempotencyConflictError(Exception):
+    """The caller reused an Idempotency-Key for a different batch (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """The ids of a written batch, and whether they come from an earlier delivery of it."""
+
+    ids: list[str]
+    replayed: bool = False
+
+
+def authorize_ingest(session: Session, principal: Principal, events: Sequence[AuditEventIn]) -> list[AuditEventIn]:
+    """Check that `principal` may write every event; raise ForbiddenError otherwise.
+
+    A tenant-bound token writes only its tenant and cannot hand it to a partner. A partner
+    admin writes only its partner's tenants, or new tenants, which join its partner.
+    """
+    principal.require_scope(SCOPE_WRITE)
+    if principal.role == "super_admin":
+        return list(events)
+    tenant_ids = {event.tenant_id for event in events}
+    owners: dict[str, str | None] = {
+        tenant_id: owner
+        for tenant_id, owner in session.execute(
+            select(col(Tenant.id), col(Tenant.partner_id)).where(col(Tenant.id).in_(tenant_ids))
+        ).all()
+    }
+    if principal.role == "tenant_admin":
+        if tenant_ids != {principal.tenant_id}:
+            raise ForbiddenError("A tenant-bound token may only write events of its own tenant.")
+        owner = owners.get(principal.tenant_id or "")
+        if any(event.partner_id and event.partner_id != owner for event in events):
+            raise ForbiddenError("A tenant-bound token cannot assign its tenant to a partner.")
+        return list(events)
+    partner_id = principal.partner_id
+    for tenant_id in tenant_ids:
+        known = tenant_id in owners
+        if tenant_id == SYSTEM_TENANT or (known and owners[tenant_id] != partner_id):
+            raise ForbiddenError("A partner admin may only write events of its own partner's tenants.")
+    if any(event.partner_id not in (None, partner_id) for event in events):
+        raise ForbiddenError("A partner admin may only name its own partner_id.")
+    return [event if event.partner_id else event.model_copy(update={"partner_id": partner_id}) for event in events]
+
+
+def _caller_key(principal: Principal) -> str:
+    """Who sent a batch, for idempotency: the same subject in the same role and binding."""
+    who = "\x00".join((principal.role, principal.tenant_id or "", principal.partner_id or "", principal.sub))
+    return hashlib.sha256(who.encode()).hexdigest()
+
+
+def batch_hash(events: Sequence[AuditEventIn]) -> str:
+    """A fingerprint of a batch's content, to tell a retry from a different batch."""
+    body = [event.model_dump(mode="json") for event in events]
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _replay(session: Session, key: str, caller: str, request_hash: str) -> list[str] | None:
+    """The ids of an earlier delivery under `key`, None if there was none; 409 for another batch."""
+    record = session.get(IdempotencyRecord, (key, caller))
+    if record is None:
+        return None
+    if record.request_hash != request_hash:
+        raise IdempotencyConflictError(
+            "This Idempotency-Key was already used for a different batch; use a new key for new events."
+        )
+    return list(record.ids)
+
+
+def ingest_batch(
+    session: Session,
+    principal: Principal,
+    events: Sequence[AuditEventIn],
+    *,
+    idempotency_key: str | None = None,
+) -> IngestOutcome:
+    """Authorize and write one batch atomically, and commit.
+
+    With an `idempotency_key`, a repeated delivery of the same batch by the same caller writes
+    nothing and returns the first delivery's ids.
+    """
+    events = authorize_ingest(session, principal, events)
+    caller = _caller_key(principal)
+    request_hash = batch_hash(events)
+    if idempotency_key:
+        earlier = _replay(session, idempotency_key, caller, request_hash)
+        if earlier is not None:
+            return IngestOutcome(ids=earlier, replayed=True)
+    ids = [str(uuid.uuid4()) for _ in events]
+    try:
+        if idempotency_key:
+            # Claimed first: a concurrent delivery of the same key waits here, then fails below.
+            session.add(IdempotencyRecord(key=idempotency_key, caller=caller, request_hash=request_hash, ids=ids))
+            session.flush()
+        ingest_events(session, events, ids=ids)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        earlier = _replay(session, idempotency_key, caller, request_hash) if idempotency_key else None
+        if earlier is None:
+            raise
+        return IngestOutcome(ids=earlier, replayed=True)
+    except BaseException:
+        session.rollback()
+        raise
+    return IngestOutcome(ids=ids)

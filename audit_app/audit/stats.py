@@ -33,8 +33,12 @@ def _window_days(first: date | None, last: date | None, filters: AuditFilters) -
     end = (filters.end_time - timedelta(microseconds=1)).date() if filters.end_time else last
     if start is None or end is None or end < start:
         return []
-    if (end - start).days > MAX_DAYS and first and last:
+    if (end - start).days > MAX_DAYS:
+        if first is None or last is None:
+            return []  # a huge empty window would be millions of zero days
         start, end = max(start, first), min(end, last)
+        if end < start:
+            return []
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 

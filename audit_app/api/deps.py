@@ -1,0 +1,84 @@
+"""Dependencies of the routes: the database session, the settings and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Query
+from sqlmodel import Session
+
+from audit_app.auth import (
+    SCOPE_EXPORT,
+    SCOPE_READ,
+    SCOPE_WRITE,
+    AuthError,
+    Principal,
+    decode_download_token,
+    decode_token,
+)
+from audit_app.db import session_scope
+from audit_app.settings import Settings, get_settings
+
+
+def get_session() -> Iterator[Session]:
+    """A session on the configured database for one request."""
+    with session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or AuthError (401)."""
+    if not authorization:
+        raise AuthError("Missing Authorization header; send `Authorization: Bearer <token>`.")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthError("Malformed Authorization header; send `Authorization: Bearer <token>`.")
+    return token
+
+
+def get_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The caller of a bearer-token request."""
+    return decode_token(bearer_token(authorization), settings)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_reader(principal: CurrentPrincipal) -> Principal:
+    """A caller allowed to read audit logs (`audit:read`)."""
+    principal.require_scope(SCOPE_READ)
+    return principal
+
+
+def get_writer(principal: CurrentPrincipal) -> Principal:
+    """A caller allowed to write events (`audit:write`)."""
+    principal.require_scope(SCOPE_WRITE)
+    return principal
+
+
+def get_exporter(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+    download_token: Annotated[
+        str | None,
+        Query(description="A short-lived download token (browser downloads), instead of the Authorization header"),
+    ] = None,
+) -> Principal:
+    """A caller allowed to export (`audit:export`), by bearer token or by download token."""
+    if download_token is not None:
+        principal = decode_download_token(download_token, settings)
+    else:
+        principal = decode_token(bearer_token(authorization), settings)
+    principal.require_scope(SCOPE_EXPORT)
+    return principal
+
+
+ReaderPrincipal = Annotated[Principal, Depends(get_reader)]
+WriterPrincipal = Annotated[Principal, Depends(get_writer)]
+ExporterPrincipal = Annotated[Principal, Depends(get_exporter)]

@@ -1,0 +1,205 @@
+"""The audit endpoints: HTTP in and out; the logic lives in `audit_app.audit`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+
+from audit_app.api.deps import ExporterPrincipal, ReaderPrincipal, SessionDep, WriterPrincipal
+from audit_app.api.params import list_filters, stats_filters
+from audit_app.api.schemas import (
+    ActionList,
+    AuditLogPage,
+    AuditStats,
+    EventBatch,
+    IngestResult,
+    ResourceTypeList,
+)
+from audit_app.audit.export import EXPORT_FORMATS, csv_chunks, export_filename, export_row, iter_events, jsonl_chunks
+from audit_app.audit.filters import AuditFilters, check_filters_in_scope
+from audit_app.audit.ingest import ingest_batch, record_access
+from audit_app.audit.query import (
+    DEFAULT_PER_PAGE,
+    MAX_PER_PAGE,
+    get_event,
+    list_actions,
+    list_events,
+    list_resource_types,
+)
+from audit_app.audit.stats import compute_stats
+from audit_app.auth import Principal
+from audit_app.db import session_scope
+from audit_app.models import AuditLogPublic, utcnow
+
+AUDIT_PREFIX = "/api/v1/admin/audit"
+MAX_PAGE = 10**9  # keeps OFFSET inside a 64-bit integer
+MAX_LOG_ID_LENGTH = 64
+NOT_FOUND = "Audit log entry not found."
+
+# Fixed paths under /api/v1/admin/audit/; `entry_router` (/{log_id}) must be included after
+# every router holding such paths, or it would answer for them.
+router = APIRouter(prefix=AUDIT_PREFIX, tags=["Audit"])
+entry_router = APIRouter(prefix=AUDIT_PREFIX, tags=["Audit"])
+ingest_router = APIRouter(prefix="/api/v1/audit", tags=["Audit ingestion"])
+
+FiltersDep = Annotated[AuditFilters, Depends(list_filters)]
+StatsFiltersDep = Annotated[AuditFilters, Depends(stats_filters)]
+
+
+def _client(request: Request) -> tuple[str | None, str | None]:
+    """The caller's address and user agent, for access events."""
+    host = request.client.host if request.client else None
+    return host, request.headers.get("user-agent")
+
+
+@router.get("/", summary="List Audit Logs")
+def list_audit_logs(
+    session: SessionDep,
+    principal: ReaderPrincipal,
+    filters: FiltersDep,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = DEFAULT_PER_PAGE,
+) -> AuditLogPage:
+    """List audit logs with filtering."""
+    result = list_events(session, principal, filters, page=page, per_page=per_page)
+    return AuditLogPage(
+        items=[AuditLogPublic.model_validate(event) for event in result.items],
+        total=result.total,
+        page=result.page,
+        per_page=result.per_page,
+        pages=result.pages,
+    )
+
+
+# Behind the Reflex mount FastAPI's slash redirect never fires: answer both spellings.
+router.add_api_route("", list_audit_logs, methods=["GET"], include_in_schema=False)
+
+
+@router.get("/actions", summary="List Audit Actions")
+def list_audit_actions(session: SessionDep, principal: ReaderPrincipal) -> ActionList:
+    """Get list of all audit action types."""
+    return ActionList(actions=list_actions(session, principal))
+
+
+@router.get("/resource-types", summary="List Resource Types")
+def list_audit_resource_types(session: SessionDep, principal: ReaderPrincipal) -> ResourceTypeList:
+    """Get list of all resource types in audit logs."""
+    return ResourceTypeList(resource_types=list_resource_types(session, principal))
+
+
+@router.get("/stats", summary="Get Audit Stats")
+def get_audit_stats(session: SessionDep, principal: ReaderPrincipal, filters: StatsFiltersDep) -> AuditStats:
+    """Get audit log statistics."""
+    return AuditStats.model_validate(compute_stats(session, principal, filters))
+
+
+def _export_stream(
+    principal: Principal, filters: AuditFilters, fmt: str, client: tuple[str | None, str | None]
+) -> Iterator[str]:
+    """The export's chunks, then an `audit.export` event with the row count (own sessions)."""
+    rows = 0
+    complete = False
+
+    def counted(events: Iterator[Any]) -> Iterator[dict[str, Any]]:
+        nonlocal rows
+        for event in events:
+            rows += 1
+            yield export_row(event)
+
+    try:
+        with session_scope() as session:
+            chunks = csv_chunks if fmt == "csv" else jsonl_chunks
+            yield from chunks(counted(iter_events(session, principal, filters)))
+        complete = True
+    finally:
+        with session_scope() as session:
+            record_access(
+                session,
+                principal,
+                "audit.export",
+                filters=filters,
+                details={"format": fmt, "rows": rows, "complete": complete},
+                ip_address=client[0],
+                user_agent=client[1],
+            )
+
+
+@router.get(
+    "/export",
+    summary="Export Audit Logs",
+    response_class=StreamingResponse,
+    responses={200: {"content": {media: {} for media in EXPORT_FORMATS.values()}}},
+)
+def export_audit_logs(
+    request: Request,
+    session: SessionDep,
+    principal: ExporterPrincipal,
+    filters: FiltersDep,
+    format: Annotated[Literal["csv", "jsonl"], Query(description="csv (with a header row) or jsonl")] = "csv",
+) -> StreamingResponse:
+    """Stream every matching event as CSV or JSON Lines; the export is itself audited."""
+    check_filters_in_scope(session, principal, filters)  # 403 now, not halfway through a stream
+    session.close()
+    filename = export_filename(filters, format, utcnow().strftime("%Y%m%dT%H%MZ"))
+    return StreamingResponse(
+        _export_stream(principal, filters, format, _client(request)),
+        media_type=EXPORT_FORMATS[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+@entry_router.get("/{log_id}", summary="Get Audit Log")
+def get_audit_log(request: Request, session: SessionDep, principal: ReaderPrincipal, log_id: str) -> AuditLogPublic:
+    """Get a single audit log entry with full details."""
+    event = None
+    if len(log_id) <= MAX_LOG_ID_LENGTH and "\x00" not in log_id:
+        event = get_event(session, principal, log_id)
+    if event is None:
+        raise HTTPException(status_code=404, detail=NOT_FOUND)
+    body = AuditLogPublic.model_validate(event)
+    address, user_agent = _client(request)
+    record_access(
+        session,
+        principal,
+        "audit.view",
+        resource_id=body.id,
+        tenant_id=body.tenant_id,
+        ip_address=address,
+        user_agent=user_agent,
+    )
+    return body
+
+
+@ingest_router.post("/events", status_code=201, summary="Write Audit Events")
+def write_audit_events(
+    batch: EventBatch,
+    response: Response,
+    session: SessionDep,
+    principal: WriterPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Makes a retried batch a no-op that returns the same ids (1-255 visible ASCII)"),
+    ] = None,
+) -> IngestResult:
+    """Write 1 to 1,000 events atomically: all of them, or none and a 422."""
+    if idempotency_key is not None and not (
+        0 < len(idempotency_key) <= 255 and idempotency_key.isascii() and idempotency_key.isprintable()
+    ):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "idempotency-key"),
+                    "msg": "Value error, must be 1 to 255 visible ASCII characters",
+                    "input": idempotency_key[:300],
+                }
+            ]
+        )
+    outcome = ingest_batch(session, principal, batch.events, idempotency_key=idempotency_key)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return IngestResult(ids=outcome.ids, count=len(outcome.ids))

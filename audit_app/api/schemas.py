@@ -1,0 +1,78 @@
+"""Bodies of the API's requests and responses (the event schema itself lives in models)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit_app.models import AuditEventIn, AuditLogPublic
+
+MAX_BATCH = 1000
+
+
+class AuditLogPage(BaseModel):
+    """One page of the filtered list."""
+
+    items: list[AuditLogPublic]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class ActionList(BaseModel):
+    """Every action name in the caller's scope, sorted."""
+
+    actions: list[str]
+
+
+class ResourceTypeList(BaseModel):
+    """Every resource type in the caller's scope, sorted."""
+
+    resource_types: list[str]
+
+
+class DayCount(BaseModel):
+    """Events of one UTC day."""
+
+    model_config = ConfigDict(extra="allow")
+
+    date: str
+    count: int
+
+
+class TopActor(BaseModel):
+    """One of the most active actors."""
+
+    actor_id: str
+    actor_email: str | None
+    count: int
+
+
+class AuditStats(BaseModel):
+    """Aggregates over the events in scope."""
+
+    model_config = ConfigDict(extra="allow")
+
+    total: int
+    by_action: dict[str, int]
+    by_result: dict[str, int]
+    by_resource_type: dict[str, int]
+    by_day: list[DayCount]
+    top_actors: list[TopActor]
+    unique_actors: int
+    failure_rate: float
+
+
+class EventBatch(BaseModel):
+    """`POST /api/v1/audit/events`: 1 to 1,000 events, written all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[AuditEventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IngestResult(BaseModel):
+    """The ids the server assigned, in the order of the batch."""
+
+    ids: list[str]
+    count: int
