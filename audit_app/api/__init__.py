@@ -10,6 +10,10 @@ from audit_app.api.app import create_api
 
 __all__ = ["app", "create_api"]
 
+# Importing the submodule `app.py` bound the package attribute `app` to that module; drop the
+# binding so `audit_app.api:app` (uvicorn) reaches `__getattr__` below and gets the ASGI app.
+globals().pop("app", None)
+
 
 @cache
 def _standalone_app() -> FastAPI:

@@ -41,12 +41,15 @@ def export_row(event: AuditLog) -> dict[str, Any]:
 
 
 def iter_events(session: Session, principal: Principal, filters: AuditFilters) -> Iterator[AuditLog]:
-    """Every matching event, newest first, fetched in batches through a server-side cursor."""
+    """Every matching event, newest first, fetched in batches through a server-side cursor.
+
+    `yield_per` streams (a named cursor on PostgreSQL); the session's identity map holds rows
+    weakly, so a batch is freed once the caller has moved past it. (Expunging during the
+    iteration would invalidate the identity map the result still loads into.)
+    """
     stmt = select(AuditLog).where(*where_clause(session, principal, filters)).order_by(*NEWEST_FIRST)
     result = session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
-    for partition in result.scalars().partitions():
-        yield from partition
-        session.expunge_all()
+    yield from result.scalars()
 
 
 def csv_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
