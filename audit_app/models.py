@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydField
-from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Index, String, TypeDecorator, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -82,6 +82,8 @@ class AuditLog(SQLModel, table=True):
         Index("ix_audit_log_ip_time", "ip_address", "timestamp"),
         Index("ix_audit_log_request", "request_id"),
         Index("ix_audit_log_session", "session_id"),
+        Index("ix_audit_log_tenant_action", "tenant_id", "action"),
+        Index("ix_audit_log_tenant_resource_type", "tenant_id", "resource_type"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -104,6 +106,33 @@ class AuditLog(SQLModel, table=True):
     chain_seq: int = Field(default=0)
     prev_hash: str = Field(default="", max_length=64)
     hash: str = Field(default="", max_length=64)
+
+
+class AuditDailyCount(SQLModel, table=True):
+    """Events per UTC day, tenant, action, resource type and result, kept in step at ingest (for /stats)."""
+
+    __tablename__ = "audit_daily_count"
+    __table_args__ = (Index("ix_audit_daily_count_day", "day"),)
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    action: str = Field(primary_key=True, max_length=128)
+    resource_type: str = Field(primary_key=True, max_length=128)  # "" stands for none
+    result: str = Field(primary_key=True, max_length=16)
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditDailyActor(SQLModel, table=True):
+    """Events per UTC day, tenant and actor, kept in step at ingest (for /stats' actor figures)."""
+
+    __tablename__ = "audit_daily_actor"
+    __table_args__ = (Index("ix_audit_daily_actor_day", "day"),)
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    actor_id: str = Field(primary_key=True, max_length=255)
+    actor_email: str | None = Field(default=None, max_length=320)
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class ChainHead(SQLModel, table=True):

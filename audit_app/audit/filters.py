@@ -74,14 +74,18 @@ def tenants_of_partner(partner_id: str) -> Any:
     return select(col(Tenant.id)).where(col(Tenant.partner_id) == partner_id)
 
 
-def scope_condition(principal: Principal) -> ColumnElement[bool]:
-    """The rows `principal` may see, whatever it filters on."""
+def scope_condition(principal: Principal, tenant_column: Any = None) -> ColumnElement[bool]:
+    """The rows `principal` may see, whatever it filters on.
+
+    `tenant_column` applies the same scope to another table keyed by tenant (the daily counts).
+    """
+    tenant: Any = col(AuditLog.tenant_id) if tenant_column is None else tenant_column
     if principal.role == "super_admin":
         return true()
     if principal.role == "partner_admin" and principal.partner_id:
-        return AuditLog.tenant_id.in_(tenants_of_partner(principal.partner_id))  # type: ignore[attr-defined]
+        return tenant.in_(tenants_of_partner(principal.partner_id))  # type: ignore[no-any-return]
     if principal.role == "tenant_admin" and principal.tenant_id:
-        return AuditLog.tenant_id == principal.tenant_id  # type: ignore[return-value]
+        return tenant == principal.tenant_id  # type: ignore[no-any-return]
     return false()
 
 

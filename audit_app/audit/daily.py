@@ -1,0 +1,105 @@
+"""Daily pre-aggregated counts, kept in step with `audit_log` so /stats need not scan every event."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import case, delete, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col
+
+from audit_app.models import AuditDailyActor, AuditDailyCount, utc
+
+REBUILD_DAILY_COUNT = """
+INSERT INTO audit_daily_count (tenant_id, day, action, resource_type, result, count)
+SELECT tenant_id, {day}, action, coalesce(resource_type, ''), result, count(*)
+FROM audit_log GROUP BY tenant_id, {day}, action, coalesce(resource_type, ''), result
+"""
+REBUILD_DAILY_ACTOR = """
+INSERT INTO audit_daily_actor (tenant_id, day, actor_id, actor_email, count)
+SELECT tenant_id, {day}, actor_id, max(actor_email), count(*)
+FROM audit_log GROUP BY tenant_id, {day}, actor_id
+"""
+
+
+def day_sql(dialect: str) -> str:
+    """The UTC calendar day of `audit_log.timestamp` as SQL of `dialect`."""
+    return "CAST(timezone('UTC', timestamp) AS DATE)" if dialect == "postgresql" else "date(timestamp)"
+
+
+def _upsert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def add_to_daily_counts(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Count freshly inserted events into the daily tables, in the caller's transaction."""
+    counts: Counter[tuple[str, date, str, str, str]] = Counter()
+    actors: Counter[tuple[str, date, str]] = Counter()
+    emails: dict[tuple[str, date, str], str | None] = {}
+    for row in rows:
+        day = utc(row["timestamp"]).date()
+        counts[(row["tenant_id"], day, row["action"], row["resource_type"] or "", row["result"])] += 1
+        key = (row["tenant_id"], day, row["actor_id"])
+        actors[key] += 1
+        email, known = row.get("actor_email"), emails.get(key)
+        emails[key] = email if known is None or (email is not None and email > known) else known
+    if not counts:
+        return
+    insert = _upsert(session)
+    stmt = insert(AuditDailyCount)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "day", "action", "resource_type", "result"],
+        set_={"count": AuditDailyCount.count + stmt.excluded["count"]},
+    )
+    session.execute(
+        stmt,
+        [
+            {"tenant_id": t, "day": d, "action": a, "resource_type": r, "result": res, "count": n}
+            for (t, d, a, r, res), n in sorted(counts.items())
+        ],
+    )
+    stmt = insert(AuditDailyActor)
+    current, new = col(AuditDailyActor.actor_email), stmt.excluded["actor_email"]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "day", "actor_id"],
+        set_={
+            "count": AuditDailyActor.count + stmt.excluded["count"],
+            "actor_email": case(
+                (new.is_(None), current),
+                (current.is_(None) | (new > current), new),  # type: ignore[operator]
+                else_=current,
+            ),
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {"tenant_id": t, "day": d, "actor_id": a, "actor_email": emails[(t, d, a)], "count": n}
+            for (t, d, a), n in sorted(actors.items())
+        ],
+    )
+
+
+def rebuild_daily_counts(session: Session) -> None:
+    """Recompute both daily tables from `audit_log` (after a bulk load that bypassed ingest)."""
+    day = day_sql(session.get_bind().dialect.name)
+    session.execute(delete(AuditDailyCount))
+    session.execute(delete(AuditDailyActor))
+    session.execute(text(REBUILD_DAILY_COUNT.format(day=day)))
+    session.execute(text(REBUILD_DAILY_ACTOR.format(day=day)))
+
+
+def recount_daily_counts(session: Session, tenant_id: str, through: datetime) -> None:
+    """Recount a tenant's days up to the day of `through` from `audit_log` (call after purging its events)."""
+    dialect = session.get_bind().dialect.name
+    last_day = utc(through).date()
+    for table in (AuditDailyCount, AuditDailyActor):
+        session.execute(delete(table).where(table.tenant_id == tenant_id, table.day <= last_day))  # type: ignore[arg-type]
+    scope = f" WHERE tenant_id = :tenant AND {day_sql(dialect)} <= :last_day GROUP BY"
+    params = {"tenant": tenant_id, "last_day": last_day if dialect == "postgresql" else last_day.isoformat()}
+    for sql in (REBUILD_DAILY_COUNT, REBUILD_DAILY_ACTOR):
+        session.execute(text(sql.format(day=day_sql(dialect)).replace(" GROUP BY", scope, 1)), params)
