@@ -1,4 +1,4 @@
-"""Command line: `python -m audit_app migrate|seed|token|check`."""
+"""Command line: `python -m audit_app migrate|seed|token|check|verify|purge|retention`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from audit_app.auth import ALL_SCOPES, ROLES, issue_token
+from audit_app.auth import ALL_SCOPES, ROLES, Principal, issue_token
 from audit_app.db import check_database, session_scope
 from audit_app.settings import ConfigError, Settings, get_settings
 
@@ -61,6 +61,90 @@ def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_principal() -> Principal:
+    """The operator at the command line: a super admin named after the OS user (for the audit trail)."""
+    import getpass
+
+    return Principal(sub=f"cli:{getpass.getuser()}", email="", role="super_admin")
+
+
+def cmd_verify(_settings: Settings, args: argparse.Namespace) -> int:
+    """Walk the hash chains and report the first broken link; exit 1 when one is broken."""
+    from audit_app.audit.integrity import verify_chains
+
+    check_database()
+    with session_scope() as session:
+        report = verify_chains(session, _cli_principal(), args.tenant)
+    print(f"Checked {report.events_checked:,} events in {report.tenants_checked:,} tenant chains.")
+    broken = report.first_broken
+    if broken is None:
+        print("OK: every chain is intact.")
+        return 0
+    print(f"BROKEN: tenant {broken.tenant_id!r}, event {broken.event_id} (link {broken.chain_seq}): {broken.message}")
+    print(f"  {broken.check} expected: {broken.expected}")
+    print(f"  {broken.check} found:    {broken.found}")
+    return 1
+
+
+def cmd_purge(_settings: Settings, args: argparse.Namespace) -> int:
+    """Delete expired events in small batches, keeping the chains verifiable."""
+    from audit_app.audit.retention import purge_expired
+
+    check_database()
+    with session_scope() as session:
+        report = purge_expired(session, _cli_principal(), tenant_id=args.tenant, batch_size=args.batch_size)
+    for run in report.purged:
+        print(
+            f"{run.tenant_id}: purged {run.events_purged:,} events older than {run.retention_days} days "
+            f"(through link {run.through_seq})"
+        )
+    for tenant in report.held:
+        print(f"{tenant}: under legal hold, nothing purged")
+    print(f"Purged {report.events_purged:,} events in total.")
+    return 0
+
+
+def _days(value: str) -> int | None:
+    return None if value.lower() in ("none", "forever") else _positive(value)
+
+
+def cmd_retention(_settings: Settings, args: argparse.Namespace) -> int:
+    """Show or change retention: the platform default, a tenant's own days, legal hold."""
+    from audit_app.audit.retention import (
+        UNSET,
+        RetentionError,
+        retention_settings,
+        set_default_retention,
+        set_tenant_retention,
+    )
+
+    check_database()
+    principal = _cli_principal()
+    with session_scope() as session:
+        try:
+            if args.default is not None:
+                set_default_retention(session, principal, _days(args.default))
+            if args.tenant is not None and (args.days is not None or args.legal_hold is not None):
+                set_tenant_retention(
+                    session,
+                    principal,
+                    args.tenant,
+                    days=_days(args.days) if args.days is not None else UNSET,
+                    legal_hold=None if args.legal_hold is None else args.legal_hold == "on",
+                )
+        except RetentionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        current = retention_settings(session, principal)
+    print(f"default: {current.default_days or 'keep forever'} days")
+    for policy in current.tenants:
+        if args.tenant is None or policy.tenant_id == args.tenant:
+            own = "default" if policy.days is None else f"{policy.days} days"
+            hold = ", LEGAL HOLD" if policy.legal_hold else ""
+            print(f"{policy.tenant_id}: {own} (effective {policy.effective_days or 'forever'}){hold}")
+    return 0
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -94,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", help="subject (user id) of the token")
     token.add_argument("--email", help="email claim of the token")
     token.set_defaults(func=cmd_token)
+    verify = sub.add_parser("verify", help="verify the per-tenant hash chains (exit 1 when broken)")
+    verify.add_argument("--tenant", help="verify only this tenant's chain")
+    verify.set_defaults(func=cmd_verify)
+    purge = sub.add_parser("purge", help="delete events past their retention, in small batches")
+    purge.add_argument("--tenant", help="purge only this tenant")
+    purge.add_argument("--batch-size", type=_positive, default=1000, help="events per transaction (default 1000)")
+    purge.set_defaults(func=cmd_purge)
+    retention = sub.add_parser("retention", help="show or set retention days and legal hold")
+    retention.add_argument("--default", metavar="DAYS|none", help="set the platform default retention")
+    retention.add_argument("--tenant", help="the tenant to show or change")
+    retention.add_argument("--days", metavar="DAYS|none", help="the tenant's own retention (none = the default)")
+    retention.add_argument("--legal-hold", choices=("on", "off"), help="put the tenant under legal hold or lift it")
+    retention.set_defaults(func=cmd_retention)
     return parser
 
 

@@ -160,6 +160,11 @@ class IdempotencyRecord(SQLModel, table=True):
 def _no_nul(value: str | None) -> str | None:
     if value is not None and "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if value is not None and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode (no lone surrogates)") from None
     return value
 
 
@@ -300,3 +305,47 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "ingested_at",
     "hash",
 )
+
+
+class RetentionDefault(SQLModel, table=True):
+    """The platform-wide retention: events older than `days` are purged (None keeps them forever)."""
+
+    __tablename__ = "retention_default"
+
+    id: int = Field(default=1, primary_key=True)
+    days: int | None = None
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_by: str = Field(default="", max_length=255)
+
+
+class TenantRetention(SQLModel, table=True):
+    """A tenant's own retention (None = the platform default) and its legal hold (nothing is purged)."""
+
+    __tablename__ = "tenant_retention"
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    days: int | None = None
+    legal_hold: bool = False
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_by: str = Field(default="", max_length=255)
+
+
+class PurgeCheckpoint(SQLModel, table=True):
+    """The last purged link of a tenant's chain: verification starts from here after a purge."""
+
+    __tablename__ = "purge_checkpoint"
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    seq: int = 0
+    hash: str = Field(default="", max_length=64)
+    events_purged: int = 0
+    purged_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class PurgeGuard(SQLModel, table=True):
+    """One row; SQLite's append-only triggers allow a DELETE only while a purge transaction sets it."""
+
+    __tablename__ = "purge_guard"
+
+    id: int = Field(default=1, primary_key=True)
+    active: int = 0

@@ -55,15 +55,26 @@ def postgres_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+RETENTION_TABLES = ("retention_default", "tenant_retention", "purge_checkpoint")
+
+
 def clear_tables(url: str) -> None:
-    """Empty every table, so each test starts from nothing."""
+    """Empty every table, so each test starts from nothing.
+
+    audit_log is append-only: like the retention purge, this opens the purge window of its
+    own transaction (tests/trust prove that nothing else can delete).
+    """
     engine = engine_for(url)
+    tables = (*TABLES, *RETENTION_TABLES)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+            conn.execute(text("SET LOCAL audit.allow_purge = 'on'"))
+            conn.execute(text(f"TRUNCATE {', '.join(tables)}"))
         else:
-            for table in TABLES:
+            conn.execute(text("UPDATE purge_guard SET active = 1"))
+            for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("UPDATE purge_guard SET active = 0"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

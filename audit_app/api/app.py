@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from audit_app.api import routes
+from audit_app.api import integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
 from audit_app.auth import AuthError, ForbiddenError
@@ -63,6 +63,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
 
     api.include_router(routes.router)
     api.include_router(routes.ingest_router)
+    api.include_router(integrity_routes.router)
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
     api.add_exception_handler(AuthError, _unauthorized)

@@ -1,13 +1,19 @@
-"""Tamper evidence: the canonical form of an event and its hash, chained per tenant."""
+"""Tamper evidence: the canonical form of an event, its hash, and verification of the chains."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from audit_app.models import utc
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from audit_app.auth import ForbiddenError, Principal
+from audit_app.models import AuditLog, ChainHead, PurgeCheckpoint, Tenant, utc
 
 GENESIS_HASH = ""
 HASHED_FIELDS: tuple[str, ...] = (
@@ -30,6 +36,7 @@ HASHED_FIELDS: tuple[str, ...] = (
     "chain_seq",
     "prev_hash",
 )
+VERIFY_BATCH = 5000
 
 
 def iso_utc(value: datetime) -> str:
@@ -37,13 +44,250 @@ def iso_utc(value: datetime) -> str:
     return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _canonical_json(value: Any) -> Any:
+    """`value` with numbers spelled the same however the database hands them back.
+
+    PostgreSQL's JSONB keeps numbers as decimals: a float such as `1e+20` or `2.0` comes back
+    as the integer `100000000000000000000` or the float `2.0`. Whole-valued floats therefore
+    hash as the exact integer of their decimal spelling; other floats keep their shortest
+    round-trip spelling, which JSONB preserves.
+    """
+    if isinstance(value, dict):
+        return {key: _canonical_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical_json(item) for item in value]
+    if isinstance(value, float):
+        exact = Decimal(repr(value))
+        return int(exact) if exact == exact.to_integral_value() else value
+    return value
+
+
 def canonical_form(event: dict[str, Any]) -> bytes:
     """The bytes that are hashed: the hashed fields as sorted, compact JSON."""
     doc = {name: event.get(name) for name in HASHED_FIELDS}
     doc["timestamp"] = iso_utc(event["timestamp"])
+    doc["details"] = _canonical_json(doc["details"])
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def event_hash(event: dict[str, Any]) -> str:
     """SHA-256 of the canonical form; it covers `prev_hash`, so each hash seals the chain so far."""
     return hashlib.sha256(canonical_form(event)).hexdigest()
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """Where a chain stops proving itself: the event (None past the tail), what was expected, what was found."""
+
+    tenant_id: str
+    event_id: str | None
+    chain_seq: int
+    check: str  # "hash", "prev_hash", "chain_seq" or "head"
+    expected: str
+    found: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """One tenant's chain: events checked, where it starts (after a purge) and ends, and its first break."""
+
+    tenant_id: str
+    events_checked: int
+    first_seq: int
+    head_seq: int
+    head_hash: str
+    broken: BrokenLink | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every link of this chain holds."""
+        return self.broken is None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of walking every chain in the caller's scope (or one tenant's)."""
+
+    events_checked: int
+    tenants_checked: int
+    chains: list[ChainReport] = field(default_factory=list)
+    first_broken: BrokenLink | None = None
+    event_id: str | None = None  # the audit.verify event that records this check
+
+    @property
+    def ok(self) -> bool:
+        """True when every chain checked is intact."""
+        return self.first_broken is None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (for the audit.verify event, the CLI and the API)."""
+        return {
+            "ok": self.ok,
+            "events_checked": self.events_checked,
+            "tenants_checked": self.tenants_checked,
+            "broken_tenants": sum(1 for chain in self.chains if not chain.ok),
+            "first_broken": asdict(self.first_broken) if self.first_broken else None,
+        }
+
+
+def _row_event(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in (*HASHED_FIELDS, "hash")}
+
+
+def _checkpoint(session: Session, tenant_id: str) -> tuple[int, str]:
+    """The tenant's last purged link (seq, hash), read afresh, or the genesis."""
+    stmt = select(col(PurgeCheckpoint.seq), col(PurgeCheckpoint.hash)).where(
+        col(PurgeCheckpoint.tenant_id) == tenant_id
+    )
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
+def _head(session: Session, tenant_id: str) -> tuple[int, str] | None:
+    stmt = select(col(ChainHead.seq), col(ChainHead.hash)).where(col(ChainHead.tenant_id) == tenant_id)
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row else None
+
+
+def verify_chain(session: Session, tenant_id: str, *, attempts: int = 3) -> ChainReport:
+    """Walk one tenant's chain from its purge checkpoint (or the start) to its head.
+
+    The head is read first and only links up to it are checked, so events appended while
+    verifying are left for the next run; a purge that moves the checkpoint meanwhile makes
+    the walk start again from the new checkpoint.
+    """
+    for _ in range(attempts - 1):
+        head = _head(session, tenant_id)
+        checkpoint = _checkpoint(session, tenant_id)
+        report = _walk(session, tenant_id, checkpoint, head)
+        broken = report.broken
+        if broken is None or broken.check != "chain_seq" or _checkpoint(session, tenant_id) == checkpoint:
+            return report
+    return _walk(session, tenant_id, _checkpoint(session, tenant_id), _head(session, tenant_id))
+
+
+def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: tuple[int, str] | None) -> ChainReport:
+    seq, prev = checkpoint
+    first_seq = seq + 1
+    checked = 0
+    last_id: str | None = None
+    columns = [getattr(AuditLog, name) for name in (*HASHED_FIELDS, "hash")]
+
+    def broken(event_id: str | None, at: int, check: str, expected: str, found: str, message: str) -> ChainReport:
+        link = BrokenLink(tenant_id, event_id, at, check, expected, found, message)
+        return ChainReport(tenant_id, checked, first_seq, seq, prev, link)
+
+    cursor = -1
+    while True:
+        stmt = (
+            select(*columns)
+            .where(col(AuditLog.tenant_id) == tenant_id, col(AuditLog.chain_seq) > cursor)
+            .order_by(col(AuditLog.chain_seq))
+            .limit(VERIFY_BATCH)
+        )
+        if head is not None:
+            stmt = stmt.where(col(AuditLog.chain_seq) <= head[0])
+        rows = session.execute(stmt).all()
+        if not rows:
+            break
+        for row in rows:
+            event = _row_event(row)
+            if event["chain_seq"] != seq + 1:
+                return broken(
+                    event["id"],
+                    event["chain_seq"],
+                    "chain_seq",
+                    str(seq + 1),
+                    str(event["chain_seq"]),
+                    f"expected link {seq + 1} of the chain, found {event['chain_seq']}: events are missing or moved",
+                )
+            computed = event_hash(event)
+            if computed != event["hash"]:
+                return broken(
+                    event["id"],
+                    event["chain_seq"],
+                    "hash",
+                    computed,
+                    event["hash"],
+                    "the event's content does not match its hash: it was altered",
+                )
+            if event["prev_hash"] != prev:
+                return broken(
+                    event["id"],
+                    event["chain_seq"],
+                    "prev_hash",
+                    prev,
+                    event["prev_hash"],
+                    "the event does not link to the event before it",
+                )
+            seq, prev, last_id = event["chain_seq"], event["hash"], event["id"]
+            checked += 1
+        cursor = seq
+    head_seq, head_hash = head or (0, GENESIS_HASH)
+    if (head_seq, head_hash) != (seq, prev):
+        return broken(
+            last_id,
+            seq,
+            "head",
+            f"{head_seq}:{head_hash}",
+            f"{seq}:{prev}",
+            "the chain does not end at its recorded head: events at the end are missing or unrecorded",
+        )
+    return ChainReport(tenant_id, checked, first_seq, seq, prev)
+
+
+def tenants_to_verify(session: Session, principal: Principal, tenant_id: str | None = None) -> list[str]:
+    """The tenants whose chains `principal` may verify: one, when named (403 outside the scope), or all visible."""
+    from audit_app.audit.filters import tenant_in_scope
+
+    if tenant_id is not None:
+        if not tenant_in_scope(session, principal, tenant_id):
+            raise ForbiddenError("The requested tenant is outside your scope.")
+        return [tenant_id]
+    chained = select(col(ChainHead.tenant_id))
+    if principal.role == "super_admin":
+        logged = select(AuditLog.tenant_id).distinct()  # type: ignore[call-overload]
+        ids = set(session.execute(chained).scalars()) | set(session.execute(logged).scalars())
+        return sorted(ids)
+    if principal.role == "partner_admin" and principal.partner_id:
+        owned = select(col(Tenant.id)).where(col(Tenant.partner_id) == principal.partner_id)
+        return sorted(session.execute(owned).scalars())
+    if principal.role == "tenant_admin" and principal.tenant_id:
+        return [principal.tenant_id]
+    return []
+
+
+def verify_chains(
+    session: Session,
+    principal: Principal,
+    tenant_id: str | None = None,
+    *,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+) -> VerifyReport:
+    """Verify every chain `principal` may see (or `tenant_id`'s) and record an `audit.verify` event.
+
+    Raises ForbiddenError when `tenant_id` is outside the caller's scope. Commits the session.
+    """
+    from audit_app.audit.ingest import record_access
+
+    chains = [verify_chain(session, tenant) for tenant in tenants_to_verify(session, principal, tenant_id)]
+    session.rollback()  # end the read transaction before writing the audit event
+    first_broken = next((chain.broken for chain in chains if chain.broken), None)
+    report = VerifyReport(
+        events_checked=sum(chain.events_checked for chain in chains),
+        tenants_checked=len(chains),
+        chains=chains,
+        first_broken=first_broken,
+    )
+    event_id = record_access(
+        session,
+        principal,
+        "audit.verify",
+        tenant_id=tenant_id,
+        details=report.summary(),
+        ip_address=ip_address,
+        user_agent=user_agent,
+    )
+    return VerifyReport(report.events_checked, report.tenants_checked, chains, first_broken, event_id)
