@@ -142,7 +142,10 @@ def record_access(
     It lands in the tenant concerned when there is one, else in the platform's own tenant,
     which only super admins see.
     """
-    tenant = tenant_id or (filters.tenant_id if filters else None) or principal.tenant_id or SYSTEM_TENANT
+    named = filters.tenant_id if filters else None
+    if named and session.get(Tenant, named) is None:
+        named = None  # a filter naming no known tenant must not create one
+    tenant = tenant_id or named or principal.tenant_id or SYSTEM_TENANT
     body: dict[str, Any] = {"role": principal.role, "scope": principal.describes_scope}
     if filters is not None:
         body["filters"] = filters.active()

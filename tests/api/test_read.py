@@ -1,0 +1,261 @@
+"""The five documented read endpoints through HTTP: filters, paging, order, stats, one entry, 422s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlmodel import Session
+
+from audit_app.models import AuditLog, AuditLogPublic
+from tests.api.conftest import LIST, World, at, event, ids_of, write
+
+pytestmark = pytest.mark.usefixtures("world")
+
+
+def get_list(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
+    response = client.get(LIST, params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_list_returns_full_items_newest_first(client: TestClient, as_super: dict[str, str], world: World) -> None:
+    body = get_list(client, as_super)
+    assert body["total"] == 11
+    assert body["page"] == 1
+    assert body["per_page"] == 50
+    assert body["pages"] == 1
+    assert ids_of(body) == world.all
+    keys = [(item["timestamp"], item["id"]) for item in body["items"]]
+    assert keys == sorted(keys, reverse=True)
+    assert set(body["items"][0]) == set(AuditLogPublic.model_fields)
+
+
+def test_ties_on_timestamp_are_ordered_by_id_descending(
+    client: TestClient, as_super: dict[str, str], session: Session
+) -> None:
+    same = at(5)
+    ids = write(session, [event("acme", same, actor_id=f"tie-{n}") for n in range(5)])
+    body = get_list(client, as_super, start_time=same.isoformat())
+    assert [item["id"] for item in body["items"]] == sorted(ids, reverse=True)
+
+
+def test_list_answers_without_trailing_slash(client: TestClient, as_super: dict[str, str]) -> None:
+    response = client.get(LIST.rstrip("/"), headers=as_super, follow_redirects=False)
+    assert response.status_code == 200
+    assert response.json()["total"] == 11
+
+
+def test_pagination_math(client: TestClient, as_super: dict[str, str], world: World) -> None:
+    pages = [get_list(client, as_super, page=n, per_page=4) for n in (1, 2, 3, 4)]
+    assert [len(page["items"]) for page in pages] == [4, 4, 3, 0]
+    assert all(page["total"] == 11 and page["pages"] == 3 and page["per_page"] == 4 for page in pages)
+    assert [page["page"] for page in pages] == [1, 2, 3, 4]
+    seen = [item["id"] for page in pages for item in page["items"]]
+    assert len(seen) == len(set(seen)) == 11
+    assert seen == [item["id"] for item in get_list(client, as_super, per_page=500)["items"]]
+    assert get_list(client, as_super, per_page=1)["pages"] == 11
+
+
+@pytest.mark.parametrize(
+    ("params", "tenants", "count"),
+    [
+        ({"tenant_id": "acme"}, {"acme"}, 4),
+        ({"partner_id": "northwind"}, {"acme", "globex"}, 6),
+        ({"partner_id": "southwind"}, {"initech"}, 3),
+        ({"actor_id": "acme-bob"}, {"acme"}, 1),
+        ({"actor_email": "alice@globex.example"}, {"globex"}, 2),
+        ({"action": "role.assign"}, {"acme"}, 1),
+        ({"action": "role"}, set(), 0),  # exact match, not a prefix
+        ({"resource_type": "apikey"}, {"globex"}, 1),
+        ({"resource_id": "u-1"}, {"acme"}, 1),
+        ({"result": "failure"}, {"acme"}, 1),
+        ({"result": "Failure"}, set(), 0),
+        ({"ip_address": "192.0.2.7"}, {"acme"}, 1),
+        ({"ip_address": "192.0.2"}, set(), 0),
+        ({"tenant_id": "acme", "result": "success"}, {"acme"}, 2),
+        ({"partner_id": "northwind", "action": "apikey.revoke"}, {"globex"}, 1),
+        ({"tenant_id": "nobody"}, set(), 0),
+        ({"partner_id": "nobody"}, set(), 0),
+    ],
+)
+def test_each_filter_is_an_exact_match(
+    client: TestClient,
+    as_super: dict[str, str],
+    params: dict[str, str],
+    tenants: set[str],
+    count: int,
+) -> None:
+    body = get_list(client, as_super, **params)
+    assert body["total"] == count == len(body["items"])
+    assert {item["tenant_id"] for item in body["items"]} == tenants
+    for name, value in params.items():
+        if name != "partner_id":
+            assert all(item[name] == value for item in body["items"])
+
+
+def test_partner_filter_covers_events_written_without_partner_id(
+    client: TestClient, as_super: dict[str, str], session: Session
+) -> None:
+    (event_id,) = write(session, [event("globex", at(4), partner_id=None)])
+    assert event_id in ids_of(get_list(client, as_super, partner_id="northwind"))
+
+
+def test_time_window_start_inclusive_end_exclusive(client: TestClient, as_super: dict[str, str], world: World) -> None:
+    midnight = "2026-03-02T00:00:00Z"  # the acme failure happened exactly then
+    from_midnight = get_list(client, as_super, tenant_id="acme", start_time=midnight)
+    until_midnight = get_list(client, as_super, tenant_id="acme", end_time=midnight)
+    assert "failure" in {item["result"] for item in from_midnight["items"]}
+    assert "failure" not in {item["result"] for item in until_midnight["items"]}
+    assert from_midnight["total"] + until_midnight["total"] == 4
+    day_two = get_list(client, as_super, start_time=midnight, end_time="2026-03-03T00:00:00Z")
+    assert {item["timestamp"][:10] for item in day_two["items"]} == {"2026-03-02"}
+    assert day_two["total"] == 4
+    assert get_list(client, as_super, start_time=midnight, end_time=midnight)["total"] == 0
+
+
+def test_naive_times_are_utc_and_offsets_are_honoured(client: TestClient, as_super: dict[str, str]) -> None:
+    naive = get_list(client, as_super, start_time="2026-03-02T00:00:00")
+    zulu = get_list(client, as_super, start_time="2026-03-02T00:00:00Z")
+    assert ids_of(naive) == ids_of(zulu)
+    assert naive["total"] == 7
+    # 01:00+01:00 is midnight UTC; 00:30+01:00 is 23:30 UTC the day before (no event then).
+    assert ids_of(get_list(client, as_super, start_time="2026-03-02T01:00:00+01:00")) == ids_of(zulu)
+    assert get_list(client, as_super, end_time="2026-03-02T01:00:00+01:00")["total"] == 4
+
+
+def test_actions_and_resource_types_are_sorted_and_distinct(client: TestClient, as_super: dict[str, str]) -> None:
+    actions = client.get(LIST + "actions", headers=as_super).json()
+    assert actions == {
+        "actions": ["apikey.revoke", "initech.secret", "role.assign", "umbrella.only", "user.delete", "user.login"]
+    }
+    types = client.get(LIST + "resource-types", headers=as_super).json()
+    assert types == {"resource_types": ["apikey", "initech_vault", "role", "session", "umbrella_thing", "user"]}
+
+
+def test_stats_with_window_lists_every_day(client: TestClient, as_super: dict[str, str]) -> None:
+    response = client.get(
+        LIST + "stats",
+        params={"start_time": "2026-02-27T00:00:00Z", "end_time": "2026-03-05T00:00:00Z"},
+        headers=as_super,
+    )
+    assert response.status_code == 200
+    stats = response.json()
+    assert stats["total"] == 11
+    days = [(day["date"], day["count"]) for day in stats["by_day"]]
+    assert days == [
+        ("2026-02-27", 0),
+        ("2026-02-28", 0),
+        ("2026-03-01", 4),
+        ("2026-03-02", 4),
+        ("2026-03-03", 3),
+        ("2026-03-04", 0),
+    ]
+    assert stats["by_action"] == {
+        "user.login": 6,
+        "role.assign": 1,
+        "apikey.revoke": 1,
+        "initech.secret": 1,
+        "umbrella.only": 1,
+        "user.delete": 1,
+    }
+    assert stats["by_result"] == {"success": 8, "failure": 1, "denied": 1, "error": 1}
+    assert sum(stats["by_resource_type"].values()) == 11
+    assert stats["unique_actors"] == 5
+    assert stats["failure_rate"] == round(3 / 11, 4)
+    top = stats["top_actors"]
+    assert top[0] == {"actor_id": "acme-alice", "actor_email": "alice@acme.example", "count": 3}
+    assert [actor["count"] for actor in top] == sorted((actor["count"] for actor in top), reverse=True)
+
+
+def test_stats_without_window_run_first_to_last_event(client: TestClient, as_super: dict[str, str]) -> None:
+    stats = client.get(LIST + "stats", params={"tenant_id": "umbrella"}, headers=as_super).json()
+    assert stats["total"] == 2
+    assert [day["date"] for day in stats["by_day"]] == ["2026-03-02", "2026-03-03"]
+    assert stats["top_actors"] == [{"actor_id": "umbrella-alice", "actor_email": "alice@umbrella.example", "count": 2}]
+
+
+def test_stats_of_a_huge_empty_window_stay_small(client: TestClient, as_super: dict[str, str]) -> None:
+    params = {"tenant_id": "nobody", "start_time": "0001-01-01T00:00:00Z", "end_time": "9999-01-01T00:00:00Z"}
+    stats = client.get(LIST + "stats", params=params, headers=as_super).json()
+    assert stats["total"] == 0
+    assert stats["by_day"] == []
+
+
+def test_get_one_returns_every_field_and_is_audited(
+    client: TestClient, as_super: dict[str, str], world: World, session: Session
+) -> None:
+    bob = get_list(client, as_super, actor_id="acme-bob")["items"][0]
+    response = client.get(LIST + bob["id"], headers=as_super | {"User-Agent": "pytest-viewer"})
+    assert response.status_code == 200
+    entry = response.json()
+    assert set(entry) == set(AuditLogPublic.model_fields)
+    assert entry["details"] == {"before": {"role": "admin"}, "after": {"role": "viewer"}}
+    assert entry["user_agent"] == "curl/8.0"
+    assert entry["timestamp"].startswith("2026-03-03T23:59:00")
+    assert len(entry["hash"]) == 64
+    views = session.execute(select(AuditLog).where(AuditLog.action == "audit.view")).scalars().all()  # type: ignore[arg-type]
+    assert [(v.resource_id, v.tenant_id, v.actor_id, v.user_agent) for v in views] == [
+        (bob["id"], "acme", "super_admin-local", "pytest-viewer")
+    ]
+
+
+@pytest.mark.parametrize("log_id", ["00000000-0000-0000-0000-000000000000", "x" * 500, "a%00b", "%FF%FE"])
+def test_unknown_entry_is_404(client: TestClient, as_super: dict[str, str], log_id: str) -> None:
+    response = client.get(LIST + log_id, headers=as_super)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Audit log entry not found."}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "loc"),
+    [
+        (LIST, {"page": 0}, ["query", "page"]),
+        (LIST, {"page": "abc"}, ["query", "page"]),
+        (LIST, {"per_page": 0}, ["query", "per_page"]),
+        (LIST, {"per_page": 501}, ["query", "per_page"]),
+        (LIST, {"per_page": 100000}, ["query", "per_page"]),
+        (LIST, {"start_time": "yesterday"}, ["query", "start_time"]),
+        (LIST, {"end_time": "2026-13-01"}, ["query", "end_time"]),
+        (LIST, {"start_time": "2026-03-02", "end_time": "2026-03-01"}, ["query", "start_time"]),
+        (LIST, {"start_time": "9999-12-31T23:00:00-05:00"}, ["query", "start_time"]),
+        (LIST, {"tenant_id": "acme\x00"}, ["query", "tenant_id"]),
+        (LIST + "stats", {"start_time": "2026-03-02", "end_time": "2026-03-01"}, ["query", "start_time"]),
+        (LIST + "stats", {"end_time": "not a date"}, ["query", "end_time"]),
+    ],
+)
+def test_invalid_input_is_422_in_the_documented_shape(
+    client: TestClient, as_super: dict[str, str], path: str, params: dict[str, Any], loc: list[str]
+) -> None:
+    response = client.get(path, params=params, headers=as_super)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, list)
+    assert detail
+    for error in detail:
+        assert isinstance(error["msg"], str)
+        assert isinstance(error["type"], str)
+        assert all(isinstance(part, str | int) for part in error["loc"])
+    assert loc in [error["loc"] for error in detail]
+
+
+WEIRD = ["", " ", "'", "' OR 1=1 --", "%", "_", "\\", "\x00", "a\x00b", "é" * 300, "x" * 5000, "💥", "null"]
+
+
+def test_weird_filter_values_never_cause_server_errors(client: TestClient, as_super: dict[str, str]) -> None:
+    for name in ("tenant_id", "partner_id", "actor_email", "action", "ip_address", "resource_id"):
+        for value in WEIRD:
+            response = client.get(LIST, params={name: value}, headers=as_super)
+            assert response.status_code in (200, 422), (name, value, response.text)
+            if response.status_code == 200 and value.strip():
+                assert response.json()["total"] == 0, (name, value)
+    for value in WEIRD:
+        for path in (LIST + "stats", LIST + "export"):
+            response = client.get(path, params={"tenant_id": value}, headers=as_super)
+            assert response.status_code in (200, 422), (path, value, response.text)
+    for raw in ("%FF", "%ED%A0%80", "%C0%AF", "%00"):  # invalid UTF-8 and NUL, sent as raw bytes
+        response = client.get(f"{LIST}?tenant_id={raw}&action={raw}", headers=as_super)
+        assert response.status_code in (200, 422), (raw, response.text)
