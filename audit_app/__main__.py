@@ -104,8 +104,17 @@ def cmd_purge(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+UNCHANGED = object()  # a retention option not given (None means "keep forever")
+
+
 def _days(value: str) -> int | None:
-    return None if value.lower() in ("none", "forever") else _positive(value)
+    """Retention days from the command line: a number, or `none` to keep events forever."""
+    if value.lower() in ("none", "forever"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of days or 'none'") from None
 
 
 def cmd_retention(_settings: Settings, args: argparse.Namespace) -> int:
@@ -122,14 +131,14 @@ def cmd_retention(_settings: Settings, args: argparse.Namespace) -> int:
     principal = _cli_principal()
     with session_scope() as session:
         try:
-            if args.default is not None:
-                set_default_retention(session, principal, _days(args.default))
-            if args.tenant is not None and (args.days is not None or args.legal_hold is not None):
+            if args.default is not UNCHANGED:
+                set_default_retention(session, principal, args.default)
+            if args.tenant is not None and (args.days is not UNCHANGED or args.legal_hold is not None):
                 set_tenant_retention(
                     session,
                     principal,
                     args.tenant,
-                    days=_days(args.days) if args.days is not None else UNSET,
+                    days=args.days if args.days is not UNCHANGED else UNSET,
                     legal_hold=None if args.legal_hold is None else args.legal_hold == "on",
                 )
         except RetentionError as exc:
@@ -186,9 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--batch-size", type=_positive, default=1000, help="events per transaction (default 1000)")
     purge.set_defaults(func=cmd_purge)
     retention = sub.add_parser("retention", help="show or set retention days and legal hold")
-    retention.add_argument("--default", metavar="DAYS|none", help="set the platform default retention")
+    retention.add_argument(
+        "--default", type=_days, default=UNCHANGED, metavar="DAYS|none", help="set the platform default retention"
+    )
     retention.add_argument("--tenant", help="the tenant to show or change")
-    retention.add_argument("--days", metavar="DAYS|none", help="the tenant's own retention (none = the default)")
+    retention.add_argument(
+        "--days", type=_days, default=UNCHANGED, metavar="DAYS|none", help="the tenant's own days (none = default)"
+    )
     retention.add_argument("--legal-hold", choices=("on", "off"), help="put the tenant under legal hold or lift it")
     retention.set_defaults(func=cmd_retention)
     return parser

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, false, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from audit_app.audit.daily import recount_daily_counts
-from audit_app.audit.filters import tenant_in_scope, visible_tenants
+from audit_app.audit.filters import tenant_in_scope
 from audit_app.audit.ingest import record_access
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import (
@@ -29,6 +29,7 @@ from audit_app.models import (
     PurgeCheckpoint,
     PurgeGuard,
     RetentionDefault,
+    Tenant,
     TenantRetention,
     utcnow,
 )
@@ -111,8 +112,20 @@ def tenant_policy(session: Session, tenant_id: str, default: int | None = None) 
 def retention_settings(session: Session, principal: Principal) -> RetentionSettings:
     """The default and the policies of the tenants `principal` may see."""
     default = default_days(session)
-    tenants = [tenant_policy(session, tenant.id, default) for tenant in visible_tenants(session, principal)]
+    stmt = select(col(Tenant.id)).order_by(col(Tenant.id))
+    if principal.role != "super_admin":
+        stmt = stmt.where(scope_condition_for_tenants(principal))
+    tenants = [tenant_policy(session, tenant_id, default) for tenant_id in session.execute(stmt).scalars()]
     return RetentionSettings(default, tenants)
+
+
+def scope_condition_for_tenants(principal: Principal) -> ColumnElement[bool]:
+    """The tenant rows `principal` may see."""
+    if principal.role == "partner_admin" and principal.partner_id:
+        return col(Tenant.partner_id) == principal.partner_id
+    if principal.role == "tenant_admin" and principal.tenant_id:
+        return col(Tenant.id) == principal.tenant_id
+    return true() if principal.role == "super_admin" else false()
 
 
 def _require_super_admin(principal: Principal) -> None:
