@@ -3,12 +3,18 @@
 import reflex as rx
 
 from audit_app.api import create_api
+from audit_app.ui.pages.events import events_page
+from audit_app.ui.pages.sign_in import sign_in_page
+from audit_app.ui.pages.statistics import statistics_page
+from audit_app.ui.state.auth import AuthState
+from audit_app.ui.state.events import EventsState
+from audit_app.ui.state.stats import StatsState
 
-
-def index() -> rx.Component:
-    """Placeholder landing page until the console lands."""
-    return rx.center(rx.heading("audit_app"), height="100vh")
-
-
-app = rx.App(api_transformer=create_api(), theme=rx.theme(accent_color="indigo"))
-app.add_page(index, route="/", title="Audit console")
+app = rx.App(
+    api_transformer=create_api(),
+    stylesheets=["/console.css"],
+    head_components=[rx.el.meta(name="color-scheme", content="light")],
+)
+app.add_page(sign_in_page, route="/", title="Sign in · Audit console", on_load=AuthState.load_sign_in)
+app.add_page(events_page, route="/events", title="Events · Audit console", on_load=EventsState.load)
+app.add_page(statistics_page, route="/statistics", title="Statistics · Audit console", on_load=StatsState.load)

@@ -34,6 +34,7 @@ class AuditFilters:
     start_time: datetime | None = None
     end_time: datetime | None = None
     ip_address: str | None = None
+    request_id: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("start_time", "end_time"):
@@ -66,6 +67,7 @@ EXACT_MATCH_COLUMNS = (
     "resource_id",
     "result",
     "ip_address",
+    "request_id",
 )
 
 
@@ -105,13 +107,18 @@ def filter_conditions(filters: AuditFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def tenant_partner(session: Session, tenant_id: str) -> str | None:
+    """The partner owning `tenant_id`, None when it has none or is unknown."""
+    return session.execute(select(col(Tenant.partner_id)).where(col(Tenant.id) == tenant_id)).scalar()
+
+
 def tenant_in_scope(session: Session, principal: Principal, tenant_id: str) -> bool:
     """Whether `principal` may see events of `tenant_id`."""
     if principal.role == "super_admin":
         return True
     if principal.role == "tenant_admin":
         return tenant_id == principal.tenant_id
-    owner = session.exec(select(Tenant.partner_id).where(Tenant.id == tenant_id)).first()  # type: ignore[call-overload]
+    owner = tenant_partner(session, tenant_id)
     return owner is not None and owner == principal.partner_id
 
 
@@ -123,7 +130,7 @@ def check_filters_in_scope(session: Session, principal: Principal, filters: Audi
         if principal.role == "partner_admin" and filters.partner_id != principal.partner_id:
             raise ForbiddenError("The requested partner is outside your scope.")
         if principal.role == "tenant_admin":
-            owner = session.exec(select(Tenant.partner_id).where(Tenant.id == principal.tenant_id)).first()  # type: ignore[call-overload]
+            owner = tenant_partner(session, principal.tenant_id or "")
             if owner != filters.partner_id:
                 raise ForbiddenError("The requested partner is outside your scope.")
 
@@ -141,4 +148,10 @@ def visible_tenants(session: Session, principal: Principal) -> list[Tenant]:
         stmt = stmt.where(Tenant.partner_id == principal.partner_id)  # type: ignore[arg-type]
     elif principal.role == "tenant_admin":
         stmt = stmt.where(Tenant.id == principal.tenant_id)  # type: ignore[arg-type]
-    return list(session.exec(stmt).all())  # type: ignore[call-overload]
+    return list(session.execute(stmt).scalars().all())
+
+
+def visible_partners(session: Session, principal: Principal) -> list[str]:
+    """The partners owning the tenants `principal` may see, sorted (for pickers)."""
+    partners = {tenant.partner_id for tenant in visible_tenants(session, principal) if tenant.partner_id}
+    return sorted(partners)

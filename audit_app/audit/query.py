@@ -178,3 +178,8 @@ def list_actions(session: Session, principal: Principal) -> list[str]:
 def list_resource_types(session: Session, principal: Principal) -> list[str]:
     """Every resource type in the caller's scope."""
     return distinct_values(session, principal, AuditLog.resource_type)
+
+
+def list_results(session: Session, principal: Principal) -> list[str]:
+    """Every result value in the caller's scope."""
+    return distinct_values(session, principal, AuditLog.result)

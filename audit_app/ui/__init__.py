@@ -1,0 +1,1 @@
+"""The compliance console: Reflex pages and state over the audit domain."""

@@ -1,0 +1,1 @@
+"""Reusable console components: layout and labelled form controls."""

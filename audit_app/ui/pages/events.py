@@ -1,0 +1,431 @@
+"""The events page: filters, the results table with paging, the detail drawer, CSV export."""
+
+# State attributes are Vars when a page is built, but mypy sees their Python types.
+# mypy: disable-error-code="index,operator,attr-defined,arg-type"
+
+from __future__ import annotations
+
+import reflex as rx
+
+from audit_app.ui.components.fields import picker, preset_picker, text_field, time_field
+from audit_app.ui.components.layout import error_callout, page_shell, page_title
+from audit_app.ui.state.events import EventsState
+from audit_app.ui.state.url_filters import PAGE_SIZES
+
+RESULT_SCHEMES = (("success", "green"), ("failure", "red"), ("denied", "orange"), ("error", "purple"))
+
+
+def result_badge(result: rx.Var[str]) -> rx.Component:
+    """A result as a coloured badge (the colours the charts use)."""
+    return rx.badge(
+        result,
+        color_scheme=rx.match(result, *RESULT_SCHEMES, "gray"),  # type: ignore[arg-type]
+        variant="soft",
+        radius="full",
+        class_name="result-badge",
+    )
+
+
+def _set(name: str):  # type: ignore[no-untyped-def]
+    return lambda value: EventsState.set_field(name, value)
+
+
+def filter_form() -> rx.Component:
+    """Every documented filter, labelled, with pickers filled from the caller's scope."""
+    form = EventsState.form
+    options = EventsState.options
+    return rx.form(
+        rx.el.div(
+            picker("Tenant", "tenant_id", form["tenant_id"], options["tenant_id"], _set("tenant_id"), "Any tenant"),
+            picker(
+                "Partner", "partner_id", form["partner_id"], options["partner_id"], _set("partner_id"), "Any partner"
+            ),
+            text_field("Actor ID", "actor_id", form["actor_id"], _set("actor_id"), "e.g. usr_4f2a"),
+            text_field("Actor email", "actor_email", form["actor_email"], _set("actor_email"), "name@example.com"),
+            picker("Action", "action", form["action"], options["action"], _set("action"), "Any action"),
+            picker(
+                "Resource type",
+                "resource_type",
+                form["resource_type"],
+                options["resource_type"],
+                _set("resource_type"),
+                "Any resource type",
+            ),
+            text_field("Resource ID", "resource_id", form["resource_id"], _set("resource_id")),
+            picker("Result", "result", form["result"], options["result"], _set("result"), "Any result"),
+            preset_picker("filter-range", EventsState.preset, EventsState.set_preset),
+            time_field("From", "start_time", form["start_time"], _set("start_time")),
+            time_field("To", "end_time", form["end_time"], _set("end_time")),
+            text_field("IP address", "ip_address", form["ip_address"], _set("ip_address"), "203.0.113.7"),
+            text_field("Request ID", "request_id", form["request_id"], _set("request_id")),
+            class_name="filter-grid",
+        ),
+        rx.hstack(
+            rx.button(rx.icon("filter", size=14), "Apply", type="submit", size="2"),
+            rx.button(
+                rx.icon("rotate-ccw", size=14),
+                "Reset",
+                type="button",
+                variant="soft",
+                color_scheme="gray",
+                size="2",
+                on_click=EventsState.reset_filters,
+            ),
+            rx.cond(
+                EventsState.active_count > 0,
+                rx.text(EventsState.active_count, " filters active", size="1", color_scheme="gray"),
+            ),
+            spacing="2",
+            align="center",
+            padding_top="12px",
+        ),
+        on_submit=EventsState.apply,
+        aria_label="Filters",
+        class_name="panel",
+    )
+
+
+def value_button(kind: str, name: str, label: rx.Var[str], value: rx.Var[str], mono: bool = False) -> rx.Component:
+    """A table value that, clicked, filters on itself (and does not open the row)."""
+    return rx.el.button(
+        label,
+        type="button",
+        on_click=EventsState.filter_on(name, value).stop_propagation,
+        aria_label="Filter by " + kind + " " + label,
+        title="Filter on this value",
+        class_name="cell-filter mono" if mono else "cell-filter",
+    )
+
+
+def event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
+    """One event in the table; clicking the row opens the drawer."""
+    return rx.table.row(
+        rx.table.cell(rx.text(row["time"], class_name="mono nowrap", size="2")),
+        rx.table.cell(value_button("tenant", "tenant_id", row["tenant_id"], row["tenant_id"])),
+        rx.table.cell(value_button("actor", "actor_id", row["actor"], row["actor_id"])),
+        rx.table.cell(value_button("action", "action", row["action"], row["action"], mono=True)),
+        rx.table.cell(
+            rx.cond(
+                row["resource_id"] != "",
+                value_button("resource", "resource_id", row["resource"], row["resource_id"], mono=True),
+                rx.text(row["resource"], size="2", color_scheme="gray"),
+            )
+        ),
+        rx.table.cell(result_badge(row["result"])),
+        rx.table.cell(value_button("IP address", "ip_address", row["ip_address"], row["ip_address"], mono=True)),
+        rx.table.cell(
+            rx.icon_button(
+                rx.icon("panel-right-open", size=16),
+                variant="ghost",
+                color_scheme="gray",
+                size="1",
+                aria_label="Open event details",
+                on_click=EventsState.open_event(row["id"]).stop_propagation,
+            ),
+            text_align="right",
+        ),
+        on_click=EventsState.open_event(row["id"]),
+        class_name="event-row",
+        data_event_id=row["id"],
+    )
+
+
+def results_table() -> rx.Component:
+    """The page of events, or why there is none."""
+    headers = ["Time (UTC)", "Tenant", "Actor", "Action", "Resource", "Result", "IP address", ""]
+    return rx.box(
+        rx.cond(EventsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(rx.foreach(EventsState.rows, event_row)),
+            variant="surface",
+            size="1",
+            aria_label="Audit events",
+            aria_busy=EventsState.loading,
+            class_name=rx.cond(EventsState.loading, "events-table is-loading", "events-table"),
+        ),
+        rx.cond(
+            ~EventsState.loading & (EventsState.total == 0) & (EventsState.error == ""),
+            rx.center(
+                rx.vstack(
+                    rx.icon("search-x", size=28, color="var(--gray-9)"),
+                    rx.text("No events match these filters.", weight="medium"),
+                    rx.text("Widen the time range or remove a filter.", size="2", color_scheme="gray"),
+                    align="center",
+                    spacing="1",
+                ),
+                padding="40px",
+                role="status",
+            ),
+        ),
+        position="relative",
+    )
+
+
+def toolbar() -> rx.Component:
+    """Count of the whole result, export and a link to the same view's statistics."""
+    return rx.hstack(
+        rx.el.div(
+            rx.cond(
+                EventsState.loading,
+                rx.hstack(rx.spinner(size="2"), rx.text("Loading events…", size="2"), align="center"),
+                rx.text(
+                    rx.el.strong(EventsState.total_text),
+                    rx.cond(EventsState.total == 1, " event", " events"),
+                    rx.cond(
+                        EventsState.total > 0,
+                        rx.text.span(
+                            " · showing ",
+                            EventsState.first_row,
+                            "\u2013",
+                            EventsState.last_row,
+                            color_scheme="gray",
+                        ),
+                    ),
+                    size="2",
+                ),
+            ),
+            role="status",
+            aria_live="polite",
+            id="result-count",
+        ),
+        rx.spacer(),
+        rx.link(
+            rx.hstack(rx.icon("chart-column", size=14), rx.text("Chart this view", size="2"), align="center"),
+            href="/statistics?" + EventsState.query_string,
+            underline="none",
+        ),
+        rx.button(
+            rx.icon("download", size=14),
+            "Export CSV",
+            on_click=EventsState.export_csv,
+            loading=EventsState.exporting,
+            disabled=EventsState.total == 0,
+            variant="outline",
+            size="2",
+        ),
+        align="center",
+        width="100%",
+        spacing="4",
+    )
+
+
+def pagination() -> rx.Component:
+    """Previous/next, the page position, and the page size."""
+    return rx.hstack(
+        rx.hstack(
+            rx.el.label("Rows per page", html_for="page-size", class_name="field-label inline"),
+            rx.el.select(
+                *[rx.el.option(str(size), value=str(size)) for size in PAGE_SIZES],
+                id="page-size",
+                value=EventsState.per_page.to_string(),
+                on_change=EventsState.set_page_size,
+                class_name="native-select compact",
+            ),
+            align="center",
+            spacing="2",
+        ),
+        rx.spacer(),
+        rx.text(
+            "Page ",
+            EventsState.page,
+            " of ",
+            rx.cond(EventsState.pages > 0, EventsState.pages, 1),
+            size="2",
+            color_scheme="gray",
+            id="page-position",
+        ),
+        rx.button(
+            rx.icon("chevron-left", size=14),
+            "Previous",
+            variant="soft",
+            size="2",
+            aria_label="Previous page",
+            disabled=EventsState.page <= 1,
+            on_click=EventsState.go_to_page(EventsState.page - 1),
+        ),
+        rx.button(
+            "Next",
+            rx.icon("chevron-right", size=14),
+            variant="soft",
+            size="2",
+            aria_label="Next page",
+            disabled=EventsState.page >= EventsState.pages,
+            on_click=EventsState.go_to_page(EventsState.page + 1),
+        ),
+        align="center",
+        spacing="3",
+        width="100%",
+    )
+
+
+def field_list() -> rx.Component:
+    """Every field of the event as a definition list."""
+    return rx.el.dl(
+        rx.foreach(
+            EventsState.fields,
+            lambda item: rx.el.div(
+                rx.el.dt(item["label"]),
+                rx.el.dd(item["value"], class_name="mono-soft"),
+                class_name="field-row",
+            ),
+        ),
+        class_name="field-list",
+    )
+
+
+def changes_diff() -> rx.Component:
+    """details.changes as before/after rows."""
+    return rx.cond(
+        EventsState.changes.length() > 0,
+        rx.box(
+            rx.heading("Changes", size="3", as_="h3", class_name="section-title"),
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell("Field"),
+                        rx.table.column_header_cell("Before"),
+                        rx.table.column_header_cell("After"),
+                    )
+                ),
+                rx.table.body(
+                    rx.foreach(
+                        EventsState.changes,
+                        lambda change: rx.table.row(
+                            rx.table.cell(rx.text(change["field"], weight="medium", class_name="mono")),
+                            rx.table.cell(rx.el.del_(change["before"], class_name="diff-before")),
+                            rx.table.cell(rx.el.ins(change["after"], class_name="diff-after")),
+                        ),
+                    )
+                ),
+                variant="surface",
+                size="1",
+                aria_label="Changes before and after",
+                width="100%",
+            ),
+        ),
+    )
+
+
+def related_events() -> rx.Component:
+    """Links to the events that share the actor, resource, request or IP."""
+    return rx.box(
+        rx.heading("Related events", size="3", as_="h3", class_name="section-title"),
+        rx.el.nav(
+            rx.foreach(
+                EventsState.related,
+                lambda link: rx.link(
+                    rx.hstack(
+                        rx.text(link["label"], weight="medium", size="2"),
+                        rx.text(link["value"], size="1", color_scheme="gray", class_name="mono truncate"),
+                        rx.icon("arrow-right", size=14),
+                        align="center",
+                        spacing="2",
+                        justify="between",
+                        width="100%",
+                    ),
+                    href=link["href"],
+                    class_name="related-link",
+                    underline="none",
+                ),
+            ),
+            aria_label="Related events",
+            class_name="related-list",
+        ),
+    )
+
+
+def drawer_body() -> rx.Component:
+    """The drawer's content once the event is loaded."""
+    return rx.cond(
+        EventsState.event_loading,
+        rx.center(rx.spinner(size="3"), padding="48px", role="status", aria_label="Loading event"),
+        rx.cond(
+            EventsState.event.contains("missing"),
+            rx.callout("This event does not exist or is outside your scope.", icon="info", color_scheme="gray"),
+            rx.vstack(
+                rx.hstack(
+                    rx.code(EventsState.event["action"], size="3", variant="ghost", weight="bold"),
+                    result_badge(EventsState.event["result"]),
+                    align="center",
+                    spacing="3",
+                ),
+                rx.text(
+                    EventsState.event["time"],
+                    " UTC · ",
+                    EventsState.event["tenant_id"],
+                    size="2",
+                    color_scheme="gray",
+                ),
+                changes_diff(),
+                related_events(),
+                rx.box(
+                    rx.heading("Fields", size="3", as_="h3", class_name="section-title"),
+                    field_list(),
+                    width="100%",
+                ),
+                rx.box(
+                    rx.heading("Details", size="3", as_="h3", class_name="section-title"),
+                    rx.el.pre(EventsState.details_json, class_name="json-block", aria_label="Details JSON"),
+                    width="100%",
+                ),
+                spacing="4",
+                width="100%",
+                align="stretch",
+            ),
+        ),
+    )
+
+
+def event_drawer() -> rx.Component:
+    """The right-hand detail drawer, titled "Audit event"."""
+    return rx.drawer.root(
+        rx.drawer.portal(
+            rx.drawer.overlay(class_name="drawer-overlay"),
+            rx.drawer.content(
+                rx.hstack(
+                    rx.drawer.title("Audit event", class_name="drawer-title"),
+                    rx.spacer(),
+                    rx.drawer.close(
+                        rx.icon_button(rx.icon("x", size=18), variant="ghost", color_scheme="gray", aria_label="Close")
+                    ),
+                    align="center",
+                    class_name="drawer-head",
+                ),
+                rx.drawer.description("Every recorded field of one audit event.", class_name="sr-only"),
+                rx.box(drawer_body(), class_name="drawer-scroll"),
+                class_name="drawer-content",
+                position="fixed",
+                top="0",
+                right="0",
+                left="auto",
+                height="100%",
+                width="min(680px, 100vw)",
+            ),
+        ),
+        open=EventsState.drawer_open,
+        on_open_change=EventsState.set_drawer_open,
+        direction="right",
+    )
+
+
+def events_page() -> rx.Component:
+    """The /events route."""
+    return page_shell(
+        "events",
+        rx.vstack(
+            page_title("Events", "Find, read and export audit events in your scope. Times are UTC."),
+            filter_form(),
+            rx.cond(EventsState.error != "", error_callout(EventsState.error)),
+            rx.box(
+                toolbar(),
+                results_table(),
+                pagination(),
+                class_name="panel stack",
+            ),
+            spacing="4",
+            width="100%",
+            align="stretch",
+        ),
+        event_drawer(),
+    )

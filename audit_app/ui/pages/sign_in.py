@@ -1,0 +1,92 @@
+"""The sign-in page: paste a bearer token, or (demo mode) pick a demo persona."""
+
+# State attributes are Vars when a page is built, but mypy sees their Python types.
+# mypy: disable-error-code="index,operator,attr-defined,arg-type"
+
+from __future__ import annotations
+
+import reflex as rx
+
+from audit_app.ui.state.auth import AuthState
+
+
+def persona_button(persona: rx.Var[dict[str, str]]) -> rx.Component:
+    """One-click sign-in as a demo persona (the token is minted on the server)."""
+    return rx.button(
+        rx.vstack(
+            rx.text(persona["label"], weight="medium", size="2"),
+            rx.text(persona["email"], size="1", color_scheme="gray"),
+            align="start",
+            spacing="0",
+        ),
+        rx.spacer(),
+        rx.icon("arrow-right", size=16),
+        on_click=AuthState.sign_in_persona(persona["key"]),
+        aria_label="Sign in as " + persona["label"],
+        variant="surface",
+        color_scheme="gray",
+        class_name="persona-button",
+        width="100%",
+    )
+
+
+def sign_in_page() -> rx.Component:
+    """The / route."""
+    return rx.center(
+        rx.vstack(
+            rx.hstack(
+                rx.icon("shield-check", size=28, color="var(--accent-9)"),
+                rx.heading("Audit console", size="6", as_="h1"),
+                align="center",
+                spacing="2",
+            ),
+            rx.text("Sign in to search, read and export the audit log of your tenants.", color_scheme="gray", size="2"),
+            rx.cond(
+                AuthState.notice != "",
+                rx.callout(AuthState.notice, icon="info", color_scheme="amber", role="alert", width="100%"),
+            ),
+            rx.form(
+                rx.vstack(
+                    rx.el.label("Bearer token", html_for="token", class_name="field-label"),
+                    rx.text_area(
+                        id="token",
+                        name="token",
+                        value=AuthState.token_input,
+                        on_change=AuthState.set_token_input,
+                        placeholder="eyJhbGciOi…",
+                        rows="4",
+                        width="100%",
+                        class_name="mono",
+                        spell_check=False,
+                    ),
+                    rx.button("Sign in", type="submit", width="100%", size="3"),
+                    spacing="2",
+                    width="100%",
+                ),
+                on_submit=AuthState.sign_in,
+                aria_label="Sign in with a token",
+                width="100%",
+            ),
+            rx.cond(
+                AuthState.demo,
+                rx.vstack(
+                    rx.hstack(
+                        rx.separator(size="4"),
+                        rx.text("or try a demo persona", size="1", color_scheme="gray", white_space="nowrap"),
+                        rx.separator(size="4"),
+                        align="center",
+                        width="100%",
+                    ),
+                    rx.foreach(AuthState.personas, persona_button),
+                    spacing="2",
+                    width="100%",
+                ),
+            ),
+            spacing="4",
+            width="100%",
+            max_width="440px",
+            class_name="panel sign-in-card",
+        ),
+        min_height="100vh",
+        class_name="sign-in-backdrop",
+    )

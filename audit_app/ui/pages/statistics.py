@@ -1,0 +1,127 @@
+"""The statistics page: activity charts over tenant, partner and time window; clicks open events."""
+
+# State attributes are Vars when a page is built, but mypy sees their Python types.
+# mypy: disable-error-code="index,operator,attr-defined,arg-type"
+
+from __future__ import annotations
+
+import reflex as rx
+
+from audit_app.ui.components.fields import picker, preset_picker, time_field
+from audit_app.ui.components.layout import error_callout, page_shell, page_title
+from audit_app.ui.state.stats import StatsState
+
+
+def _set(name: str):  # type: ignore[no-untyped-def]
+    return lambda value: StatsState.set_field(name, value)
+
+
+def stats_filters() -> rx.Component:
+    """Tenant, partner and time window, plus removable filters carried over from the events page."""
+    form = StatsState.form
+    return rx.form(
+        rx.el.div(
+            picker("Tenant", "tenant_id", form["tenant_id"], StatsState.tenants, _set("tenant_id"), "Any tenant"),
+            picker("Partner", "partner_id", form["partner_id"], StatsState.partners, _set("partner_id"), "Any partner"),
+            preset_picker("stats-range", StatsState.preset, StatsState.set_preset),
+            time_field("From", "start_time", form["start_time"], _set("start_time")),
+            time_field("To", "end_time", form["end_time"], _set("end_time")),
+            rx.el.div(rx.button(rx.icon("filter", size=14), "Apply", type="submit", size="2"), class_name="field end"),
+            class_name="filter-grid stats",
+        ),
+        rx.cond(
+            StatsState.carried.length() > 0,
+            rx.hstack(
+                rx.text("Also filtered on", size="1", color_scheme="gray"),
+                rx.foreach(
+                    StatsState.carried,
+                    lambda item: rx.badge(
+                        item["name"],
+                        ": ",
+                        item["value"],
+                        rx.el.button(
+                            rx.icon("x", size=12),
+                            type="button",
+                            aria_label="Remove filter " + item["name"],
+                            on_click=StatsState.drop_carried(item["name"]),
+                            class_name="chip-remove",
+                        ),
+                        variant="surface",
+                        class_name="mono",
+                    ),
+                ),
+                spacing="2",
+                align="center",
+                padding_top="10px",
+                wrap="wrap",
+            ),
+        ),
+        on_submit=StatsState.apply,
+        aria_label="Statistics filters",
+        class_name="panel",
+    )
+
+
+def kpi(label: str, value: rx.Var | str, icon: str) -> rx.Component:
+    """One headline number."""
+    return rx.box(
+        rx.hstack(rx.icon(icon, size=16, color="var(--gray-10)"), rx.text(label, size="2", color_scheme="gray")),
+        rx.text(value, size="6", weight="bold", class_name="kpi-value", aria_label=label),
+        class_name="panel kpi",
+    )
+
+
+def chart_card(title: str, hint: str, chart: str, figure: rx.Var, wide: bool = False) -> rx.Component:
+    """A titled chart that filters the events page on click."""
+    return rx.el.section(
+        rx.hstack(
+            rx.heading(title, size="3", as_="h2"),
+            rx.spacer(),
+            rx.text(hint, size="1", color_scheme="gray"),
+            align="center",
+        ),
+        rx.plotly(
+            data=figure,
+            on_click=lambda points: StatsState.open_events(chart, points),
+            config={"displayModeBar": False, "responsive": True},
+            use_resize_handler=True,
+            width="100%",
+        ),
+        aria_label=title,
+        class_name="panel chart-card wide" if wide else "panel chart-card",
+    )
+
+
+def statistics_page() -> rx.Component:
+    """The /statistics route."""
+    return page_shell(
+        "statistics",
+        rx.vstack(
+            page_title("Statistics", "Activity in your scope. Click a bar or slice to see those events."),
+            stats_filters(),
+            rx.cond(StatsState.error != "", error_callout(StatsState.error)),
+            rx.box(
+                rx.cond(StatsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
+                rx.el.div(
+                    kpi("Events", StatsState.total_text, "activity"),
+                    kpi("Distinct actors", StatsState.unique_actors, "users"),
+                    kpi("Not successful", StatsState.failure_rate, "triangle-alert"),
+                    kpi("Top action", StatsState.top_action, "zap"),
+                    class_name="kpi-grid",
+                ),
+                rx.el.div(
+                    chart_card("Events per day", "stacked by result", "daily", StatsState.daily, wide=True),
+                    chart_card("Top actions", "click to filter", "actions", StatsState.actions),
+                    chart_card("Results", "click a slice", "results", StatsState.results),
+                    chart_card("Top actors", "click to filter", "actors", StatsState.actors),
+                    chart_card("Failure rate per day", "failure, denied and error", "failures", StatsState.failures),
+                    class_name=rx.cond(StatsState.loading, "chart-grid is-loading", "chart-grid"),
+                ),
+                position="relative",
+                width="100%",
+            ),
+            spacing="4",
+            width="100%",
+            align="stretch",
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Console state: sign-in, the events view, statistics, and their pure helpers."""

@@ -1,0 +1,142 @@
+"""Plotly figures of the statistics page, built from `compute_stats` output (so they agree with /stats)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+
+RESULT_COLORS = {"success": "#2f9e6f", "failure": "#e5484d", "denied": "#f08c00", "error": "#8e4ec6"}
+OTHER_COLOR = "#8b8d98"
+TOP_N = 10
+FONT = "Inter, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
+
+
+def result_color(result: str) -> str:
+    """The colour of a result, the same in charts and badges."""
+    return RESULT_COLORS.get(result, OTHER_COLOR)
+
+
+def _layout(fig: go.Figure, *, height: int = 320, legend: bool = False) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 8, "r": 8, "t": 8, "b": 8},
+        font={"family": FONT, "size": 12, "color": "#1c2024"},
+        showlegend=legend,
+        legend={"orientation": "h", "y": -0.18, "x": 0},
+        hoverlabel={"font": {"family": FONT}},
+        autosize=True,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+    return fig
+
+
+def result_order(stats: dict[str, Any]) -> list[str]:
+    """Results in a stable order: the known ones first, then any others by count."""
+    known = [r for r in RESULT_COLORS if r in stats["by_result"]]
+    return known + [r for r in stats["by_result"] if r not in RESULT_COLORS]
+
+
+def daily_figure(stats: dict[str, Any]) -> go.Figure:
+    """Events per day, stacked by result (one trace per result, in `result_order`)."""
+    days = [d["date"] for d in stats["by_day"]]
+    fig = go.Figure()
+    for result in result_order(stats):
+        fig.add_bar(
+            name=result,
+            x=days,
+            y=[d["by_result"].get(result, 0) for d in stats["by_day"]],
+            marker_color=result_color(result),
+            hovertemplate="%{x}<br>" + result + ": %{y:,}<extra></extra>",
+        )
+    fig.update_layout(barmode="stack", bargap=0.15)
+    fig.update_xaxes(type="date")
+    return _layout(fig, legend=True)
+
+
+def failure_rates(stats: dict[str, Any]) -> list[float | None]:
+    """Per day, the share of events that did not succeed (None on days without events)."""
+    rates: list[float | None] = []
+    for day in stats["by_day"]:
+        count = day["count"]
+        rates.append(round(100 * (count - day["by_result"].get("success", 0)) / count, 2) if count else None)
+    return rates
+
+
+def failure_figure(stats: dict[str, Any]) -> go.Figure:
+    """Failure rate (every result but success) per day, in percent."""
+    fig = go.Figure(
+        go.Scatter(
+            x=[d["date"] for d in stats["by_day"]],
+            y=failure_rates(stats),
+            mode="lines+markers",
+            line={"color": RESULT_COLORS["failure"], "width": 2},
+            marker={"size": 5},
+            connectgaps=False,
+            hovertemplate="%{x}<br>%{y:.2f}% not successful<extra></extra>",
+        )
+    )
+    fig.update_yaxes(ticksuffix="%", rangemode="tozero")
+    fig.update_xaxes(type="date")
+    return _layout(fig)
+
+
+def top_actions(stats: dict[str, Any]) -> list[tuple[str, int]]:
+    """The most frequent actions, most frequent first."""
+    return sorted(stats["by_action"].items(), key=lambda item: (-item[1], item[0]))[:TOP_N]
+
+
+def _ranked_bar(labels: list[str], counts: list[int], color: str, what: str) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=counts[::-1],
+            y=labels[::-1],
+            orientation="h",
+            marker_color=color,
+            hovertemplate="%{y}<br>%{x:,} " + what + "<extra></extra>",
+        )
+    )
+    fig.update_yaxes(automargin=True)
+    return _layout(fig, height=max(200, 32 * len(labels) + 40))
+
+
+def actions_figure(stats: dict[str, Any]) -> go.Figure:
+    """Top actions as horizontal bars."""
+    ranked = top_actions(stats)
+    return _ranked_bar([a for a, _ in ranked], [n for _, n in ranked], "#3e63dd", "events")
+
+
+def actors_figure(stats: dict[str, Any]) -> go.Figure:
+    """Top actors (by email when known) as horizontal bars."""
+    actors = stats["top_actors"]
+    labels = [a["actor_email"] or a["actor_id"] for a in actors]
+    return _ranked_bar(labels, [a["count"] for a in actors], "#0d74ce", "events")
+
+
+def results_figure(stats: dict[str, Any]) -> go.Figure:
+    """The results breakdown as a donut."""
+    order = result_order(stats)
+    fig = go.Figure(
+        go.Pie(
+            labels=order,
+            values=[stats["by_result"][r] for r in order],
+            hole=0.55,
+            sort=False,
+            marker={"colors": [result_color(r) for r in order]},
+            textinfo="label+percent",
+            hovertemplate="%{label}: %{value:,} (%{percent})<extra></extra>",
+        )
+    )
+    return _layout(fig, legend=False)
+
+
+def day_window(day: str) -> dict[str, str]:
+    """The URL parameters of one UTC calendar day."""
+    start = date.fromisoformat(day[:10])
+    return {
+        "start_time": f"{start.isoformat()}T00:00:00+00:00",
+        "end_time": f"{(start + timedelta(days=1)).isoformat()}T00:00:00+00:00",
+    }

@@ -1,0 +1,105 @@
+"""How events are shown in the console: table rows, drawer fields, change diffs, related links."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from audit_app.models import AuditLog
+from audit_app.ui.state.url_filters import events_href
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def show_time(value: datetime | None) -> str:
+    """A UTC time as `2026-05-01 09:30:12`."""
+    return value.strftime(TIME_FORMAT) if value else ""
+
+
+def event_row(event: AuditLog) -> dict[str, str]:
+    """One results-table row: display strings only."""
+    return {
+        "id": event.id,
+        "time": show_time(event.timestamp),
+        "tenant_id": event.tenant_id,
+        "actor_id": event.actor_id,
+        "actor": event.actor_email or event.actor_id,
+        "actor_type": event.actor_type,
+        "action": event.action,
+        "resource_type": event.resource_type or "",
+        "resource_id": event.resource_id or "",
+        "resource": "/".join(part for part in (event.resource_type, event.resource_id) if part),
+        "result": event.result,
+        "ip_address": event.ip_address or "",
+    }
+
+
+def event_fields(event: AuditLog) -> list[dict[str, str]]:
+    """Every field of an event as label/value pairs for the drawer."""
+    pairs = [
+        ("Event ID", event.id),
+        ("Time (UTC)", show_time(event.timestamp)),
+        ("Tenant", event.tenant_id),
+        ("Partner", event.partner_id),
+        ("Actor ID", event.actor_id),
+        ("Actor email", event.actor_email),
+        ("Actor type", event.actor_type),
+        ("Action", event.action),
+        ("Resource type", event.resource_type),
+        ("Resource ID", event.resource_id),
+        ("Result", event.result),
+        ("IP address", event.ip_address),
+        ("User agent", event.user_agent),
+        ("Request ID", event.request_id),
+        ("Session ID", event.session_id),
+        ("Ingested (UTC)", show_time(event.ingested_at)),
+        ("Chain position", str(event.chain_seq)),
+        ("Hash", event.hash),
+        ("Previous hash", event.prev_hash),
+    ]
+    return [{"label": label, "value": value or "—"} for label, value in pairs]
+
+
+def _show_value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def change_rows(details: dict[str, Any]) -> list[dict[str, str]]:
+    """`details.changes` ({field: {from, to}} or {field: {old, new}}) as before/after rows."""
+    changes = details.get("changes") if isinstance(details, dict) else None
+    if not isinstance(changes, dict):
+        return []
+    rows = []
+    for name, change in changes.items():
+        if isinstance(change, dict) and ({"from", "to"} & change.keys() or {"old", "new"} & change.keys()):
+            before = change.get("from", change.get("old"))
+            after = change.get("to", change.get("new"))
+        else:
+            before, after = None, change
+        rows.append({"field": str(name), "before": _show_value(before), "after": _show_value(after)})
+    return rows
+
+
+def pretty_details(details: dict[str, Any]) -> str:
+    """The `details` JSON, indented and key-sorted."""
+    return json.dumps(details or {}, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def related_links(event: AuditLog) -> list[dict[str, str]]:
+    """Links to the events sharing this one's actor, resource, request or IP address."""
+    links = [
+        ("Same actor", event.actor_email or event.actor_id, events_href(actor_id=event.actor_id)),
+        (
+            "Same resource",
+            "/".join(p for p in (event.resource_type, event.resource_id) if p),
+            events_href(resource_type=event.resource_type, resource_id=event.resource_id) if event.resource_id else "",
+        ),
+        ("Same request", event.request_id or "", events_href(request_id=event.request_id) if event.request_id else ""),
+        ("Same IP address", event.ip_address or "", events_href(ip_address=event.ip_address)),
+    ]
+    return [{"label": label, "value": value, "href": href} for label, value, href in links if href and value]

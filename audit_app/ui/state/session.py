@@ -1,0 +1,23 @@
+"""Running domain work for a page: verify the caller, then query off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlmodel import Session
+
+from audit_app.db import session_scope
+
+T = TypeVar("T")
+
+
+async def in_thread(work: Callable[[Session], T]) -> T:
+    """Run `work(session)` in a worker thread, so a slow query never stalls other browsers."""
+
+    def run() -> T:
+        with session_scope() as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
