@@ -1,0 +1,246 @@
+"""Authentication, scopes and tenant scoping of every endpoint, through HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+
+from audit_app.api import create_api
+from audit_app.auth import SCOPE_EXPORT, SCOPE_READ, SCOPE_WRITE, Principal, issue_download_token
+from audit_app.settings import Settings, get_settings
+from tests.api.conftest import LIST, World, bearer, ids_of
+from tests.conftest import TEST_SECRET, TokenFactory
+
+pytestmark = pytest.mark.usefixtures("world")
+
+EVENTS = "/api/v1/audit/events"
+READS = [LIST, LIST.rstrip("/"), LIST + "actions", LIST + "resource-types", LIST + "stats", LIST + "some-id"]
+ONE_EVENT = {"events": [{"tenant_id": "acme", "actor_id": "svc", "action": "user.login"}]}
+
+
+def b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def claims(**extra: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"sub": "mallory", "role": "super_admin", "scope": "audit:read audit:export", "exp": now + 600} | extra
+
+
+def bad_tokens() -> dict[str, str]:
+    """Tokens that must all be refused with 401, by what is wrong with them."""
+    return {
+        "garbage": "not-a-jwt",
+        "alg none": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims())}.",
+        "alg none, fake signature": f"{b64({'alg': 'none'})}.{b64(claims())}.{b64({'x': 1})}",
+        "wrong secret": jwt.encode(claims(), "another-secret-" + "y" * 32, algorithm="HS256"),
+        "HS512 not allowed": jwt.encode(claims(), TEST_SECRET, algorithm="HS512"),
+        "expired": jwt.encode(claims(exp=int(time.time()) - 60), TEST_SECRET, algorithm="HS256"),
+        "no exp": jwt.encode({k: v for k, v in claims().items() if k != "exp"}, TEST_SECRET, algorithm="HS256"),
+        "no sub": jwt.encode({k: v for k, v in claims().items() if k != "sub"}, TEST_SECRET, algorithm="HS256"),
+        "unknown role": jwt.encode(claims(role="root"), TEST_SECRET, algorithm="HS256"),
+        "tenant admin without tenant": jwt.encode(claims(role="tenant_admin"), TEST_SECRET, algorithm="HS256"),
+        "partner admin without partner": jwt.encode(claims(role="partner_admin"), TEST_SECRET, algorithm="HS256"),
+        "download token as bearer": jwt.encode(claims(use="download"), TEST_SECRET, algorithm="HS256"),
+        "oversized": "a" * 10_000,
+    }
+
+
+def assert_401(response: Any) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer a b", "bearer"]
+)
+def test_missing_or_malformed_header_is_401_everywhere(client: TestClient, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    for path in [*READS, LIST + "export"]:
+        assert_401(client.get(path, headers=headers))
+    assert_401(client.post(EVENTS, json=ONE_EVENT, headers=headers))
+
+
+def test_bad_tokens_are_401(client: TestClient) -> None:
+    for reason, token in bad_tokens().items():
+        for path in (LIST, LIST + "stats", LIST + "export"):
+            response = client.get(path, headers=bearer(token))
+            assert response.status_code == 401, (reason, path, response.text)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        assert client.post(EVENTS, json=ONE_EVENT, headers=bearer(token)).status_code == 401, reason
+
+
+def test_scheme_is_case_insensitive(client: TestClient, make_token: TokenFactory) -> None:
+    response = client.get(LIST, headers={"Authorization": f"bearer {make_token()}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("scope", "allowed"),
+    [
+        (SCOPE_READ, {"read"}),
+        (SCOPE_EXPORT, {"export"}),
+        (SCOPE_WRITE, {"write"}),
+        (f"{SCOPE_READ} {SCOPE_EXPORT}", {"read", "export"}),
+        ("", set()),
+        ("audit:admin openid", set()),
+    ],
+)
+def test_scopes_decide_what_a_token_may_do(
+    client: TestClient, make_token: TokenFactory, world: World, scope: str, allowed: set[str]
+) -> None:
+    headers = bearer(make_token("super_admin", scope=scope))
+    some_id = sorted(world.all)[0]
+    for path in [*READS[:-1], LIST + some_id]:
+        response = client.get(path, headers=headers)
+        assert response.status_code == (200 if "read" in allowed else 403), (path, response.text)
+    response = client.get(LIST + "export", headers=headers)
+    assert response.status_code == (200 if "export" in allowed else 403)
+    response = client.post(EVENTS, json=ONE_EVENT, headers=headers)
+    assert response.status_code == (201 if "write" in allowed else 403)
+    if not allowed:
+        assert response.json() == {"detail": "This token lacks the 'audit:write' scope."}
+
+
+def test_partner_admin_sees_only_its_partners_tenants(
+    client: TestClient, as_northwind: dict[str, str], world: World
+) -> None:
+    body = client.get(LIST, headers=as_northwind).json()
+    assert ids_of(body) == world.of("acme", "globex")
+    assert body["total"] == 6
+    assert client.get(LIST, params={"tenant_id": "globex"}, headers=as_northwind).json()["total"] == 2
+    assert client.get(LIST, params={"partner_id": "northwind"}, headers=as_northwind).json()["total"] == 6
+    for params in ({"tenant_id": "initech"}, {"tenant_id": "umbrella"}, {"partner_id": "southwind"}):
+        for path in (LIST, LIST + "stats", LIST + "export"):
+            if path.endswith("stats") and "partner_id" in params:
+                continue  # stats takes tenant_id only
+            response = client.get(path, params=params, headers=as_northwind)
+            assert response.status_code == 403, (path, params)
+            assert "initech" not in response.text
+            assert "southwind" not in response.text
+    actions = client.get(LIST + "actions", headers=as_northwind).json()["actions"]
+    assert actions == ["apikey.revoke", "role.assign", "user.delete", "user.login"]
+    stats = client.get(LIST + "stats", headers=as_northwind).json()
+    assert stats["total"] == 6
+    for entry_id in world.of("initech", "umbrella"):
+        assert client.get(LIST + entry_id, headers=as_northwind).status_code == 404
+    for entry_id in world.of("globex"):
+        assert client.get(LIST + entry_id, headers=as_northwind).status_code == 200
+
+
+def test_tenant_admin_never_sees_another_tenant(
+    client: TestClient, as_acme: dict[str, str], as_super: dict[str, str], world: World
+) -> None:
+    body = client.get(LIST, params={"per_page": 500}, headers=as_acme).json()
+    assert ids_of(body) == world.of("acme")
+    assert body["total"] == 4
+    assert body["pages"] == 1
+    # Its own partner is a valid filter, but it still shows only its own tenant.
+    assert ids_of(client.get(LIST, params={"partner_id": "northwind"}, headers=as_acme).json()) == world.of("acme")
+    # Filters that would match only other tenants' events find nothing within the scope.
+    assert client.get(LIST, params={"action": "apikey.revoke"}, headers=as_acme).json()["total"] == 0
+    assert client.get(LIST, params={"actor_id": "globex-alice"}, headers=as_acme).json()["total"] == 0
+    foreign = ("globex", "initech", "umbrella", "northwind", "southwind", "apikey", "initech_vault", "umbrella")
+    for params in (
+        {"tenant_id": "globex"},
+        {"tenant_id": "initech"},
+        {"partner_id": "southwind"},
+        {"partner_id": "nobody"},
+        {"tenant_id": "acme", "partner_id": "southwind"},
+    ):
+        for path in (LIST, LIST + "stats", LIST + "export"):
+            if path.endswith("stats") and "partner_id" in params:
+                continue  # stats takes tenant_id only
+            response = client.get(path, params=params, headers=as_acme)
+            assert response.status_code == 403, (path, params)
+            assert set(response.json()) == {"detail"}
+            for name in foreign:
+                if name not in params.values():
+                    assert name not in response.text
+    stats = client.get(LIST + "stats", headers=as_acme).json()
+    assert stats["total"] == 4
+    assert {actor["actor_id"] for actor in stats["top_actors"]} == {"acme-alice", "acme-bob"}
+    assert set(stats["by_action"]) == {"user.login", "role.assign", "user.delete"}
+    assert client.get(LIST + "actions", headers=as_acme).json() == {
+        "actions": ["role.assign", "user.delete", "user.login"]
+    }
+    assert client.get(LIST + "resource-types", headers=as_acme).json() == {
+        "resource_types": ["role", "session", "user"]
+    }
+    export = client.get(LIST + "export", headers=as_acme)
+    assert export.status_code == 200
+    assert not any(name in export.text for name in ("globex", "initech", "umbrella"))
+    assert len(export.text.strip().splitlines()) == 5  # header + acme's 4 events
+    unknown = client.get(LIST + "00000000-0000-0000-0000-000000000000", headers=as_acme)
+    for entry_id in world.of("globex", "initech", "umbrella"):
+        response = client.get(LIST + entry_id, headers=as_acme)
+        assert response.status_code == 404
+        assert response.json() == unknown.json()
+    # The super admin sees the tenant's view events, none leaked into other tenants' logs.
+    views = client.get(LIST, params={"action": "audit.view"}, headers=as_super).json()
+    assert views["total"] == 0
+
+
+def test_download_token_exports_with_the_callers_scope_and_nothing_else(
+    client: TestClient, settings: Settings, world: World
+) -> None:
+    acme = Principal(
+        sub="tia", email="tia@acme.example", role="tenant_admin", scopes=frozenset({SCOPE_EXPORT}), tenant_id="acme"
+    )
+    token = issue_download_token(settings, acme)
+    response = client.get(LIST + "export", params={"download_token": token, "format": "jsonl"})
+    assert response.status_code == 200
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert {row["id"] for row in rows} == world.of("acme")
+    assert client.get(LIST + "export", params={"download_token": token, "tenant_id": "globex"}).status_code == 403
+    # Useless anywhere else, and not a bearer token.
+    assert_401(client.get(LIST, params={"download_token": token}))
+    assert_401(client.get(LIST, headers=bearer(token)))
+    assert_401(client.get(LIST + "export", headers=bearer(token)))
+    # A "download" token signed with the bearer key is not a download token.
+    forged = jwt.encode(claims(use="download", scope=SCOPE_EXPORT), TEST_SECRET, algorithm="HS256")
+    assert_401(client.get(LIST + "export", params={"download_token": forged}))
+    expired = issue_download_token(settings, acme, ttl=-60)
+    assert_401(client.get(LIST + "export", params={"download_token": expired}))
+
+
+def test_public_key_deployments_verify_bearer_and_download_tokens(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, world: World
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    monkeypatch.delenv("AUDIT_JWT_SECRET")
+    monkeypatch.setenv("AUDIT_JWT_PUBLIC_KEY", public_pem)
+    get_settings.cache_clear()
+    pk_settings = get_settings()
+    client = TestClient(create_api())
+    good = jwt.encode(claims(role="tenant_admin", tenant_id="acme"), key, algorithm="ES256")
+    assert ids_of(client.get(LIST, headers=bearer(good)).json()) == world.of("acme")
+    # Algorithm confusion: the public key used as an HMAC secret must not verify.
+    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims())}"
+    mac = hmac.new(public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    confused = f"{signing_input}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+    hs256 = jwt.encode(claims(), TEST_SECRET, algorithm="HS256")
+    for token in (confused, hs256, f"{b64({'alg': 'none'})}.{b64(claims())}."):
+        assert_401(client.get(LIST, headers=bearer(token)))
+    principal = Principal(sub="tia", email="", role="tenant_admin", scopes=frozenset({SCOPE_EXPORT}), tenant_id="acme")
+    download = issue_download_token(pk_settings, principal)
+    response = client.get(LIST + "export", params={"download_token": download})
+    assert response.status_code == 200
+    assert len(response.text.strip().splitlines()) == 5
+    assert_401(client.get(LIST, headers=bearer(download)))
