@@ -238,7 +238,10 @@ class AuditEventIn(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else utc(value)
+        try:
+            return None if value is None else utc(value)
+        except OverflowError:
+            raise ValueError("is outside the supported time range") from None
 
     @field_validator("ip_address")
     @classmethod

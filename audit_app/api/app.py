@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -33,6 +36,36 @@ def _invalid_batch(_request: Request, exc: Exception) -> JSONResponse:
         loc.append(exc.index)
     loc.append(exc.field)
     return JSONResponse({"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}, status_code=422)
+
+
+MAX_ECHOED_INPUT = 1024
+
+
+def _echoable(value: object) -> bool:
+    """Whether a rejected input can be echoed in a 422: small, finite, valid UTF-8 JSON."""
+    try:
+        return len(json.dumps(value, allow_nan=False, ensure_ascii=False).encode()) <= MAX_ECHOED_INPUT
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+        return False
+
+
+def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 shape, echoing only inputs that are small and encodable (never a 500, never 5 MB back)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        shown = {key: value for key, value in error.items() if key not in ("input", "ctx", "url")}
+        if "input" in error and _echoable(error["input"]):
+            shown["input"] = error["input"]
+        if "ctx" in error and _echoable(error["ctx"]):
+            shown["ctx"] = error["ctx"]
+        shown["msg"] = str(shown.get("msg", "")).encode("utf-8", "replace").decode()
+        shown["loc"] = [
+            part if isinstance(part, int) else str(part).encode("utf-8", "replace").decode()
+            for part in shown.get("loc", ())
+        ]
+        errors.append(shown)
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def add_cors(api: FastAPI, settings: Settings) -> None:
@@ -66,6 +99,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.include_router(integrity_routes.router)
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
+    api.add_exception_handler(RequestValidationError, _invalid_request)
     api.add_exception_handler(AuthError, _unauthorized)
     api.add_exception_handler(ForbiddenError, _forbidden)
     api.add_exception_handler(IdempotencyConflictError, _conflict)
