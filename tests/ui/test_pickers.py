@@ -1,0 +1,54 @@
+"""The picker values and related-event filters the console relies on, per role, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from audit_app.audit.filters import AuditFilters, visible_partners, visible_tenants
+from audit_app.audit.ingest import ingest_events
+from audit_app.audit.query import list_events, list_results
+from audit_app.auth import Principal
+from audit_app.models import AuditEventIn
+from audit_app.seed import TENANT_PARTNER
+
+SUPER = Principal(sub="s", email="s@x", role="super_admin")
+PARTNER = Principal(sub="p", email="p@x", role="partner_admin", partner_id="bluesky")
+TENANT = Principal(sub="t", email="t@x", role="tenant_admin", tenant_id="acme")
+
+
+def _load(session: Session) -> None:
+    events = [
+        AuditEventIn(
+            tenant_id=tenant,
+            partner_id=TENANT_PARTNER[tenant],
+            actor_id=f"usr_{tenant}",
+            action="user.login",
+            result=result,
+            request_id=f"req_{tenant}",
+            timestamp=datetime(2026, 4, 1, tzinfo=UTC),
+        )
+        for tenant, result in (("acme", "success"), ("wayne", "denied"), ("tyrell", "error"))
+    ]
+    ingest_events(session, events)
+    session.commit()
+
+
+def test_pickers_offer_only_the_scope(session: Session) -> None:
+    _load(session)
+    assert [t.id for t in visible_tenants(session, SUPER)] == ["acme", "tyrell", "wayne"]
+    assert [t.id for t in visible_tenants(session, PARTNER)] == ["wayne"]
+    assert [t.id for t in visible_tenants(session, TENANT)] == ["acme"]
+    assert visible_partners(session, SUPER) == ["bluesky", "northwind", "redwood"]
+    assert visible_partners(session, PARTNER) == ["bluesky"]
+    assert visible_partners(session, TENANT) == ["northwind"]
+    assert list_results(session, SUPER) == ["denied", "error", "success"]
+    assert list_results(session, TENANT) == ["success"]
+
+
+def test_request_filter_stays_in_scope(session: Session) -> None:
+    _load(session)
+    assert list_events(session, SUPER, AuditFilters(request_id="req_wayne")).total == 1
+    assert list_events(session, TENANT, AuditFilters(request_id="req_wayne")).total == 0
+    assert list_events(session, TENANT, AuditFilters(request_id="req_acme")).total == 1

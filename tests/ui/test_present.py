@@ -1,0 +1,107 @@
+"""How the console shows events, changes and charts (pure functions over domain output)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
+
+from audit_app.models import AuditLog
+from audit_app.ui.state import charts
+from audit_app.ui.state.present import change_rows, event_row, pretty_details, related_links
+
+STATS = {
+    "total": 10,
+    "by_action": {"user.login": 6, "role.assign": 4},
+    "by_result": {"success": 7, "failure": 2, "denied": 1},
+    "by_day": [
+        {"date": "2026-04-01", "count": 6, "by_result": {"success": 5, "failure": 1}},
+        {"date": "2026-04-02", "count": 0, "by_result": {}},
+        {"date": "2026-04-03", "count": 4, "by_result": {"success": 2, "failure": 1, "denied": 1}},
+    ],
+    "top_actors": [{"actor_id": "usr_1", "actor_email": "a@x.example", "count": 6}],
+    "unique_actors": 1,
+    "failure_rate": 0.3,
+}
+
+
+def _event(**changes: object) -> AuditLog:
+    values: dict[str, object] = {
+        "id": "e1",
+        "timestamp": datetime(2026, 4, 1, 9, 30, 5, tzinfo=UTC),
+        "tenant_id": "acme",
+        "actor_id": "usr_1",
+        "actor_email": "a@acme.example",
+        "action": "role.assign",
+        "resource_type": "role",
+        "resource_id": "role_9",
+        "result": "failure",
+        "ip_address": "203.0.113.7",
+        "request_id": "req_1",
+        "details": {"changes": {"role": {"from": "viewer", "to": "admin"}}},
+    }
+    values.update(changes)
+    return AuditLog(**values)
+
+
+def test_event_row_shows_email_and_resource_path() -> None:
+    row = event_row(_event())
+    assert row["time"] == "2026-04-01 09:30:05"
+    assert row["actor"] == "a@acme.example"
+    assert row["resource"] == "role/role_9"
+    assert event_row(_event(actor_email=None, resource_id=None))["actor"] == "usr_1"
+
+
+def test_changes_become_before_after_rows() -> None:
+    details = {
+        "changes": {
+            "role": {"from": "viewer", "to": None},
+            "mfa_required": {"old": False, "new": True},
+            "origins": {"from": ["a"], "to": ["a", "b"]},
+            "note": "plain",
+        }
+    }
+    assert change_rows(details) == [
+        {"field": "role", "before": "viewer", "after": "(none)"},
+        {"field": "mfa_required", "before": "false", "after": "true"},
+        {"field": "origins", "before": '["a"]', "after": '["a", "b"]'},
+        {"field": "note", "before": "(none)", "after": "plain"},
+    ]
+    assert change_rows({"method": "sso"}) == []
+    assert change_rows({"changes": "not a mapping"}) == []
+
+
+def test_details_are_pretty_printed() -> None:
+    assert pretty_details({"b": 1, "a": {"c": 2}}) == '{\n  "a": {\n    "c": 2\n  },\n  "b": 1\n}'
+
+
+def test_related_links_filter_on_the_shared_value() -> None:
+    links = {link["label"]: dict(parse_qsl(urlsplit(link["href"]).query)) for link in related_links(_event())}
+    assert links == {
+        "Same actor": {"actor_id": "usr_1"},
+        "Same resource": {"resource_type": "role", "resource_id": "role_9"},
+        "Same request": {"request_id": "req_1"},
+        "Same IP address": {"ip_address": "203.0.113.7"},
+    }
+    bare = related_links(_event(request_id=None, ip_address=None, resource_id=None))
+    assert [link["label"] for link in bare] == ["Same actor"]
+
+
+def test_daily_chart_stacks_results_in_a_stable_order() -> None:
+    fig = charts.daily_figure(STATS)
+    assert [trace.name for trace in fig.data] == ["success", "failure", "denied"]
+    assert list(fig.data[0].y) == [5, 0, 2]
+    assert fig.layout.barmode == "stack"
+
+
+def test_failure_rate_per_day_skips_empty_days() -> None:
+    assert charts.failure_rates(STATS) == [16.67, None, 50.0]
+
+
+def test_ranked_charts_put_the_largest_on_top() -> None:
+    fig = charts.actions_figure(STATS)
+    assert list(fig.data[0].y) == ["role.assign", "user.login"]
+    assert list(charts.results_figure(STATS).data[0].labels) == ["success", "failure", "denied"]
+    assert charts.day_window("2026-04-30") == {
+        "start_time": "2026-04-30T00:00:00+00:00",
+        "end_time": "2026-05-01T00:00:00+00:00",
+    }

@@ -1,0 +1,107 @@
+"""The events view's URL query: parsing, round trips, presets and bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+import pytest
+
+from audit_app.audit.filters import AuditFilters
+from audit_app.ui.state.url_filters import (
+    DEFAULT_PAGE_SIZE,
+    FilterError,
+    ViewQuery,
+    events_href,
+    filters_params,
+    input_time,
+    parse_time,
+    preset_window,
+)
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_query_round_trip_keeps_every_filter() -> None:
+    params = {
+        "tenant_id": "acme",
+        "partner_id": "northwind",
+        "actor_id": "usr_1",
+        "actor_email": "a@acme.example",
+        "action": "role.assign",
+        "resource_type": "role",
+        "resource_id": "role_9",
+        "result": "failure",
+        "ip_address": "203.0.113.7",
+        "request_id": "req_1",
+        "start_time": "2026-04-01T00:00:00+00:00",
+        "end_time": "2026-04-02T00:00:00+00:00",
+        "page": "3",
+        "per_page": "100",
+    }
+    view = ViewQuery.from_params(params)
+    assert view.preset == "custom"
+    assert dict(parse_qsl(view.query_string())) == params
+    assert ViewQuery.from_params(dict(parse_qsl(view.query_string()))) == view
+
+
+def test_filters_use_api_names_and_utc() -> None:
+    view = ViewQuery.from_params({"action": "role.assign", "start_time": "2026-04-01T09:30", "result": "failure"})
+    filters = view.filters(NOW)
+    assert filters == AuditFilters(
+        action="role.assign", result="failure", start_time=datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
+    )
+    assert filters_params(filters) == {
+        "action": "role.assign",
+        "result": "failure",
+        "start_time": "2026-04-01T09:30:00+00:00",
+    }
+
+
+@pytest.mark.parametrize(
+    ("preset", "delta"),
+    [("1h", timedelta(hours=1)), ("24h", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30))],
+)
+def test_presets_are_windows_ending_now(preset: str, delta: timedelta) -> None:
+    assert preset_window(preset, NOW) == (NOW - delta, None)
+    view = ViewQuery.from_params({"range": preset, "start_time": "2020-01-01T00:00"})
+    assert view.values["start_time"] == ""
+    assert view.filters(NOW).start_time == NOW - delta
+    assert view.to_params() == {"range": preset}
+
+
+def test_unknown_preset_and_no_window_means_any_time() -> None:
+    view = ViewQuery.from_params({"range": "forever"})
+    assert view.preset == ""
+    assert view.filters(NOW) == AuditFilters()
+    assert preset_window("custom", NOW) == (None, None)
+
+
+def test_bad_page_numbers_fall_back() -> None:
+    assert ViewQuery.from_params({"page": "-4", "per_page": "7"}).page == 1
+    assert ViewQuery.from_params({"page": "x", "per_page": "7"}).per_page == DEFAULT_PAGE_SIZE
+    assert ViewQuery.from_params({"per_page": "200"}).per_page == 200
+    assert ViewQuery().to_params() == {}
+
+
+def test_bad_times_are_refused_with_the_field_name() -> None:
+    with pytest.raises(FilterError, match="From"):
+        ViewQuery.from_params({"start_time": "yesterday"}).filters(NOW)
+    with pytest.raises(FilterError, match="later"):
+        ViewQuery.from_params({"start_time": "2026-04-02T00:00", "end_time": "2026-04-01T00:00"}).filters(NOW)
+
+
+def test_times_convert_to_utc_for_inputs() -> None:
+    assert parse_time("2026-04-01T10:00:00+02:00", "From") == datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+    assert parse_time("2026-04-01T10:00:00Z", "From") == datetime(2026, 4, 1, 10, 0, tzinfo=UTC)
+    assert input_time("2026-04-01T10:00:00+02:00") == "2026-04-01T08:00"
+    assert input_time("") == ""
+
+
+def test_overlong_values_are_cut() -> None:
+    assert len(ViewQuery.from_params({"actor_id": "x" * 5000}).values["actor_id"]) == 320
+
+
+def test_events_href_drops_empty_values() -> None:
+    assert events_href(actor_id="usr 1", resource_id=None) == "/events?actor_id=usr+1"
+    assert events_href() == "/events"
