@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from audit_app.models import AuditLog
@@ -24,8 +25,8 @@ STATS = {
 }
 
 
-def _event(**changes: object) -> AuditLog:
-    values: dict[str, object] = {
+def _event(**changes: Any) -> AuditLog:
+    values: dict[str, Any] = {
         "id": "e1",
         "timestamp": datetime(2026, 4, 1, 9, 30, 5, tzinfo=UTC),
         "tenant_id": "acme",
