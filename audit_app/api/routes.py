@@ -19,12 +19,13 @@ from audit_app.api.schemas import (
     IngestResult,
     ResourceTypeList,
 )
-from audit_app.audit.export import EXPORT_FORMATS, csv_chunks, export_filename, export_row, iter_events, jsonl_chunks
+from audit_app.audit.export import EXPORT_FORMATS, csv_export, export_filename, export_row, iter_events, jsonl_chunks
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
 from audit_app.audit.ingest import ingest_batch, record_access
 from audit_app.audit.query import (
     DEFAULT_PER_PAGE,
     MAX_PER_PAGE,
+    CursorError,
     get_event,
     list_actions,
     list_events,
@@ -63,15 +64,26 @@ def list_audit_logs(
     filters: FiltersDep,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = DEFAULT_PER_PAGE,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="Continue after a previous page: its `next_cursor` (keyset pagination)"),
+    ] = None,
 ) -> AuditLogPage:
     """List audit logs with filtering."""
-    result = list_events(session, principal, filters, page=page, per_page=per_page)
+    try:
+        result = list_events(session, principal, filters, page=page, per_page=per_page, cursor=cursor)
+    except CursorError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "cursor"), "msg": f"Value error, {exc}", "input": cursor}]
+        ) from None
     return AuditLogPage(
         items=[AuditLogPublic.model_validate(event) for event in result.items],
         total=result.total,
         page=result.page,
         per_page=result.per_page,
         pages=result.pages,
+        total_exact=result.total_exact,
+        next_cursor=result.next_cursor,
     )
 
 
@@ -104,6 +116,10 @@ def _export_stream(
     rows = 0
     complete = False
 
+    def count_rows(n: int) -> None:
+        nonlocal rows
+        rows += n
+
     def counted(events: Iterator[Any]) -> Iterator[dict[str, Any]]:
         nonlocal rows
         for event in events:
@@ -112,8 +128,10 @@ def _export_stream(
 
     try:
         with session_scope() as session:
-            chunks = csv_chunks if fmt == "csv" else jsonl_chunks
-            yield from chunks(counted(iter_events(session, principal, filters)))
+            if fmt == "csv":
+                yield from csv_export(session, principal, filters, on_rows=count_rows)
+            else:
+                yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
         complete = True
     finally:
         with session_scope() as session:

@@ -17,6 +17,8 @@ class AuditLogPage(BaseModel):
     page: int
     per_page: int
     pages: int
+    total_exact: bool = True
+    next_cursor: str | None = None
 
 
 class ActionList(BaseModel):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import String, Text, case, cast, func, literal, select
 from sqlmodel import Session
 
 from audit_app.audit.filters import AuditFilters, where_clause
@@ -94,63 +94,100 @@ def export_filename(filters: AuditFilters, fmt: str, stamp: str) -> str:
 UNFORMULA_COLUMNS = frozenset({"timestamp", "ingested_at", "details", "hash"})
 """Columns whose export text cannot start a formula (ISO times, a JSON object, hex); all others are guarded."""
 DETAILS_CACHE_SIZE = 50_000
+CSV_SPECIALS = (",", '"', "\r", "\n")
 
 
-def _export_column(session: Session, name: str) -> Any:
-    """A column as export text computed by the database: ISO UTC times with a `Z`, `details` as stored JSON."""
+def _export_text(session: Session, name: str) -> Any:
+    """A column as its export text, computed by the database: ISO UTC times with a `Z`, neutralised cells."""
     column = getattr(AuditLog, name)
-    if name == "details":
-        return cast(column, Text)
     if name in ("timestamp", "ingested_at"):
         if session.get_bind().dialect.name == "postgresql":
             return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         return func.replace(cast(column, Text), " ", "T") + "Z"  # stored as naive UTC "YYYY-MM-DD HH:MM:SS.ffffff"
-    return column
+    if name == "details":
+        return cast(column, Text)
+    text = func.coalesce(column, literal("", String))
+    if name in UNFORMULA_COLUMNS:
+        return text
+    starts_formula = func.substr(text, 1, 1).in_([literal(p, String) for p in FORMULA_PREFIXES])
+    return case((starts_formula, literal("'", String) + text), else_=text)  # neutralise_cell, in SQL
 
 
-def export_records(session: Session, principal: Principal, filters: AuditFilters) -> Iterator[list[Any]]:
-    """Every matching event as a list of EXPORT_COLUMNS values, formatted exactly as `export_row` does.
+def _quoted(text: str) -> tuple[str, int, int, int]:
+    """`text` as csv.writer (QUOTE_MINIMAL) writes it, and how many commas, quotes and CR/LF that holds."""
+    if any(ch in text for ch in CSV_SPECIALS):
+        text = '"' + text.replace('"', '""') + '"'
+    return text, text.count(","), text.count('"'), text.count("\r") + text.count("\n")
 
-    The fast path of exports: plain columns through a server-side cursor (no ORM objects), and
-    `details` read as stored JSON text and re-serialised once per distinct text (most events
-    share a handful of shapes), so a million rows stream at well over 100,000 rows/s.
+
+def csv_export(
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    *,
+    rows_per_chunk: int = 1000,
+    on_rows: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """The CSV export in chunks (header first): the same text as `csv_chunks` over `export_row`, much faster.
+
+    Rows come as plain text columns through a server-side cursor (no ORM objects); the database
+    formats the times and neutralises formula cells. `details` (stored JSON, re-serialised with
+    sorted keys) and `user_agent` repeat a lot, so their quoted CSV form is computed once per
+    distinct value; a line is joined directly when no other field needs quoting (checked by
+    counting special characters), else written by csv.writer. `on_rows(n)` hears how many events
+    each chunk holds, before it is yielded.
     """
-    columns = [_export_column(session, name) for name in EXPORT_COLUMNS]
-    stmt = select(*columns).where(*where_clause(session, principal, filters)).order_by(*NEWEST_FIRST)
+    stmt = (
+        select(*(_export_text(session, name) for name in EXPORT_COLUMNS))
+        .where(*where_clause(session, principal, filters))
+        .order_by(*NEWEST_FIRST)
+    )
     result = session.execute(stmt.execution_options(stream_results=True, yield_per=STREAM_BATCH))
-    details_at = EXPORT_COLUMNS.index("details")
-    canonical: dict[str, str] = {}
-    for partition in result.partitions():
-        for row in partition:
-            record = list(row)
-            stored = record[details_at]
-            text = canonical.get(stored)
-            if text is None:
-                if len(canonical) >= DETAILS_CACHE_SIZE:
-                    canonical.clear()
-                text = canonical[stored] = json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
-            record[details_at] = text
-            yield record
-
-
-def csv_record_chunks(records: Iterator[list[Any]], *, rows_per_chunk: int = 1000) -> Iterator[str]:
-    """CSV text from `export_records`: the same bytes `csv_chunks` writes for the same events."""
+    details_at, agent_at = EXPORT_COLUMNS.index("details"), EXPORT_COLUMNS.index("user_agent")
+    separators = len(EXPORT_COLUMNS) - 1
+    details_cache: dict[str, tuple[str, int, int, int]] = {}
+    agent_cache: dict[str, tuple[str, int, int, int]] = {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
-    guarded = [i for i, name in enumerate(EXPORT_COLUMNS) if name not in UNFORMULA_COLUMNS]
-    batch: list[list[Any]] = []
-    for record in records:
-        for i in guarded:
-            value = record[i]
-            if value and value.startswith(FORMULA_PREFIXES):
-                record[i] = "'" + value
-        batch.append(record)
-        if len(batch) == rows_per_chunk:
-            writer.writerows(batch)
-            batch.clear()
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    writer.writerows(batch)
-    yield buffer.getvalue()
+    lines: list[str] = [buffer.getvalue()]
+    header = 1
+    for partition in result.partitions():
+        for row in partition:
+            record = list(row)
+            stored, agent = record[details_at], record[agent_at]
+            details = details_cache.get(stored)
+            if details is None:
+                if len(details_cache) >= DETAILS_CACHE_SIZE:
+                    details_cache.clear()
+                as_json = json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
+                details = details_cache[stored] = _quoted(as_json)
+            quoted_agent = agent_cache.get(agent)
+            if quoted_agent is None:
+                if len(agent_cache) >= DETAILS_CACHE_SIZE:
+                    agent_cache.clear()
+                quoted_agent = agent_cache[agent] = _quoted(agent)
+            record[details_at], record[agent_at] = details[0], quoted_agent[0]
+            line = ",".join(record)
+            if (
+                line.count(",") == separators + details[1] + quoted_agent[1]
+                and line.count('"') == details[2] + quoted_agent[2]
+                and line.count("\r") + line.count("\n") == details[3] + quoted_agent[3]
+            ):
+                lines.append(line + "\r\n")
+            else:  # another field holds a comma, quote or line break: let csv.writer quote it
+                record[agent_at] = agent
+                record[details_at] = json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
+                buffer.seek(0)
+                buffer.truncate()
+                writer.writerow(record)
+                lines.append(buffer.getvalue())
+            if len(lines) >= rows_per_chunk:
+                if on_rows is not None:
+                    on_rows(len(lines) - header)
+                yield "".join(lines)
+                lines.clear()
+                header = 0
+    if on_rows is not None:
+        on_rows(len(lines) - header)
+    yield "".join(lines)
