@@ -281,12 +281,15 @@ def verify_chains(
         chains=chains,
         first_broken=first_broken,
     )
+    # Recorded in the tenant checked when it has a chain; a name that matches nothing must not create a tenant.
+    known = tenant_id is not None and _head(session, tenant_id) is not None
+    details = report.summary() | ({"tenant_id": tenant_id} if tenant_id is not None else {})
     event_id = record_access(
         session,
         principal,
         "audit.verify",
-        tenant_id=tenant_id,
-        details=report.summary(),
+        tenant_id=tenant_id if known else None,
+        details=details,
         ip_address=ip_address,
         user_agent=user_agent,
     )
