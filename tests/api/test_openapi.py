@@ -43,7 +43,8 @@ def parse_reference(text: str) -> dict[str, dict[str, Any]]:
         lines = [line.strip() for line in block.splitlines()]
         summary = next(line.strip("_") for line in lines if line.startswith("_") and line.endswith("_"))
         description = lines[lines.index(f"_{summary}_") + 2]
-        params, responses = [], []
+        params: list[list[str]] = []
+        responses: list[list[str]] = []
         section = None
         for line in lines:
             if line.startswith("**Parameters"):
