@@ -1,0 +1,152 @@
+"""Domain functions behind the API where the logic is not obvious: windows, scopes, export text, tokens."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlmodel import Session
+
+from audit_app.audit.export import csv_chunks, export_filename, jsonl_chunks, neutralise_cell
+from audit_app.audit.filters import AuditFilters, check_filters_in_scope
+from audit_app.audit.ingest import authorize_ingest, batch_hash, ingest_batch, ingest_events
+from audit_app.audit.stats import _window_days
+from audit_app.auth import (
+    ALL_SCOPES,
+    AuthError,
+    ForbiddenError,
+    Principal,
+    decode_download_token,
+    decode_token,
+    download_signing_key,
+    issue_download_token,
+)
+from audit_app.models import EXPORT_COLUMNS, AuditEventIn
+from audit_app.settings import Settings
+
+SUPER = Principal(sub="s", email="s@x", role="super_admin", scopes=frozenset(ALL_SCOPES.split()))
+NORTHWIND = Principal(
+    sub="p", email="p@x", role="partner_admin", scopes=frozenset(ALL_SCOPES.split()), partner_id="northwind"
+)
+ACME = Principal(sub="t", email="t@x", role="tenant_admin", scopes=frozenset(ALL_SCOPES.split()), tenant_id="acme")
+
+
+def test_window_days_end_is_exclusive_and_open_sides_follow_the_data() -> None:
+    window = AuditFilters(start_time=datetime(2026, 3, 1), end_time=datetime(2026, 3, 3))
+    assert _window_days(None, None, window) == [date(2026, 3, 1), date(2026, 3, 2)]
+    late = AuditFilters(start_time=datetime(2026, 3, 1), end_time=datetime(2026, 3, 3, 0, 0, 1))
+    assert _window_days(None, None, late)[-1] == date(2026, 3, 3)
+    open_end = AuditFilters(start_time=datetime(2026, 3, 1))
+    assert _window_days(date(2026, 2, 1), date(2026, 3, 4), open_end) == [date(2026, 3, d) for d in (1, 2, 3, 4)]
+    assert _window_days(None, None, AuditFilters()) == []
+    assert _window_days(date(2026, 3, 5), date(2026, 3, 5), AuditFilters()) == [date(2026, 3, 5)]
+
+
+def test_a_huge_window_is_cut_to_the_data_or_empty() -> None:
+    huge = AuditFilters(start_time=datetime(1, 1, 2), end_time=datetime(9999, 1, 1))
+    assert _window_days(None, None, huge) == []
+    assert _window_days(date(2026, 3, 1), date(2026, 3, 2), huge) == [date(2026, 3, 1), date(2026, 3, 2)]
+
+
+def test_filters_take_naive_times_as_utc() -> None:
+    filters = AuditFilters(start_time=datetime(2026, 3, 1, 12), end_time=datetime(2026, 3, 1, 14, tzinfo=UTC))
+    assert filters.start_time == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    shifted = AuditFilters(start_time=datetime(2026, 3, 1, 12, tzinfo=UTC) + timedelta(hours=1))
+    assert shifted.active() == {"start_time": "2026-03-01T13:00:00+00:00"}
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("a=1", "a=1")],
+)
+def test_neutralise_cell(cell: str, expected: str) -> None:
+    assert neutralise_cell(cell) == expected
+
+
+def test_csv_and_jsonl_chunks() -> None:
+    row = dict.fromkeys(EXPORT_COLUMNS, "v") | {"actor_email": "=evil", "details": '{"a": 1}'}
+    text = "".join(csv_chunks(iter([row] * 1200)))
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == 1200
+    assert rows[0]["actor_email"] == "'=evil"
+    lines = "".join(jsonl_chunks(iter([row] * 3))).splitlines()
+    assert len(lines) == 3
+    assert '"details": {"a": 1}' in lines[0]
+    assert "".join(csv_chunks(iter([]))) == ",".join(EXPORT_COLUMNS) + "\r\n"
+
+
+def test_export_filename_is_ascii_and_descriptive() -> None:
+    name = export_filename(AuditFilters(tenant_id="acmé/../x", action="role.assign"), "csv", "20261127T0800Z")
+    assert name == "audit-tenant-acm__.._x-action-role.assign-20261127T0800Z.csv"
+    assert name.isascii()
+    long = export_filename(AuditFilters(actor_id="a" * 300), "jsonl", "S")
+    assert long == f"audit-actor-{'a' * 40}-S.jsonl"
+
+
+def test_scope_checks_of_filters(session: Session) -> None:
+    ingest_events(
+        session,
+        [
+            AuditEventIn(tenant_id="acme", partner_id="northwind", actor_id="a", action="x"),
+            AuditEventIn(tenant_id="initech", partner_id="southwind", actor_id="a", action="x"),
+        ],
+    )
+    session.commit()
+    check_filters_in_scope(session, NORTHWIND, AuditFilters(tenant_id="acme", partner_id="northwind"))
+    check_filters_in_scope(session, ACME, AuditFilters(tenant_id="acme", partner_id="northwind"))
+    check_filters_in_scope(session, SUPER, AuditFilters(tenant_id="anything", partner_id="anyone"))
+    for principal, filters in (
+        (NORTHWIND, AuditFilters(tenant_id="initech")),
+        (NORTHWIND, AuditFilters(tenant_id="unknown")),
+        (NORTHWIND, AuditFilters(partner_id="southwind")),
+        (ACME, AuditFilters(tenant_id="initech")),
+        (ACME, AuditFilters(partner_id="southwind")),
+    ):
+        with pytest.raises(ForbiddenError):
+            check_filters_in_scope(session, principal, filters)
+
+
+def test_authorize_ingest_fills_the_partner_of_new_tenants(session: Session) -> None:
+    events = [AuditEventIn(tenant_id="newco", actor_id="a", action="x")]
+    (authorized,) = authorize_ingest(session, NORTHWIND, events)
+    assert authorized.partner_id == "northwind"
+    assert authorize_ingest(session, SUPER, events) == events
+    reader = Principal(sub="r", email="", role="super_admin", scopes=frozenset({"audit:read"}))
+    with pytest.raises(ForbiddenError):
+        authorize_ingest(session, reader, events)
+
+
+def test_batch_hash_tells_batches_apart() -> None:
+    one = [AuditEventIn(tenant_id="t", actor_id="a", action="x")]
+    assert batch_hash(one) == batch_hash([AuditEventIn(tenant_id="t", actor_id="a", action="x")])
+    assert batch_hash(one) != batch_hash([AuditEventIn(tenant_id="t", actor_id="a", action="y")])
+    assert batch_hash(one) != batch_hash(one * 2)
+
+
+def test_ingest_batch_replays_by_caller_and_key(session: Session) -> None:
+    events = [AuditEventIn(tenant_id="t", actor_id="a", action="x")]
+    first = ingest_batch(session, SUPER, events, idempotency_key="k")
+    again = ingest_batch(session, SUPER, events, idempotency_key="k")
+    assert (again.ids, again.replayed, first.replayed) == (first.ids, True, False)
+    other = Principal(sub="other", email="", role="super_admin", scopes=SUPER.scopes)
+    assert ingest_batch(session, other, events, idempotency_key="k").ids != first.ids
+
+
+def test_download_tokens_have_their_own_key(settings: Settings) -> None:
+    assert settings.jwt_secret
+    assert download_signing_key(settings) != settings.jwt_secret
+    token = issue_download_token(settings, ACME)
+    principal = decode_download_token(token, settings)
+    assert (principal.role, principal.tenant_id, principal.scopes) == ("tenant_admin", "acme", {"audit:export"})
+    with pytest.raises(AuthError):
+        decode_token(token, settings)
+    settings.download_secret = "dedicated-" + "z" * 32
+    assert download_signing_key(settings) == settings.download_secret
+    with pytest.raises(AuthError):
+        decode_download_token(token, settings)  # signed with the previous key
+    with pytest.raises(ForbiddenError):
+        issue_download_token(
+            settings, Principal(sub="r", email="", role="super_admin", scopes=frozenset({"audit:read"}))
+        )
