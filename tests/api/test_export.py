@@ -132,6 +132,11 @@ def test_exports_are_audited_with_filters_and_row_count(
     assert audit.actor_id == "tenant_admin-local"
     mine = listed(client, as_acme, action="audit.export")
     assert [item["id"] for item in mine] == [audit.id]
+    csv_rows = parse_csv(client.get(EXPORT, params={"action": "user.login"}, headers=as_acme).text)
+    latest = listed(client, as_acme, action="audit.export")[0]
+    assert latest["details"]["rows"] == len(csv_rows) == 2
+    assert latest["details"]["filters"] == {"action": "user.login"}
+    assert latest["details"]["format"] == "csv"
 
 
 def test_large_exports_stream_every_row_without_a_cap(
