@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from audit_app.api import integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
@@ -36,6 +37,13 @@ def _invalid_batch(_request: Request, exc: Exception) -> JSONResponse:
         loc.append(exc.index)
     loc.append(exc.field)
     return JSONResponse({"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}, status_code=422)
+
+
+def _database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+    """The database is down or restarting: 503, so clients retry (the pool reconnects by itself)."""
+    return JSONResponse(
+        {"detail": "The database is unavailable; retry shortly."}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 MAX_ECHOED_INPUT = 1024
@@ -100,6 +108,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
     api.add_exception_handler(RequestValidationError, _invalid_request)
+    api.add_exception_handler(OperationalError, _database_unavailable)
     api.add_exception_handler(AuthError, _unauthorized)
     api.add_exception_handler(ForbiddenError, _forbidden)
     api.add_exception_handler(IdempotencyConflictError, _conflict)

@@ -233,3 +233,25 @@ def test_retention_endpoints(client: TestClient, as_super: dict[str, str], make_
     assert seen == {"default_days": 30, "tenants": [held.json()]}
     changes = client.get(LIST, params={"action": "audit.retention.update"}, headers=as_super).json()
     assert changes["total"] == 2
+
+
+def test_an_unreachable_database_is_503_not_500(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, make_token: TokenFactory
+) -> None:
+    token = make_token("super_admin")
+    monkeypatch.setenv("AUDIT_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/none")
+    get_settings.cache_clear()
+    with TestClient(create_api(), raise_server_exceptions=False) as client:
+        for path in (LIST, VERIFY, LIST + "stats"):
+            response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "1"
+    get_settings.cache_clear()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
