@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import case, delete, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from audit_app.models import AuditDailyActor, AuditDailyCount, utc
 
@@ -50,10 +50,10 @@ def add_to_daily_counts(session: Session, rows: Iterable[dict[str, Any]]) -> Non
     if not counts:
         return
     insert = _upsert(session)
-    stmt = insert(AuditDailyCount)
+    stmt = insert(AuditDailyCount.__table__)  # type: ignore[attr-defined]
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "day", "action", "resource_type", "result"],
-        set_={"count": AuditDailyCount.count + stmt.excluded["count"]},
+        set_={"count": stmt.table.c["count"] + stmt.excluded["count"]},
     )
     session.execute(
         stmt,
@@ -62,12 +62,12 @@ def add_to_daily_counts(session: Session, rows: Iterable[dict[str, Any]]) -> Non
             for (t, d, a, r, res), n in sorted(counts.items())
         ],
     )
-    stmt = insert(AuditDailyActor)
-    current, new = col(AuditDailyActor.actor_email), stmt.excluded["actor_email"]
+    stmt = insert(AuditDailyActor.__table__)  # type: ignore[attr-defined]
+    current, new = stmt.table.c["actor_email"], stmt.excluded["actor_email"]
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "day", "actor_id"],
         set_={
-            "count": AuditDailyActor.count + stmt.excluded["count"],
+            "count": stmt.table.c["count"] + stmt.excluded["count"],
             "actor_email": case(
                 (new.is_(None), current),
                 (current.is_(None) | (new > current), new),  # type: ignore[operator]
