@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from audit_app.audit.export import csv_chunks, export_filename, jsonl_chunks, neutralise_cell
@@ -23,7 +26,8 @@ from audit_app.auth import (
     download_signing_key,
     issue_download_token,
 )
-from audit_app.models import EXPORT_COLUMNS, AuditEventIn
+from audit_app.db import engine_for
+from audit_app.models import EXPORT_COLUMNS, AuditEventIn, AuditLog
 from audit_app.settings import Settings
 
 SUPER = Principal(sub="s", email="s@x", role="super_admin", scopes=frozenset(ALL_SCOPES.split()))
@@ -150,3 +154,21 @@ def test_download_tokens_have_their_own_key(settings: Settings) -> None:
         issue_download_token(
             settings, Principal(sub="r", email="", role="super_admin", scopes=frozenset({"audit:read"}))
         )
+
+
+def test_concurrent_deliveries_of_one_key_write_once(settings: Settings) -> None:
+    """Two deliveries racing with the same key: one writes, the other gets the same ids."""
+    engine = engine_for(settings.database_url)
+    events = [AuditEventIn(tenant_id="t", actor_id="a", action=f"x.{n}") for n in range(50)]
+    barrier = threading.Barrier(2)
+
+    def deliver() -> list[str]:
+        with Session(engine) as own:
+            barrier.wait()
+            return ingest_batch(own, SUPER, events, idempotency_key="race").ids
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = (future.result() for future in [pool.submit(deliver), pool.submit(deliver)])
+    assert first == second
+    with Session(engine) as check:
+        assert check.execute(select(func.count()).select_from(AuditLog)).scalar_one() == 50
