@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
@@ -111,7 +111,7 @@ def get_audit_stats(session: SessionDep, principal: ReaderPrincipal, filters: St
 
 def _export_stream(
     principal: Principal, filters: AuditFilters, fmt: str, client: tuple[str | None, str | None]
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """The export's chunks, then an `audit.export` event with the row count (own sessions)."""
     rows = 0
     complete = False

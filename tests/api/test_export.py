@@ -13,7 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
+from audit_app.api.routes import _export_stream
+from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import ingest_events
+from audit_app.auth import Principal
 from audit_app.models import EXPORT_COLUMNS, AuditEventIn, AuditLog
 from tests.api.conftest import LIST, World, at, event, write
 
@@ -154,3 +157,16 @@ def test_large_exports_stream_every_row_without_a_cap(
     assert stamps == sorted(stamps, reverse=True)
     jsonl = client.get(EXPORT, params={"format": "jsonl", "tenant_id": "t1"}, headers=as_super).text.splitlines()
     assert len(jsonl) == 1500
+
+
+@pytest.mark.usefixtures("world")
+def test_an_interrupted_export_is_still_audited(session: Session) -> None:
+    """A client that hangs up mid-download leaves an audit.export event marked incomplete."""
+    principal = Principal(sub="quitter", email="", role="super_admin", scopes=frozenset({"audit:export"}))
+    stream = _export_stream(principal, AuditFilters(tenant_id="acme"), "jsonl", ("192.0.2.1", "agent"))
+    next(stream)
+    stream.close()  # what the server does when the client disconnects
+    (audit,) = session.execute(select(AuditLog).where(AuditLog.action == "audit.export")).scalars().all()  # type: ignore[arg-type]
+    assert audit.details["complete"] is False
+    assert audit.actor_id == "quitter"
+    assert audit.ip_address == "192.0.2.1"
