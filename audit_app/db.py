@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from audit_app.settings import ConfigError, get_settings
@@ -42,8 +42,16 @@ def get_engine() -> Engine:
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A session on the configured database, closed afterwards (callers commit)."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+    session = Session(get_engine(), expire_on_commit=False)
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError:
+            # The connection died under the session (e.g. a database restart): the closing
+            # ROLLBACK fails after the response is sent. Drop the connection; the pool reconnects.
+            session.invalidate()
 
 
 def check_database(engine: Engine | None = None) -> None:

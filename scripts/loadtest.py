@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-at", type=float, default=15, help="restart PostgreSQL after N s (0 = never)")
     parser.add_argument("--pg-port", type=int, default=0, help="port of the private cluster (default: a free one)")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
+    parser.add_argument("--server-log", type=Path, help="write the API server's output to this file")
     args = parser.parse_args(argv)
     if args.duration > 600:
         parser.error("--duration is capped at 600 s")
@@ -308,13 +309,14 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
         secret = secrets.token_urlsafe(32)
         port = free_port()
+        log = args.server_log.open("wb") if args.server_log else subprocess.DEVNULL
         env = os.environ | {"AUDIT_DATABASE_URL": url, "AUDIT_JWT_SECRET": secret, "AUDIT_DEMO": "0"}
         server = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "uvicorn", "audit_app.api:app", "--host", "127.0.0.1", "--port", str(port)],
             cwd=PROJECT,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         base_url = f"http://127.0.0.1:{port}"
         wait_for_server(base_url, server)
