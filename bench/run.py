@@ -1,0 +1,568 @@
+"""`make bench`: build a database of N events, serve the API on it, and time every case.
+
+For each read case it prints p50/p95 of the HTTP endpoint next to the very SQL statements the
+endpoint's domain function issues (captured once in-process, then replayed directly through
+the driver), and their ratio. It also times CSV exports (rows/s, peak server memory) and
+ingestion (events/s in 1,000-event batches), and writes bench/results/<backend>-<N>.json.
+
+    python -m bench.run                          # PostgreSQL, 1,000,000 events, then SQLite
+    python -m bench.run --backend postgres --events 10000000 --reuse
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from audit_app.audit.filters import AuditFilters
+from audit_app.audit.query import list_actions, list_events, list_resource_types
+from audit_app.audit.stats import compute_stats
+from audit_app.auth import ALL_SCOPES, Principal, issue_token
+from audit_app.db import engine_for
+from audit_app.models import AuditLog
+from audit_app.seed import generate_events
+from audit_app.settings import Settings
+from bench.generate import create_postgres_database, load_postgres, load_sqlite
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PG_ADMIN_URL = os.environ.get("AUDIT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+SECRET = "bench-secret-" + "b" * 40
+AUDIT = "/api/v1/admin/audit"
+SUPER = Principal(sub="bench-super", email="", role="super_admin")
+PARTNER = Principal(sub="bench-partner", email="", role="partner_admin", partner_id="northwind")
+TENANT = Principal(sub="bench-tenant", email="", role="tenant_admin", tenant_id="acme")
+
+
+@dataclass
+class Case:
+    """One read case: an HTTP request and the domain call that answers it (for the direct SQL)."""
+
+    name: str
+    path: str
+    params: dict[str, Any]
+    principal: Principal
+    call: Callable[[Session], Any]
+    check: Callable[[Any, Any], bool]
+
+
+@dataclass
+class Measured:
+    """Latencies of one case, in milliseconds."""
+
+    name: str
+    http: list[float] = field(default_factory=list)
+    direct: list[float] = field(default_factory=list)
+    same_result: bool = False
+
+    def row(self) -> dict[str, Any]:
+        http50, direct50 = _pct(self.http, 50), _pct(self.direct, 50)
+        return {
+            "case": self.name,
+            "http_p50_ms": round(http50, 2),
+            "http_p95_ms": round(_pct(self.http, 95), 2),
+            "sql_p50_ms": round(direct50, 2),
+            "sql_p95_ms": round(_pct(self.direct, 95), 2),
+            "ratio_p50": round(http50 / direct50, 2) if direct50 else None,
+            "same_result": self.same_result,
+            "samples": len(self.http),
+        }
+
+
+def _pct(values: list[float], pct: int) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        with psycopg.connect(PG_ADMIN_URL) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            pg_version = str(row[0]) if row else "unknown"
+    except psycopg.Error:
+        pg_version = "unreachable"
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu_model": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "postgresql": pg_version,
+        "sqlite": sqlite3.sqlite_version,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# ---------------------------------------------------------------- database
+
+
+def prepare_postgres(events: int, reuse: bool) -> str:
+    """A PostgreSQL database holding `events` generated events (reused when asked and present)."""
+    name = f"audit_bench_{events}"
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = f"{base}/{name}"
+    if reuse:
+        try:
+            with Session(engine_for(url)) as session:
+                count = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
+            if events <= count <= events * 1.05:
+                log(f"reusing {name} ({count:,} events)")
+                return url
+        except Exception as exc:
+            log(f"cannot reuse {name}: {str(exc).splitlines()[0]}")
+        engine_for(url).dispose()
+    log(f"generating {events:,} events into PostgreSQL database {name} ...")
+    url = create_postgres_database(PG_ADMIN_URL, name)
+    seconds = load_postgres(url, events, now=_now(), log=log)
+    log(f"generated in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
+    return url
+
+
+def prepare_sqlite(events: int, reuse: bool) -> str:
+    """An SQLite file holding `events` generated events."""
+    path = RESULTS.parent / "data" / f"audit_bench_{events}.db"
+    path.parent.mkdir(exist_ok=True)
+    url = f"sqlite:///{path}"
+    if reuse and path.exists():
+        with Session(engine_for(url)) as session:
+            count = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
+        if events <= count <= events * 1.05:
+            log(f"reusing {path} ({count:,} events)")
+            return url
+        engine_for(url).dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    log(f"generating {events:,} events into SQLite {path} ...")
+    seconds = load_sqlite(str(path), events, now=_now(), log=log)
+    log(f"generated in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
+    return url
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+# ---------------------------------------------------------------- server
+
+
+@contextmanager
+def api_server(url: str) -> Iterator[tuple[str, psutil.Process]]:
+    """uvicorn serving `audit_app.api:app` on a free loopback port against `url`."""
+    port = free_port()
+    env = dict(os.environ, AUDIT_DATABASE_URL=url, AUDIT_JWT_SECRET=SECRET, AUDIT_DEMO="0")
+    cmd = [sys.executable, "-m", "uvicorn", "audit_app.api:app", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, env=env, cwd=RESULTS.parent.parent)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.3)
+        yield base, psutil.Process(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def token(settings: Settings, principal: Principal) -> str:
+    claims = {k: v for k, v in (("tenant_id", principal.tenant_id), ("partner_id", principal.partner_id)) if v}
+    return issue_token(settings, role=principal.role, sub=principal.sub, scope=ALL_SCOPES, ttl=86_400, **claims)
+
+
+# ---------------------------------------------------------------- direct SQL
+
+
+class StatementRecorder:
+    """Records the SQL an engine executes, to replay it directly through the driver."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.statements: list[tuple[str, Any]] = []
+        self.active = False
+        event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, _many: bool) -> None:
+        if self.active:
+            self.statements.append((statement, parameters))
+
+    @contextmanager
+    def recording(self) -> Iterator[list[tuple[str, Any]]]:
+        self.statements = []
+        self.active = True
+        try:
+            yield self.statements
+        finally:
+            self.active = False
+
+
+def replay(url: str) -> Callable[[list[tuple[str, Any]]], float]:
+    """A function timing (ms) the statements run directly on one raw driver connection."""
+    if url.startswith("sqlite"):
+        conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"))
+    else:
+        conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
+
+    def run(statements: list[tuple[str, Any]]) -> float:
+        started = time.perf_counter()
+        cursor = conn.cursor()
+        for statement, parameters in statements:
+            cursor.execute(statement, parameters)
+            if cursor.description is not None:
+                cursor.fetchall()
+        return (time.perf_counter() - started) * 1000
+
+    return run
+
+
+# ---------------------------------------------------------------- cases
+
+
+def _ids(http: Any, domain: Any) -> bool:
+    return bool(
+        [item["id"] for item in http["items"]] == [e.id for e in domain.items] and http["total"] == domain.total
+    )
+
+
+def read_cases(session: Session, now: datetime) -> list[Case]:
+    """The issue's read cases, with filter values taken from the data."""
+    sample = session.execute(select(AuditLog).order_by(AuditLog.timestamp.desc()).offset(5000).limit(1)).scalar_one()  # type: ignore[attr-defined]
+    start, end = now - timedelta(days=30), now - timedelta(days=20)
+    single: dict[str, Any] = {
+        "tenant_id": "acme",
+        "partner_id": "northwind",
+        "actor_id": sample.actor_id,
+        "actor_email": sample.actor_email,
+        "action": "user.delete",
+        "resource_type": "role",
+        "resource_id": sample.resource_id,
+        "result": "denied",
+        "ip_address": sample.ip_address,
+        "start_time": now - timedelta(days=3),
+    }
+    cases: list[Case] = []
+
+    def listing(name: str, principal: Principal, filters: AuditFilters, page: int = 1) -> None:
+        params: dict[str, Any] = {k: _param(v) for k, v in filters.active().items()}
+        if page != 1:
+            params["page"] = page
+        cases.append(
+            Case(
+                name,
+                f"{AUDIT}/",
+                params,
+                principal,
+                lambda s: list_events(s, principal, filters, page=page),
+                _ids,
+            )
+        )
+
+    listing("list page 1, no filter", SUPER, AuditFilters())
+    for key, value in single.items():
+        listing(f"list {key}", SUPER, AuditFilters(**{key: value}))
+    listing(
+        "list tenant+time+action",
+        SUPER,
+        AuditFilters(tenant_id="globex", action="role.assign", start_time=start, end_time=end),
+    )
+    listing("list as tenant admin", TENANT, AuditFilters())
+    listing("list as partner admin", PARTNER, AuditFilters())
+    listing("list deep page 2000", SUPER, AuditFilters(), page=2000)
+    for days in (7, 90):
+        for label, tenant in (("all", None), ("tenant", "acme")):
+            filters = AuditFilters(tenant_id=tenant, start_time=now - timedelta(days=days), end_time=now)
+            cases.append(
+                Case(
+                    f"stats {days}d {label}",
+                    f"{AUDIT}/stats",
+                    {k: _param(v) for k, v in filters.active().items()},
+                    SUPER,
+                    lambda s, f=filters: compute_stats(s, SUPER, f),  # type: ignore[misc]
+                    lambda http, domain: http["total"] == domain["total"] and http["by_action"] == domain["by_action"],
+                )
+            )
+    for principal in (SUPER, TENANT):
+        who = "super" if principal is SUPER else "tenant"
+        cases.append(
+            Case(
+                f"actions ({who})",
+                f"{AUDIT}/actions",
+                {},
+                principal,
+                lambda s, p=principal: list_actions(s, p),  # type: ignore[misc]
+                lambda http, domain: http["actions"] == domain,
+            )
+        )
+        cases.append(
+            Case(
+                f"resource-types ({who})",
+                f"{AUDIT}/resource-types",
+                {},
+                principal,
+                lambda s, p=principal: list_resource_types(s, p),  # type: ignore[misc]
+                lambda http, domain: http["resource_types"] == domain,
+            )
+        )
+    return cases
+
+
+def _param(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def measure_reads(
+    base: str, url: str, cases: list[Case], settings: Settings, samples: int, warmup: int
+) -> list[Measured]:
+    """p50/p95 over `samples` sequential requests per case, next to the replayed SQL."""
+    engine = engine_for(url)
+    recorder = StatementRecorder(engine)
+    direct = replay(url)
+    out: list[Measured] = []
+    with httpx.Client(base_url=base, timeout=120) as client:
+        for case in cases:
+            headers = {"Authorization": f"Bearer {token(settings, case.principal)}"}
+            with Session(engine) as session, recorder.recording() as statements:
+                domain = case.call(session)
+            measured = Measured(case.name)
+            for n in range(warmup + samples):
+                started = time.perf_counter()
+                response = client.get(case.path, params=case.params, headers=headers)
+                elapsed = (time.perf_counter() - started) * 1000
+                response.raise_for_status()
+                if n >= warmup:
+                    measured.http.append(elapsed)
+                if n == 0:
+                    measured.same_result = case.check(response.json(), domain)
+            for n in range(warmup + samples):
+                elapsed = direct(statements)
+                if n >= warmup:
+                    measured.direct.append(elapsed)
+            out.append(measured)
+            row = measured.row()
+            log(
+                f"  {case.name:28s} http p50 {row['http_p50_ms']:8.1f} p95 {row['http_p95_ms']:8.1f} | "
+                f"sql p50 {row['sql_p50_ms']:8.1f} | x{row['ratio_p50']} | same={row['same_result']}"
+            )
+    event.remove(engine, "before_cursor_execute", recorder._record)
+    return out
+
+
+class PeakRss:
+    """Samples a process's resident memory every 20 ms in a thread; `peak` in MiB."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.process = process
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss / 2**20)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure_export(
+    base: str, url: str, settings: Settings, server: psutil.Process, rows: int, total: int
+) -> dict[str, Any]:
+    """Stream a CSV export of `rows` newest events (all of them when rows >= total)."""
+    params: dict[str, Any] = {"format": "csv"}
+    if rows < total:
+        with Session(engine_for(url)) as session:
+            start = session.execute(
+                select(col(AuditLog.timestamp)).order_by(AuditLog.timestamp.desc()).offset(rows - 1).limit(1)  # type: ignore[attr-defined]
+            ).scalar_one()
+        params["start_time"] = start.isoformat()
+    headers = {"Authorization": f"Bearer {token(settings, SUPER)}"}
+    rss_before = server.memory_info().rss / 2**20
+    lines = 0
+    size = 0
+    with PeakRss(server) as rss, httpx.Client(base_url=base, timeout=httpx.Timeout(600.0)) as client:
+        started = time.perf_counter()
+        with client.stream("GET", f"{AUDIT}/export", params=params, headers=headers) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                lines += chunk.count(b"\r\n")
+        seconds = time.perf_counter() - started
+    exported = lines - 1  # the header; seeded fields hold no line breaks
+    result = {
+        "case": f"export csv {rows:,} rows" if rows < total else f"export csv all ({exported:,} rows)",
+        "rows": exported,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(exported / seconds),
+        "mb": round(size / 2**20, 1),
+        "server_rss_before_mib": round(rss_before, 1),
+        "server_rss_peak_mib": round(rss.peak, 1),
+    }
+    log(
+        f"  {result['case']:28s} {result['rows_per_s']:>9,} rows/s  {seconds:6.1f} s  "
+        f"RSS {rss_before:.0f} -> peak {rss.peak:.0f} MiB"
+    )
+    return result
+
+
+def measure_ingest(base: str, settings: Settings, batches: int) -> dict[str, Any]:
+    """events/s writing `batches` batches of 1,000 chained events through POST /api/v1/audit/events."""
+    events = generate_events(batches * 1000, seed=99, now=datetime.now(UTC))
+    bodies = [
+        {"events": [e.model_dump(mode="json", exclude_none=True) for e in events[i : i + 1000]]}
+        for i in range(0, len(events), 1000)
+    ]
+    headers = {"Authorization": f"Bearer {token(settings, SUPER)}"}
+    times: list[float] = []
+    with httpx.Client(base_url=base, timeout=120) as client:
+        for body in bodies:
+            started = time.perf_counter()
+            response = client.post("/api/v1/audit/events", json=body, headers=headers)
+            times.append(time.perf_counter() - started)
+            response.raise_for_status()
+    total = sum(times)
+    result = {
+        "case": "ingest 1000-event batches",
+        "batches": len(bodies),
+        "events_per_s": round(len(events) / total),
+        "batch_p50_ms": round(_pct([t * 1000 for t in times], 50), 1),
+        "batch_p95_ms": round(_pct([t * 1000 for t in times], 95), 1),
+    }
+    log(f"  {result['case']:28s} {result['events_per_s']:>9,} events/s  batch p50 {result['batch_p50_ms']} ms")
+    return result
+
+
+# ---------------------------------------------------------------- main
+
+
+def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Build (or reuse) the database, serve it, measure everything, write the JSON."""
+    url = prepare_postgres(events, args.reuse) if backend == "postgres" else prepare_sqlite(events, args.reuse)
+    settings = Settings(database_url=url, jwt_secret=SECRET)
+    engine = engine_for(url)
+    with Session(engine) as session:
+        total = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
+        newest = session.execute(select(func.max(AuditLog.timestamp))).scalar_one()
+        cases = read_cases(session, newest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+    log(f"{backend}: {total:,} events; measuring {len(cases)} read cases ({args.samples} samples each)")
+    report: dict[str, Any] = {
+        "backend": backend,
+        "events": total,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "samples": args.samples,
+    }
+    with api_server(url) as (base, server):
+        report["reads"] = [m.row() for m in measure_reads(base, url, cases, settings, args.samples, args.warmup)]
+        report["exports"] = [
+            measure_export(base, url, settings, server, rows, total) for rows in sorted({min(100_000, total), total})
+        ]
+        report["ingest"] = measure_ingest(base, settings, args.ingest_batches) if args.ingest_batches else None
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{backend}-{events}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    log(f"wrote {out.relative_to(RESULTS.parent.parent)}")
+    print_table(report)
+    return report
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The results as a Markdown table (pasted into the README)."""
+    print(f"\n{report['backend']}, {report['events']:,} events\n")
+    print("| case | HTTP p50 ms | HTTP p95 ms | SQL p50 ms | ratio | same result |")
+    print("|---|---:|---:|---:|---:|:-:|")
+    for row in report["reads"]:
+        same = "yes" if row["same_result"] else "NO"
+        print(
+            f"| {row['case']} | {row['http_p50_ms']:.1f} | {row['http_p95_ms']:.1f} | "
+            f"{row['sql_p50_ms']:.1f} | {row['ratio_p50']} | {same} |"
+        )
+    print("\n| export / ingest | rate | time | server RSS before -> peak |")
+    print("|---|---:|---:|---:|")
+    for row in report["exports"]:
+        print(
+            f"| {row['case']} | {row['rows_per_s']:,} rows/s | {row['seconds']} s | "
+            f"{row['server_rss_before_mib']} -> {row['server_rss_peak_mib']} MiB |"
+        )
+    if report.get("ingest"):
+        ingest = report["ingest"]
+        print(f"| {ingest['case']} | {ingest['events_per_s']:,} events/s | batch p50 {ingest['batch_p50_ms']} ms | |")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the PostgreSQL database")
+    parser.add_argument(
+        "--sqlite-events", type=int, default=200_000, help="events in the SQLite database (smaller: slower load)"
+    )
+    parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
+    parser.add_argument("--reuse", action="store_true", help="reuse a database of that size built earlier")
+    parser.add_argument("--samples", type=int, default=30, help="timed requests per read case")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed requests per read case")
+    parser.add_argument("--ingest-batches", type=int, default=10, help="1,000-event batches to ingest (0: skip)")
+    args = parser.parse_args(argv)
+    backends = ("postgres", "sqlite") if args.backend == "both" else (args.backend,)
+    for backend in backends:
+        run_backend(backend, args.events if backend == "postgres" else args.sqlite_events, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""The fast read paths give exactly what the straightforward queries give (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlmodel import Session
+
+from audit_app.api import create_api
+from audit_app.audit import query
+from audit_app.audit.daily import rebuild_daily_counts, recount_daily_counts
+from audit_app.audit.export import csv_chunks, csv_export, export_row, iter_events
+from audit_app.audit.filters import AuditFilters, where_clause
+from audit_app.audit.ingest import ingest_events
+from audit_app.audit.query import (
+    NEWEST_FIRST,
+    CursorError,
+    distinct_values_scan,
+    list_actions,
+    list_events,
+    list_resource_types,
+    list_results,
+)
+from audit_app.audit.stats import compute_stats, compute_stats_scan
+from audit_app.auth import Principal
+from audit_app.models import AuditEventIn, AuditLog
+from audit_app.seed import generate_events
+from audit_app.settings import Settings
+from tests.conftest import TokenFactory
+
+NOW = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
+SUPER = Principal(sub="s", email="", role="super_admin")
+PARTNER = Principal(sub="p", email="", role="partner_admin", partner_id="northwind")
+TENANT = Principal(sub="t", email="", role="tenant_admin", tenant_id="acme")
+EMPTY_TENANT = Principal(sub="e", email="", role="tenant_admin", tenant_id="nobody")
+NO_SCOPE = Principal(sub="n", email="", role="partner_admin", partner_id=None)
+PRINCIPALS = (SUPER, PARTNER, TENANT, EMPTY_TENANT, NO_SCOPE)
+
+
+def seed_events(session: Session, count: int = 1500) -> None:
+    events = generate_events(count, seed=5, now=NOW)
+    for offset in range(0, len(events), 500):
+        ingest_events(session, events[offset : offset + 500], now=NOW)
+        session.commit()
+
+
+def plain_page(session: Session, principal: Principal, filters: AuditFilters, page: int, per_page: int) -> list[str]:
+    """The straightforward OFFSET query's ids."""
+    stmt = (
+        select(AuditLog.id)  # type: ignore[call-overload]
+        .where(*where_clause(session, principal, filters))
+        .order_by(*NEWEST_FIRST)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return list(session.execute(stmt).scalars().all())
+
+
+def test_pages_match_plain_offset_and_totals_are_capped(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_events(session, 600)
+    monkeypatch.setattr(query, "COUNT_CAP", 100)
+    for principal, filters in (
+        (SUPER, AuditFilters()),
+        (PARTNER, AuditFilters(result="success")),
+        (TENANT, AuditFilters(start_time=NOW - timedelta(days=30))),
+        (SUPER, AuditFilters(action="user.login", partner_id="bluesky")),
+    ):
+        everything = plain_page(session, principal, filters, 1, 10_000)
+        for page, per_page in ((1, 50), (2, 50), (7, 13), (40, 25)):
+            result = list_events(session, principal, filters, page=page, per_page=per_page)
+            assert [e.id for e in result.items] == plain_page(session, principal, filters, page, per_page)
+            cap = (page - 1) * per_page + 100
+            if len(everything) <= cap:
+                assert (result.total, result.total_exact) == (len(everything), True)
+            else:
+                assert (result.total, result.total_exact) == (cap, False)
+                assert result.pages >= page  # the caller can always reach the next page
+
+
+def test_cursor_walks_the_whole_list_in_order_with_ties(session: Session) -> None:
+    seed_events(session, 300)
+    same_moment = NOW - timedelta(hours=2)
+    tied = [
+        AuditEventIn(tenant_id="acme", actor_id=f"tie-{n}", action="user.login", timestamp=same_moment)
+        for n in range(23)
+    ]
+    ingest_events(session, tied, now=NOW)
+    session.commit()
+    for principal, filters in (
+        (SUPER, AuditFilters()),
+        (PARTNER, AuditFilters(result="success")),
+        (TENANT, AuditFilters()),
+    ):
+        expected = plain_page(session, principal, filters, 1, 10_000)
+        seen: list[str] = []
+        cursor = None
+        for page in itertools.count(1):
+            result = list_events(session, principal, filters, page=page, per_page=7, cursor=cursor)
+            seen += [e.id for e in result.items]
+            cursor = result.next_cursor
+            if cursor is None:
+                break
+        assert seen == expected
+
+
+@pytest.mark.parametrize("bad", ["x", "bm90IGpzb24", "WzEsMl0", "WyJub3QgYSB0aW1lIiwiaWQiXQ"])
+def test_foreign_cursor_is_refused(session: Session, bad: str) -> None:
+    with pytest.raises(CursorError):
+        list_events(session, SUPER, AuditFilters(), cursor=bad)
+
+
+def test_api_pages_by_cursor_and_says_when_total_is_capped(
+    settings: Settings, session: Session, make_token: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_events(session, 120)
+    monkeypatch.setattr(query, "COUNT_CAP", 50)
+    headers = {"Authorization": f"Bearer {make_token('super_admin')}"}
+    with TestClient(create_api()) as client:
+        first = client.get("/api/v1/admin/audit/", params={"per_page": 40}, headers=headers).json()
+        assert (first["total"], first["total_exact"]) == (50, False)
+        second = client.get(
+            "/api/v1/admin/audit/", params={"per_page": 40, "cursor": first["next_cursor"]}, headers=headers
+        ).json()
+        by_offset = client.get("/api/v1/admin/audit/", params={"per_page": 40, "page": 2}, headers=headers).json()
+        assert [e["id"] for e in second["items"]] == [e["id"] for e in by_offset["items"]]
+        narrow = client.get("/api/v1/admin/audit/", params={"tenant_id": "acme"}, headers=headers).json()
+        assert narrow["total_exact"] is True
+        bad = client.get("/api/v1/admin/audit/", params={"cursor": "not-a-cursor"}, headers=headers)
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+def test_distinct_values_equal_select_distinct(session: Session) -> None:
+    seed_events(session, 800)
+    odd = [
+        AuditEventIn(tenant_id="acme", actor_id="a", action="zzz.custom", resource_type=None),
+        AuditEventIn(tenant_id="acme", actor_id="a", action="aaa.custom", resource_type=""),
+        AuditEventIn(tenant_id="stark", actor_id="b", action="only.stark", resource_type="Ünicode type"),
+    ]
+    ingest_events(session, odd, now=NOW)
+    session.commit()
+    for principal in PRINCIPALS:
+        assert list_actions(session, principal) == distinct_values_scan(session, principal, AuditLog.action)
+        assert list_resource_types(session, principal) == distinct_values_scan(
+            session, principal, AuditLog.resource_type
+        )
+        assert list_results(session, principal) == distinct_values_scan(session, principal, AuditLog.result)
+    assert "only.stark" not in list_actions(session, TENANT)
+    assert list_actions(session, EMPTY_TENANT) == []
+
+
+def stats_windows() -> list[AuditFilters]:
+    midnight = NOW.replace(hour=0, minute=0)
+    return [
+        AuditFilters(),
+        AuditFilters(start_time=NOW - timedelta(days=7), end_time=NOW),
+        AuditFilters(start_time=NOW - timedelta(days=90)),
+        AuditFilters(end_time=NOW - timedelta(days=3, hours=5)),
+        AuditFilters(start_time=midnight - timedelta(days=10), end_time=midnight - timedelta(days=2)),
+        AuditFilters(start_time=midnight - timedelta(days=4, hours=3), end_time=midnight - timedelta(days=3, hours=20)),
+        AuditFilters(start_time=midnight - timedelta(days=5, hours=1), end_time=midnight - timedelta(days=4)),
+        AuditFilters(tenant_id="acme", start_time=NOW - timedelta(days=30), end_time=NOW - timedelta(minutes=1)),
+        AuditFilters(partner_id="bluesky", start_time=NOW - timedelta(days=14, minutes=7)),
+        AuditFilters(start_time=NOW + timedelta(days=1), end_time=NOW + timedelta(days=2)),
+    ]
+
+
+def test_stats_from_daily_counts_equal_the_full_scan(session: Session) -> None:
+    seed_events(session)
+    for principal in (SUPER, PARTNER, TENANT, EMPTY_TENANT):
+        for filters in stats_windows():
+            if filters.tenant_id and principal is not SUPER:
+                continue
+            if filters.partner_id and principal in (PARTNER, TENANT, EMPTY_TENANT):
+                continue
+            assert compute_stats(session, principal, filters) == compute_stats_scan(session, principal, filters)
+
+
+def test_daily_counts_stay_exact_through_ingest_rebuild_and_recount(session: Session) -> None:
+    seed_events(session, 700)
+    later = generate_events(300, seed=8, now=NOW, days=3)
+    ingest_events(session, later, now=NOW)  # lands on days that already have counts
+    session.commit()
+    filters = AuditFilters(start_time=NOW - timedelta(days=60))
+    expected = compute_stats_scan(session, SUPER, filters)
+    assert compute_stats(session, SUPER, filters) == expected
+    rebuild_daily_counts(session)
+    session.commit()
+    assert compute_stats(session, SUPER, filters) == expected
+    recount_daily_counts(session, "acme", NOW)
+    session.commit()
+    assert compute_stats(session, SUPER, filters) == expected
+
+
+def test_stats_order_is_by_count_then_name(session: Session) -> None:
+    seed_events(session, 400)
+    stats = compute_stats(session, SUPER, AuditFilters())
+    for key in ("by_action", "by_result", "by_resource_type"):
+        ranked = list(stats[key].items())
+        assert ranked == sorted(ranked, key=lambda item: (-item[1], item[0]))
+
+
+def tricky_events() -> list[AuditEventIn]:
+    """Values a CSV writer must quote or a spreadsheet would run."""
+    base = NOW - timedelta(hours=1)
+    odd = [
+        ("=HYPERLINK(1)", "agent, with comma", {"b": 1, "a": "x,y"}),
+        ("+plus", 'quote " inside', {"nested": {"z": [1, 2.5, None], "ä": "ü"}}),
+        ("-minus", "line\nbreak", {}),
+        ("@at", "tab\tand\r\ncrlf", {"reason": 'say "hi"'}),
+        ("plain", "", {"k": "=1+1"}),
+        ("Ünïcödé, 名前", None, {"emoji": "🙂"}),
+    ]
+    return [
+        AuditEventIn(
+            tenant_id="acme",
+            partner_id="northwind",
+            actor_id=actor,
+            actor_email=f"{n}@acme.example" if n % 2 else None,
+            action="user.update" if n % 3 else "-weird.action",
+            resource_type="user",
+            resource_id="\tTAB" if n == 1 else f"res,{n}",
+            request_id='"quoted"' if n == 2 else None,
+            user_agent=agent,
+            timestamp=base + timedelta(seconds=n),
+            details=details,
+        )
+        for n, (actor, agent, details) in enumerate(odd)
+    ]
+
+
+def test_csv_export_equals_the_row_by_row_writer(session: Session) -> None:
+    seed_events(session, 900)
+    ingest_events(session, tricky_events(), now=NOW)
+    session.commit()
+    for principal, filters in (
+        (SUPER, AuditFilters()),
+        (PARTNER, AuditFilters(result="success")),
+        (TENANT, AuditFilters(start_time=NOW - timedelta(days=2))),
+        (EMPTY_TENANT, AuditFilters()),
+    ):
+        counted: list[int] = []
+        fast = "".join(csv_export(session, principal, filters, rows_per_chunk=97, on_rows=counted.append))
+        plain = "".join(csv_chunks(export_row(event) for event in iter_events(session, principal, filters)))
+        assert fast == plain
+        assert sum(counted) == len(plain_page(session, principal, filters, 1, 100_000))
