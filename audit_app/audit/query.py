@@ -183,3 +183,9 @@ def list_resource_types(session: Session, principal: Principal) -> list[str]:
 def list_results(session: Session, principal: Principal) -> list[str]:
     """Every result value in the caller's scope."""
     return distinct_values(session, principal, AuditLog.result)
+
+
+def count_events(session: Session, principal: Principal, filters: AuditFilters) -> int:
+    """The exact number of events matching `filters` in scope (what an export of them holds)."""
+    conditions = where_clause(session, principal, filters)
+    return int(session.execute(select(func.count()).select_from(AuditLog).where(*conditions)).scalar_one())

@@ -1,12 +1,14 @@
-"""Labelled form controls: each control has a visible label tied to it (its accessible name)."""
+"""Labelled form controls: each control has a visible label tied to it (its accessible name).
+
+The controls are uncontrolled: the form's submit carries their values, so fast typing never
+races a server round trip. Each loaded view bumps `version`, which remounts the controls with
+the view's values (e.g. after clicking a value in the table).
+"""
 
 # State attributes are Vars when a page is built, but mypy sees their Python types.
 # mypy: disable-error-code="index,operator,attr-defined,arg-type"
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 import reflex as rx
 
@@ -26,9 +28,7 @@ def labelled(label: str, control_id: str, control: rx.Component, hint: str = "")
     )
 
 
-def text_field(
-    label: str, name: str, value: rx.Var[str], on_change: Callable[[str], Any], placeholder: str = ""
-) -> rx.Component:
+def text_field(label: str, name: str, value: rx.Var[str], version: rx.Var[int], placeholder: str = "") -> rx.Component:
     """A free-text filter."""
     control_id = f"filter-{name}"
     return labelled(
@@ -37,8 +37,8 @@ def text_field(
         rx.input(
             id=control_id,
             name=name,
-            value=value,
-            on_change=on_change,
+            default_value=value,
+            key=control_id + "-" + version.to_string(),
             placeholder=placeholder,
             size="2",
             width="100%",
@@ -52,7 +52,7 @@ def picker(
     name: str,
     value: rx.Var[str],
     options: rx.Var[list[str]],
-    on_change: Callable[[str], Any],
+    version: rx.Var[int],
     empty: str,
 ) -> rx.Component:
     """A native select of the values the caller may see (keyboard friendly, type-ahead)."""
@@ -65,14 +65,14 @@ def picker(
             rx.foreach(options, lambda option: rx.el.option(option, value=option)),
             id=control_id,
             name=name,
-            value=value,
-            on_change=on_change,
+            default_value=value,
+            key=control_id + "-" + version.to_string(),
             class_name="native-select",
         ),
     )
 
 
-def preset_picker(control_id: str, value: rx.Var[str], on_change: Callable[[str], Any]) -> rx.Component:
+def preset_picker(control_id: str, value: rx.Var[str], version: rx.Var[int]) -> rx.Component:
     """The time range presets."""
     return labelled(
         "Time range",
@@ -81,14 +81,14 @@ def preset_picker(control_id: str, value: rx.Var[str], on_change: Callable[[str]
             *[rx.el.option(text, value=key) for key, text in PRESET_LABELS.items()],
             id=control_id,
             name="range",
-            value=value,
-            on_change=on_change,
+            default_value=value,
+            key=control_id + "-" + version.to_string(),
             class_name="native-select",
         ),
     )
 
 
-def time_field(label: str, name: str, value: rx.Var[str], on_change: Callable[[str], Any]) -> rx.Component:
+def time_field(label: str, name: str, value: rx.Var[str], version: rx.Var[int]) -> rx.Component:
     """A UTC date-time input (the browser's datetime-local, read as UTC)."""
     control_id = f"filter-{name}"
     return labelled(
@@ -98,8 +98,8 @@ def time_field(label: str, name: str, value: rx.Var[str], on_change: Callable[[s
             type="datetime-local",
             id=control_id,
             name=name,
-            value=value,
-            on_change=on_change,
+            default_value=value,
+            key=control_id + "-" + version.to_string(),
             class_name="native-input",
         ),
         hint="UTC",

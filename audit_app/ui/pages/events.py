@@ -26,38 +26,33 @@ def result_badge(result: rx.Var[str]) -> rx.Component:
     )
 
 
-def _set(name: str):  # type: ignore[no-untyped-def]
-    return lambda value: EventsState.set_field(name, value)
-
-
 def filter_form() -> rx.Component:
     """Every documented filter, labelled, with pickers filled from the caller's scope."""
     form = EventsState.form
     options = EventsState.options
+    version = EventsState.form_version
     return rx.form(
         rx.el.div(
-            picker("Tenant", "tenant_id", form["tenant_id"], options["tenant_id"], _set("tenant_id"), "Any tenant"),
-            picker(
-                "Partner", "partner_id", form["partner_id"], options["partner_id"], _set("partner_id"), "Any partner"
-            ),
-            text_field("Actor ID", "actor_id", form["actor_id"], _set("actor_id"), "e.g. usr_4f2a"),
-            text_field("Actor email", "actor_email", form["actor_email"], _set("actor_email"), "name@example.com"),
-            picker("Action", "action", form["action"], options["action"], _set("action"), "Any action"),
+            picker("Tenant", "tenant_id", form["tenant_id"], options["tenant_id"], version, "Any tenant"),
+            picker("Partner", "partner_id", form["partner_id"], options["partner_id"], version, "Any partner"),
+            text_field("Actor ID", "actor_id", form["actor_id"], version, "e.g. usr_4f2a"),
+            text_field("Actor email", "actor_email", form["actor_email"], version, "name@example.com"),
+            picker("Action", "action", form["action"], options["action"], version, "Any action"),
             picker(
                 "Resource type",
                 "resource_type",
                 form["resource_type"],
                 options["resource_type"],
-                _set("resource_type"),
+                version,
                 "Any resource type",
             ),
-            text_field("Resource ID", "resource_id", form["resource_id"], _set("resource_id")),
-            picker("Result", "result", form["result"], options["result"], _set("result"), "Any result"),
-            preset_picker("filter-range", EventsState.preset, EventsState.set_preset),
-            time_field("From", "start_time", form["start_time"], _set("start_time")),
-            time_field("To", "end_time", form["end_time"], _set("end_time")),
-            text_field("IP address", "ip_address", form["ip_address"], _set("ip_address"), "203.0.113.7"),
-            text_field("Request ID", "request_id", form["request_id"], _set("request_id")),
+            text_field("Resource ID", "resource_id", form["resource_id"], version),
+            picker("Result", "result", form["result"], options["result"], version, "Any result"),
+            preset_picker("filter-range", EventsState.preset, version),
+            time_field("From", "start_time", form["start_time"], version),
+            time_field("To", "end_time", form["end_time"], version),
+            text_field("IP address", "ip_address", form["ip_address"], version, "203.0.113.7"),
+            text_field("Request ID", "request_id", form["request_id"], version),
             class_name="filter-grid",
         ),
         rx.hstack(
@@ -136,11 +131,11 @@ def results_table() -> rx.Component:
     return rx.box(
         rx.cond(EventsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
         rx.table.root(
+            rx.el.caption("Audit events", class_name="sr-only"),
             rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
             rx.table.body(rx.foreach(EventsState.rows, event_row)),
             variant="surface",
             size="1",
-            aria_label="Audit events",
             aria_busy=EventsState.loading,
             class_name=rx.cond(EventsState.loading, "events-table is-loading", "events-table"),
         ),
@@ -230,7 +225,7 @@ def pagination() -> rx.Component:
             "Page ",
             EventsState.page,
             " of ",
-            rx.cond(EventsState.pages > 0, EventsState.pages, 1),
+            EventsState.pages_text,
             size="2",
             color_scheme="gray",
             id="page-position",
@@ -281,6 +276,7 @@ def changes_diff() -> rx.Component:
         rx.box(
             rx.heading("Changes", size="3", as_="h3", class_name="section-title"),
             rx.table.root(
+                rx.el.caption("Changes before and after", class_name="sr-only"),
                 rx.table.header(
                     rx.table.row(
                         rx.table.column_header_cell("Field"),
@@ -300,7 +296,6 @@ def changes_diff() -> rx.Component:
                 ),
                 variant="surface",
                 size="1",
-                aria_label="Changes before and after",
                 width="100%",
             ),
         ),

@@ -12,20 +12,17 @@ from audit_app.ui.components.layout import error_callout, page_shell, page_title
 from audit_app.ui.state.stats import StatsState
 
 
-def _set(name: str):  # type: ignore[no-untyped-def]
-    return lambda value: StatsState.set_field(name, value)
-
-
 def stats_filters() -> rx.Component:
     """Tenant, partner and time window, plus removable filters carried over from the events page."""
     form = StatsState.form
+    version = StatsState.form_version
     return rx.form(
         rx.el.div(
-            picker("Tenant", "tenant_id", form["tenant_id"], StatsState.tenants, _set("tenant_id"), "Any tenant"),
-            picker("Partner", "partner_id", form["partner_id"], StatsState.partners, _set("partner_id"), "Any partner"),
-            preset_picker("stats-range", StatsState.preset, StatsState.set_preset),
-            time_field("From", "start_time", form["start_time"], _set("start_time")),
-            time_field("To", "end_time", form["end_time"], _set("end_time")),
+            picker("Tenant", "tenant_id", form["tenant_id"], StatsState.tenants, version, "Any tenant"),
+            picker("Partner", "partner_id", form["partner_id"], StatsState.partners, version, "Any partner"),
+            preset_picker("stats-range", StatsState.preset, version),
+            time_field("From", "start_time", form["start_time"], version),
+            time_field("To", "end_time", form["end_time"], version),
             rx.el.div(rx.button(rx.icon("filter", size=14), "Apply", type="submit", size="2"), class_name="field end"),
             class_name="filter-grid stats",
         ),

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from audit_app.audit.filters import AuditFilters, visible_partners, visible_tenants
 from audit_app.audit.ingest import record_access
-from audit_app.audit.query import get_event, list_actions, list_events, list_resource_types, list_results
+from audit_app.audit.query import count_events, get_event, list_actions, list_events, list_resource_types, list_results
 from audit_app.auth import SCOPE_EXPORT, AuthError, ForbiddenError, Principal, issue_download_token
 from audit_app.settings import get_settings
 from audit_app.ui.state.auth import AuthState
@@ -37,6 +37,10 @@ LOAD_FAILED = "The events could not be loaded (the database did not answer). Try
 # The export route takes the documented filters only; exporting a request's events would
 # silently widen to everything else matched, so it is refused rather than inexact.
 NO_REQUEST_EXPORT = "Export does not support the Request ID filter: remove it to export."
+DOWNLOAD_SCRIPT = (
+    "(() => { const a = document.createElement('a'); a.href = %s; a.download = '';"
+    " document.body.appendChild(a); a.click(); a.remove(); })()"
+)
 EXPORT_ROUTE = "/api/v1/admin/audit/export"
 FILTERABLE = ("actor_id", "action", "resource_type", "resource_id", "ip_address", "tenant_id", "result")
 
@@ -56,13 +60,15 @@ class EventsState(rx.State):
     """Filters, the visible page of events, the drawer and the export of the events page."""
 
     form: dict[str, str] = dict.fromkeys(FORM_FIELDS, "")
+    form_version: int = 0
     preset: str = ""
     page: int = 1
     per_page: int = 50
     total: int = 0
+    total_exact: bool = True
     pages: int = 0
     rows: list[dict[str, str]] = []
-    loading: bool = False
+    loading: bool = True
     error: str = ""
     options: dict[str, list[str]] = {}
     query_string: str = ""
@@ -79,7 +85,12 @@ class EventsState(rx.State):
     @rx.var
     def total_text(self) -> str:
         """The total count with thousands separators."""
-        return f"{self.total:,}"
+        return f"{self.total:,}" if self.total_exact else f"{self.total:,}+"
+
+    @rx.var
+    def pages_text(self) -> str:
+        """How many pages, marked "+" when the count stopped at its cap."""
+        return f"{max(self.pages, 1):,}" + ("" if self.total_exact else "+")
 
     @rx.var
     def first_row(self) -> int:
@@ -111,6 +122,7 @@ class EventsState(rx.State):
         return ViewQuery(values=values, preset=preset, page=page or self.page, per_page=self.per_page)
 
     def _navigate(self, view: ViewQuery) -> EventSpec:
+        self.loading = True  # until on_load has fetched the new view: no stale count meanwhile
         query = view.query_string()
         return rx.redirect("/events" + (f"?{query}" if query else ""))
 
@@ -126,6 +138,7 @@ class EventsState(rx.State):
         self.form["start_time"] = input_time(self.form["start_time"]) if view.preset == "custom" else ""
         self.form["end_time"] = input_time(self.form["end_time"]) if view.preset == "custom" else ""
         self.preset, self.page, self.per_page = view.preset, view.page, view.per_page
+        self.form_version += 1
         self.query_string = view.query_string()
         self.drawer_open = False
         self.loading = True
@@ -149,22 +162,9 @@ class EventsState(rx.State):
             self.error = LOAD_FAILED
         else:
             self.rows = [event_row(event) for event in result.items]
-            self.total, self.pages = result.total, result.pages
+            self.total, self.pages, self.total_exact = result.total, result.pages, result.total_exact
         finally:
             self.loading = False
-
-    @rx.event
-    def set_field(self, name: str, value: str) -> None:
-        """Change one filter in the form (applied on Apply)."""
-        if name in FORM_FIELDS:
-            self.form[name] = value[:320]
-            if name in ("start_time", "end_time"):
-                self.preset = "custom"
-
-    @rx.event
-    def set_preset(self, preset: str) -> None:
-        """Pick a time preset; "custom" keeps the From/To inputs."""
-        self._set_preset_value(preset)
 
     def _set_preset_value(self, preset: str) -> None:
         """Keep a known preset and clear the custom window unless it is "custom"."""
@@ -179,13 +179,19 @@ class EventsState(rx.State):
         for name in FORM_FIELDS:
             if name in data:
                 self.form[name] = str(data[name] or "")[:320]
-        if "range" in data:
-            self._set_preset_value(str(data["range"] or ""))
+        chosen = str(data.get("range", self.preset) or "")
+        if chosen in PRESETS:
+            self._set_preset_value(chosen)
+        else:
+            # Typing a date makes the range custom even if the picker has not caught up yet.
+            custom = self.form.get("start_time") or self.form.get("end_time")
+            self._set_preset_value("custom" if custom else "")
         return self._navigate(self._view(page=1))
 
     @rx.event
     def reset_filters(self) -> EventSpec:
         """Clear every filter."""
+        self.loading = True
         return rx.redirect("/events" + (f"?per_page={self.per_page}" if self.per_page != 50 else ""))
 
     @rx.event
@@ -278,7 +284,7 @@ class EventsState(rx.State):
         self.exporting = True
         yield
         try:
-            total = (await in_thread(lambda s: list_events(s, principal, filters, per_page=1))).total
+            total = await in_thread(lambda s: count_events(s, principal, filters))
         except ForbiddenError as exc:
             self.exporting = False
             yield rx.toast.error(str(exc), close_button=True)
@@ -286,9 +292,10 @@ class EventsState(rx.State):
         token = issue_download_token(get_settings(), principal)
         url = f"{EXPORT_ROUTE}?" + urlencode({"format": "csv", "download_token": token, **filters_params(filters)})
         self.exporting = False
-        yield rx.call_script(f"window.location.assign({json.dumps(url)})")
         yield rx.toast.success(
             f"Export started: {total:,} row{'s' if total != 1 else ''} in CSV.",
             description="Your browser is downloading the file.",
             close_button=True,
         )
+        # An <a download> click fetches the file without unloading the page (and its websocket).
+        yield rx.call_script(DOWNLOAD_SCRIPT % json.dumps(url))

@@ -30,11 +30,12 @@ class StatsState(rx.State):
     """Filters (tenant, partner, time window, plus any carried in the URL) and the figures."""
 
     form: dict[str, str] = dict.fromkeys(STATS_FORM, "")
+    form_version: int = 0
     preset: str = "30d"
     carried: list[dict[str, str]] = []
     tenants: list[str] = []
     partners: list[str] = []
-    loading: bool = False
+    loading: bool = True
     error: str = ""
     total: int = 0
     total_text: str = "0"
@@ -69,6 +70,7 @@ class StatsState(rx.State):
         view = ViewQuery.from_params(params)
         self._view = view
         self.preset = view.preset
+        self.form_version += 1
         self.form = {name: view.values[name] for name in STATS_FORM}
         for name in ("start_time", "end_time"):
             self.form[name] = input_time(view.values[name]) if view.preset == "custom" else ""
@@ -120,19 +122,6 @@ class StatsState(rx.State):
             "days": [d["date"] for d in stats["by_day"]],
         }
 
-    @rx.event
-    def set_field(self, name: str, value: str) -> None:
-        """Change tenant, partner or the custom window in the form."""
-        if name in STATS_FORM:
-            self.form[name] = value[:320]
-            if name in ("start_time", "end_time"):
-                self.preset = "custom"
-
-    @rx.event
-    def set_preset(self, preset: str) -> None:
-        """Pick the time window."""
-        self.preset = preset if preset in PRESETS or preset in ("custom", "") else "30d"
-
     def _current(self) -> ViewQuery:
         view = self._view or ViewQuery()
         values = dict(view.values)
@@ -140,8 +129,15 @@ class StatsState(rx.State):
         return ViewQuery(values=values, preset=self.preset, page=1, per_page=view.per_page)
 
     @rx.event
-    def apply(self, _form: dict[str, Any] | None = None) -> EventSpec:
+    def apply(self, form_data: dict[str, Any] | None = None) -> EventSpec:
         """Put the filters into the URL; the statistics follow from the navigation."""
+        data = form_data or {}
+        for name in STATS_FORM:
+            if name in data:
+                self.form[name] = str(data[name] or "")[:320]
+        chosen = str(data.get("range", self.preset) or "")
+        custom = self.form.get("start_time") or self.form.get("end_time")
+        self.preset = chosen if chosen in PRESETS else ("custom" if custom else "")
         view = self._current()
         params = view.to_params()
         if not self.preset:

@@ -1,0 +1,203 @@
+"""The real console for browser tests: a seeded SQLite database, `reflex run --env prod`, headless Chromium."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
+from sqlmodel import Session
+
+from audit_app.auth import Principal, issue_token
+from audit_app.db import engine_for
+from audit_app.seed import DEMO_PERSONAS
+from audit_app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+REFLEX_LOCK = Path("/tmp/audit_app_reflex.lock")  # noqa: S108 (the lock every helper agreed on)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+E2E_SECRET = "e2e-secret-" + "y" * 32
+SEED_EVENTS = 3000
+START_TIMEOUT = 180
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Console:
+    """The running app: where it listens and the database behind it."""
+
+    base_url: str
+    database_url: str
+    settings: Settings
+    log: Path
+
+    def session(self) -> Session:
+        """A session on the app's database (for comparing with what the browser shows)."""
+        return Session(engine_for(self.database_url), expire_on_commit=False)
+
+    def principal(self, key: str) -> Principal:
+        """The Principal of a demo persona."""
+        persona = next(p for p in DEMO_PERSONAS if p.key == key)
+        return Principal(
+            sub=persona.sub,
+            email=persona.email,
+            role=persona.role,  # type: ignore[arg-type]
+            scopes=frozenset({"audit:read", "audit:export", "audit:write"}),
+            tenant_id=persona.tenant_id,
+            partner_id=persona.partner_id,
+        )
+
+    def token(self, ttl: int = 600, **claims: str) -> str:
+        """A token signed with the app's secret."""
+        role = claims.pop("role", "super_admin")
+        return issue_token(self.settings, role=role, ttl=ttl, **claims)  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serving(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local test server)
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _environment(database_url: str, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    tools = f"{ROOT / '.tools' / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}"
+    env.update(
+        PATH=f"{tools}:{env.get('PATH', '')}",
+        REFLEX_USE_SYSTEM_BUN="1",
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        AUDIT_DATABASE_URL=database_url,
+        AUDIT_DEMO="1",
+        AUDIT_JWT_SECRET=E2E_SECRET,
+        AUDIT_CORS_ORIGINS=f"http://127.0.0.1:{port},http://localhost:{port}",
+        PYTHONUNBUFFERED="1",
+    )
+    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE"):
+        env.pop(name, None)
+    return env
+
+
+def _log_tail(log: Path, lines: int = 80) -> str:
+    text = log.read_text(errors="replace") if log.exists() else "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Console]:
+    """Migrate and seed a database, build and start the app on a free port, stop it afterwards."""
+    workdir = tmp_path_factory.mktemp("console")
+    database_url = f"sqlite:///{workdir / 'audit.db'}"
+    port = _free_port()
+    env = _environment(database_url, port)
+    python = sys.executable
+    for command in (["migrate"], ["seed", "--events", str(SEED_EVENTS)]):
+        subprocess.run([python, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    log = workdir / "server.log"
+    base_url = f"http://127.0.0.1:{port}"
+    with REFLEX_LOCK.open("w") as lock, log.open("w") as out:
+        # .web is shared by everyone building in this tree: hold the lock until we serve.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            server = subprocess.Popen(
+                ["reflex", "run", "--env", "prod", "--frontend-port", str(port), "--loglevel", "info"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while not (_serving(f"{base_url}/ping") and _serving(f"{base_url}/")):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    pytest.fail(f"The console did not start on {base_url}:\n{_log_tail(log)}")
+                time.sleep(0.5)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    settings = Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True)
+    try:
+        yield Console(base_url=base_url, database_url=database_url, settings=settings, log=log)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        engine_for(database_url).dispose()
+        if request.session.testsfailed:
+            print(f"\n--- console server log ({log}) ---\n{_log_tail(log, 200)}")
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    """The Playwright driver."""
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    """Debian's headless Chromium."""
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, console: Console) -> Iterator[Page]:
+    """A fresh browser profile (empty local storage) per test."""
+    context = browser.new_context(
+        base_url=console.base_url, viewport={"width": 1440, "height": 1000}, accept_downloads=True
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+PERSONA_BUTTONS = {persona.key: f"Sign in as {persona.label}" for persona in DEMO_PERSONAS}
+
+
+def sign_in(page: Page, key: str) -> None:
+    """Sign in with a demo persona's one-click button and wait for the events page."""
+    page.goto("/")
+    page.get_by_role("button", name=PERSONA_BUTTONS[key]).click()
+    page.wait_for_url(re.compile(r"/events"))
+    expect(result_count(page)).to_be_visible()
+
+
+def result_count(page: Page) -> Locator:
+    """The status line with the number of matching events."""
+    return page.get_by_role("status").filter(has_text=re.compile(r"[\d,]+ events?\b"))
