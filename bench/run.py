@@ -44,6 +44,7 @@ from audit_app.models import AuditLog
 from audit_app.seed import generate_events
 from audit_app.settings import Settings
 from bench.generate import create_postgres_database, load_postgres, load_sqlite
+from bench.partition import partition_audit_log
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = os.environ.get("AUDIT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -137,9 +138,9 @@ def machine_info() -> dict[str, Any]:
 # ---------------------------------------------------------------- database
 
 
-def prepare_postgres(events: int, reuse: bool) -> str:
+def prepare_postgres(events: int, reuse: bool, partitioned: bool = False) -> str:
     """A PostgreSQL database holding `events` generated events (reused when asked and present)."""
-    name = f"audit_bench_{events}"
+    name = f"audit_bench_{events}" + ("_monthly" if partitioned else "")
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     url = f"{base}/{name}"
     if reuse:
@@ -156,6 +157,10 @@ def prepare_postgres(events: int, reuse: bool) -> str:
     url = create_postgres_database(PG_ADMIN_URL, name)
     seconds = load_postgres(url, events, now=_now(), log=log)
     log(f"generated in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
+    if partitioned:
+        started = time.perf_counter()
+        count = partition_audit_log(url.replace("postgresql+psycopg://", "postgresql://", 1))
+        log(f"partitioned audit_log into {count} monthly partitions in {time.perf_counter() - started:.0f} s")
     return url
 
 
@@ -492,7 +497,10 @@ def measure_ingest(base: str, settings: Settings, batches: int) -> dict[str, Any
 
 def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str, Any]:
     """Build (or reuse) the database, serve it, measure everything, write the JSON."""
-    url = prepare_postgres(events, args.reuse) if backend == "postgres" else prepare_sqlite(events, args.reuse)
+    if backend == "postgres":
+        url = prepare_postgres(events, args.reuse, args.partitioned)
+    else:
+        url = prepare_sqlite(events, args.reuse)
     settings = Settings(database_url=url, jwt_secret=SECRET)
     engine = engine_for(url)
     with Session(engine) as session:
@@ -501,7 +509,7 @@ def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str
         cases = read_cases(session, newest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
     log(f"{backend}: {total:,} events; measuring {len(cases)} read cases ({args.samples} samples each)")
     report: dict[str, Any] = {
-        "backend": backend,
+        "backend": backend + (" (monthly partitions)" if args.partitioned and backend == "postgres" else ""),
         "events": total,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
@@ -515,7 +523,7 @@ def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str
         report["ingest"] = measure_ingest(base, settings, args.ingest_batches) if args.ingest_batches else None
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{backend}-{events}.json"
+    out = RESULTS / f"{backend}-{events}{'-monthly' if args.partitioned and backend == 'postgres' else ''}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     log(f"wrote {out.relative_to(RESULTS.parent.parent)}")
     print_table(report)
@@ -554,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
     parser.add_argument("--reuse", action="store_true", help="reuse a database of that size built earlier")
+    parser.add_argument(
+        "--partitioned", action="store_true", help="PostgreSQL: partition audit_log by month (bench/partition.py)"
+    )
     parser.add_argument("--samples", type=int, default=30, help="timed requests per read case")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per read case")
     parser.add_argument("--ingest-batches", type=int, default=10, help="1,000-event batches to ingest (0: skip)")

@@ -1,0 +1,139 @@
+"""Native monthly range partitioning of `audit_log` on PostgreSQL: the optional migration path.
+
+    python -m bench.partition postgresql+psycopg://USER@HOST/DB [--months-ahead 3]
+
+Run it in a maintenance window (it rewrites the table; the benchmark runs it with
+`--partitioned`). What changes, and why the application code does not:
+
+- `audit_log` becomes a table PARTITION BY RANGE ("timestamp") with one partition per UTC
+  month from the oldest event to `months_ahead` months ahead, plus a DEFAULT partition for
+  anything outside them; every index keeps its name and columns and becomes a partitioned
+  index.
+- A unique constraint on a partitioned table must contain the partition key, so the primary
+  key becomes (id, timestamp) and the chain constraint (tenant_id, chain_seq, timestamp).
+  Event ids are server-made UUIDs, and chain_seq is allocated under the tenant's chain_head
+  row lock, so neither can repeat in practice; the chain verifier still reports a repeat.
+- The append-only triggers are re-created on the partitioned table (PostgreSQL >= 13 runs
+  row triggers of a partitioned table on every partition).
+- Queries do not change: every list, stats and export query carries a time range or an
+  ORDER BY timestamp and is pruned or merged per partition by the planner.
+
+Create next months' partitions ahead of time (e.g. monthly from cron) with
+`create_month_partitions`; rows that arrive for a month without a partition land in the
+DEFAULT partition, which must be emptied before that month's partition can be created.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime
+
+import psycopg
+
+PARENT = "audit_log"
+
+
+def _month_start(value: date) -> date:
+    return value.replace(day=1)
+
+
+def _next_month(value: date) -> date:
+    return date(value.year + value.month // 12, value.month % 12 + 1, 1)
+
+
+def partition_name(month: date) -> str:
+    return f"audit_log_y{month.year:04d}m{month.month:02d}"
+
+
+def create_month_partitions(conn: psycopg.Connection, first: date, last: date) -> list[str]:
+    """Create the missing monthly partitions from the month of `first` to the month of `last`."""
+    created = []
+    month = _month_start(first)
+    while month <= last:
+        name = partition_name(month)
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        if not (exists and exists[0]):
+            conn.execute(
+                f"CREATE TABLE {name} PARTITION OF {PARENT} FOR VALUES "
+                f"FROM ('{month.isoformat()} 00:00:00+00') TO ('{_next_month(month).isoformat()} 00:00:00+00')"
+            )
+            created.append(name)
+        month = _next_month(month)
+    return created
+
+
+def is_partitioned(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (PARENT,)).fetchone()
+    return bool(row and row[0] == "p")
+
+
+def partition_audit_log(dsn: str, *, months_ahead: int = 3) -> int:
+    """Turn `audit_log` into a monthly partitioned table in one transaction; return the partition count."""
+    with psycopg.connect(dsn) as conn:
+        if is_partitioned(conn):
+            return 0
+        indexes = [
+            definition
+            for name, definition in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (PARENT,)
+            ).fetchall()
+            if name not in ("audit_log_pkey", "uq_audit_log_tenant_chain_seq")
+        ]
+        triggers = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+                (PARENT,),
+            ).fetchall()
+        ]
+        bounds = conn.execute(f"SELECT min(timestamp), max(timestamp) FROM {PARENT}").fetchone()
+        today = datetime.now(UTC).date()
+        first = bounds[0].astimezone(UTC).date() if bounds and bounds[0] else today
+        last = max(today, bounds[1].astimezone(UTC).date() if bounds and bounds[1] else today)
+        for _ in range(months_ahead):
+            last = _next_month(last)
+        conn.execute(f"ALTER TABLE {PARENT} RENAME TO audit_log_flat")
+        for definition in indexes:  # free the index names for the partitioned table
+            name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
+            conn.execute(f"ALTER INDEX {name} RENAME TO {name}_flat")
+        conn.execute("ALTER TABLE audit_log_flat RENAME CONSTRAINT audit_log_pkey TO audit_log_flat_pkey")
+        conn.execute(
+            "ALTER TABLE audit_log_flat RENAME CONSTRAINT uq_audit_log_tenant_chain_seq TO uq_audit_log_flat_chain"
+        )
+        conn.execute(
+            f"CREATE TABLE {PARENT} (LIKE audit_log_flat INCLUDING DEFAULTS INCLUDING CONSTRAINTS) "
+            'PARTITION BY RANGE ("timestamp")'
+        )
+        months = create_month_partitions(conn, first, last)
+        conn.execute(f"CREATE TABLE audit_log_default PARTITION OF {PARENT} DEFAULT")
+        conn.execute(f"INSERT INTO {PARENT} SELECT * FROM audit_log_flat")
+        conn.execute("DROP TABLE audit_log_flat")
+        conn.execute(f'ALTER TABLE {PARENT} ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id, "timestamp")')
+        conn.execute(
+            f"ALTER TABLE {PARENT} ADD CONSTRAINT uq_audit_log_tenant_chain_seq "
+            'UNIQUE (tenant_id, chain_seq, "timestamp")'
+        )
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        for definition in indexes:
+            conn.execute(definition)
+        for definition in triggers:
+            conn.execute(definition)
+        conn.commit()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"ANALYZE {PARENT}")
+    return len(months) + 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.partition", description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="the PostgreSQL database (postgresql+psycopg://... or postgresql://...)")
+    parser.add_argument("--months-ahead", type=int, default=3)
+    args = parser.parse_args()
+    count = partition_audit_log(
+        args.url.replace("postgresql+psycopg://", "postgresql://", 1), months_ahead=args.months_ahead
+    )
+    print(f"audit_log partitioned into {count} partitions" if count else "audit_log was already partitioned")
+
+
+if __name__ == "__main__":
+    main()
