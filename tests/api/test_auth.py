@@ -62,14 +62,12 @@ def assert_401(response: Any) -> None:
     assert isinstance(response.json()["detail"], str)
 
 
-@pytest.mark.parametrize(
-    "authorization", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer a b", "bearer"]
-)
-def test_missing_or_malformed_header_is_401_everywhere(client: TestClient, authorization: str | None) -> None:
-    headers = {} if authorization is None else {"Authorization": authorization}
-    for path in [*READS, LIST + "export"]:
-        assert_401(client.get(path, headers=headers))
-    assert_401(client.post(EVENTS, json=ONE_EVENT, headers=headers))
+def test_missing_or_malformed_header_is_401_everywhere(client: TestClient) -> None:
+    for authorization in (None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer a b", "bearer"):
+        headers = {} if authorization is None else {"Authorization": authorization}
+        for path in [*READS, LIST + "export"]:
+            assert_401(client.get(path, headers=headers))
+        assert_401(client.post(EVENTS, json=ONE_EVENT, headers=headers))
 
 
 def test_bad_tokens_are_401(client: TestClient) -> None:
