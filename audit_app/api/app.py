@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit_app.api import integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
@@ -44,6 +46,15 @@ def _database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": "The database is unavailable; retry shortly."}, status_code=503, headers={"Retry-After": "1"}
     )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's HTTP errors, except that a body nested too deeply to parse says so (422)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, RecursionError):
+        error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON nested too deeply (details allow 32 levels)"}
+        return JSONResponse({"detail": [error]}, status_code=422)
+    return await http_exception_handler(request, exc)
 
 
 MAX_ECHOED_INPUT = 1024
@@ -108,6 +119,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
     api.add_exception_handler(RequestValidationError, _invalid_request)
+    api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(OperationalError, _database_unavailable)
     api.add_exception_handler(AuthError, _unauthorized)
     api.add_exception_handler(ForbiddenError, _forbidden)
