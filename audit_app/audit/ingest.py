@@ -154,8 +154,11 @@ def record_access(
     details: dict[str, Any] | None = None,
     ip_address: str | None = None,
     user_agent: str | None = None,
+    commit: bool = True,
 ) -> str:
     """Write an `audit.*` event saying who read or changed the audit log, and commit it.
+
+    With `commit=False` the event joins the caller's transaction (the purge seals each batch so).
 
     It lands in the tenant concerned when there is one, else in the platform's own tenant,
     which only super admins see.
@@ -181,7 +184,8 @@ def record_access(
         details=body,
     )
     (event_id,) = ingest_events(session, [event])
-    session.commit()
+    if commit:
+        session.commit()
     return event_id
 
 

@@ -37,6 +37,8 @@ HASHED_FIELDS: tuple[str, ...] = (
     "prev_hash",
 )
 VERIFY_BATCH = 5000
+PURGE_ACTION = "audit.purge"
+SEAL_SEQ, SEAL_HASH = "through_seq", "through_hash"  # the checkpoint an audit.purge event seals
 
 
 def iso_utc(value: datetime) -> str:
@@ -82,7 +84,7 @@ class BrokenLink:
     tenant_id: str
     event_id: str | None
     chain_seq: int
-    check: str  # "hash", "prev_hash", "chain_seq" or "head"
+    check: str  # "hash", "prev_hash", "chain_seq", "head" or "checkpoint"
     expected: str
     found: str
     message: str
@@ -158,13 +160,15 @@ def verify_chain(session: Session, tenant_id: str, *, attempts: int = 3) -> Chai
     the walk start again from the new checkpoint.
     """
     for _ in range(attempts - 1):
+        checkpoint = _checkpoint(session, tenant_id)  # before the head: a purge in between is then seen
         head = _head(session, tenant_id)
-        checkpoint = _checkpoint(session, tenant_id)
         report = _walk(session, tenant_id, checkpoint, head)
         broken = report.broken
-        if broken is None or broken.check != "chain_seq" or _checkpoint(session, tenant_id) == checkpoint:
+        moved = broken is not None and broken.check in ("chain_seq", "checkpoint")
+        if not moved or _checkpoint(session, tenant_id) == checkpoint:
             return report
-    return _walk(session, tenant_id, _checkpoint(session, tenant_id), _head(session, tenant_id))
+    checkpoint = _checkpoint(session, tenant_id)
+    return _walk(session, tenant_id, checkpoint, _head(session, tenant_id))
 
 
 def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: tuple[int, str] | None) -> ChainReport:
@@ -178,6 +182,7 @@ def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: t
         link = BrokenLink(tenant_id, event_id, at, check, expected, found, message)
         return ChainReport(tenant_id, checked, first_seq, seq, prev, link)
 
+    seal: tuple[str, Any, Any] | None = None  # the newest audit.purge event: (id, through_seq, through_hash)
     cursor = -1
     while True:
         stmt = (
@@ -221,6 +226,8 @@ def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: t
                     event["prev_hash"],
                     "the event does not link to the event before it",
                 )
+            if event["action"] == PURGE_ACTION and isinstance(event["details"], dict):
+                seal = (event["id"], event["details"].get(SEAL_SEQ), event["details"].get(SEAL_HASH))
             seq, prev, last_id = event["chain_seq"], event["hash"], event["id"]
             checked += 1
         cursor = seq
@@ -233,6 +240,15 @@ def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: t
             f"{head_seq}:{head_hash}",
             f"{seq}:{prev}",
             "the chain does not end at its recorded head: events at the end are missing or unrecorded",
+        )
+    if checkpoint != (0, GENESIS_HASH) and (seal is None or (seal[1], seal[2]) != checkpoint):
+        return broken(
+            seal[0] if seal else None,
+            checkpoint[0],
+            "checkpoint",
+            f"{seal[1]}:{seal[2]}" if seal else "an audit.purge event sealing the checkpoint",
+            f"{checkpoint[0]}:{checkpoint[1]}",
+            "the purge checkpoint does not match the newest audit.purge event: events were removed outside the purge",
         )
     return ChainReport(tenant_id, checked, first_seq, seq, prev)
 

@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 from audit_app.audit.daily import recount_daily_counts
 from audit_app.audit.filters import tenant_in_scope
 from audit_app.audit.ingest import record_access
+from audit_app.audit.integrity import SEAL_HASH, SEAL_SEQ
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import (
     AuditLog,
@@ -74,7 +75,7 @@ class TenantPurge:
     through_hash: str = ""
     oldest: datetime | None = None
     newest: datetime | None = None
-    event_id: str | None = None  # the audit.purge event
+    event_ids: list[str] = field(default_factory=list)  # one audit.purge event per batch
 
 
 @dataclass
@@ -230,8 +231,13 @@ def _save_checkpoint(session: Session, tenant_id: str, seq: int, hash_: str, rem
     )
 
 
-def _purge_batch(session: Session, run: TenantPurge, batch_size: int, now: datetime) -> int:
-    """Delete the next expired prefix (at most `batch_size` events) of one chain; return how many."""
+def _purge_batch(session: Session, principal: Principal, run: TenantPurge, batch_size: int, now: datetime) -> int:
+    """Delete the next expired prefix (at most `batch_size` events) of one chain; return how many.
+
+    The same transaction moves the checkpoint and appends an `audit.purge` event recording it
+    (the seal): verification checks that the checkpoint matches the newest seal, so nobody can
+    delete the start of a chain and move the checkpoint without rewriting the chain after it.
+    """
     tenant_id = run.tenant_id
     try:
         _begin_purge(session, tenant_id)
@@ -263,11 +269,29 @@ def _purge_batch(session: Session, run: TenantPurge, batch_size: int, now: datet
             )
         )
         _save_checkpoint(session, tenant_id, last.chain_seq, last.hash, len(prefix), now)
+        times = [row.timestamp for row in prefix]
+        seal = record_access(
+            session,
+            principal,
+            "audit.purge",
+            tenant_id=tenant_id,
+            details={
+                "events_purged": len(prefix),
+                "from_seq": after + 1,
+                SEAL_SEQ: last.chain_seq,
+                SEAL_HASH: last.hash,
+                "retention_days": run.retention_days,
+                "cutoff": run.cutoff.isoformat(),
+                "oldest_timestamp": min(times).isoformat(),
+                "newest_timestamp": max(times).isoformat(),
+            },
+            commit=False,
+        )
         _end_purge(session)
     except BaseException:
         session.rollback()
         raise
-    times = [row.timestamp for row in prefix]
+    run.event_ids.append(seal)
     run.events_purged += len(prefix)
     run.batches += 1
     run.through_seq, run.through_hash = last.chain_seq, last.hash
@@ -286,8 +310,8 @@ def purge_expired(
 ) -> PurgeReport:
     """Delete every expired event (of every tenant, or of `tenant_id`) and audit what was removed.
 
-    Tenants under legal hold, and tenants without any retention, keep everything. Each
-    purged tenant gets an `audit.purge` event in its own chain saying what was removed.
+    Tenants under legal hold, and tenants without any retention, keep everything. Each batch
+    appends an `audit.purge` event to the tenant's own chain saying what it removed.
     """
     _require_super_admin(principal)
     now = now or utcnow()
@@ -308,26 +332,10 @@ def purge_expired(
         if policy.effective_days is None:
             continue
         run = TenantPurge(tenant, policy.effective_days, now - timedelta(days=policy.effective_days))
-        while _purge_batch(session, run, batch_size, now) == batch_size:
+        while _purge_batch(session, principal, run, batch_size, now) == batch_size:
             pass
         if run.events_purged and run.newest:
             recount_daily_counts(session, tenant, run.newest)  # /stats must not count purged events
             session.commit()
-            run.event_id = record_access(
-                session,
-                principal,
-                "audit.purge",
-                tenant_id=tenant,
-                details={
-                    "events_purged": run.events_purged,
-                    "batches": run.batches,
-                    "retention_days": run.retention_days,
-                    "cutoff": run.cutoff.isoformat(),
-                    "through_seq": run.through_seq,
-                    "through_hash": run.through_hash,
-                    "oldest_timestamp": run.oldest.isoformat() if run.oldest else None,
-                    "newest_timestamp": run.newest.isoformat() if run.newest else None,
-                },
-            )
             report.purged.append(run)
     return report

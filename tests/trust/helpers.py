@@ -43,7 +43,7 @@ def chain_ids(session: Session, tenant: str) -> list[str]:
 
 
 def tamper(url: str, *statements: str, **params: Any) -> None:
-    """Run SQL on audit_log with the append-only guard switched off, as someone with database access can."""
+    """Run SQL with the append-only guards switched off, as someone with database access can."""
     engine = engine_for(url)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -52,7 +52,10 @@ def tamper(url: str, *statements: str, **params: Any) -> None:
                 conn.execute(text(statement), params)
             return
         triggers = conn.execute(
-            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'")
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name IN ('audit_log', 'purge_checkpoint')"
+            )
         ).all()
         for name, _sql in triggers:
             conn.execute(text(f"DROP TRIGGER {name}"))

@@ -19,7 +19,7 @@ from audit_app.audit.retention import (
 )
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import AuditDailyCount, AuditLog, PurgeCheckpoint, utcnow
-from tests.trust.helpers import SUPER, chain_ids, write
+from tests.trust.helpers import SUPER, chain_ids, tamper, write
 
 OLD = utcnow() - timedelta(days=60)
 
@@ -45,11 +45,12 @@ def test_purge_removes_expired_prefix_in_batches_and_stays_verifiable(session: S
     checkpoint = session.get(PurgeCheckpoint, "acme")
     assert checkpoint is not None
     assert (checkpoint.seq, checkpoint.events_purged) == (7, 7)
-    purge_event = session.get(AuditLog, run.event_id)
-    assert purge_event is not None
-    assert purge_event.action == "audit.purge"
-    assert purge_event.details["events_purged"] == 7
-    assert purge_event.details["through_hash"] == checkpoint.hash
+    seals = [session.get(AuditLog, event_id) for event_id in run.event_ids]
+    assert [(seal.action, seal.details["events_purged"]) for seal in seals if seal] == [("audit.purge", 3)] * 2 + [
+        ("audit.purge", 1)
+    ]
+    assert seals[-1] is not None
+    assert (seals[-1].details["through_seq"], seals[-1].details["through_hash"]) == (7, checkpoint.hash)
     verified = verify_chains(session, SUPER)
     assert verified.ok, verified.first_broken
     assert {chain.tenant_id: chain.first_seq for chain in verified.chains} == {"acme": 8, "platform": 1}
@@ -116,3 +117,46 @@ def test_cli_verify_purge_and_retention(
     purger = session.execute(select(col(AuditLog.actor_id)).where(col(AuditLog.action) == "audit.purge")).scalar_one()
     assert purger.startswith("cli:")
     assert main(["retention", "--default", "0"]) == 2
+
+
+def test_a_checkpoint_moved_outside_the_purge_is_found(session: Session, database_url: str) -> None:
+    write(session, "acme", 10, when=OLD)
+    recent = write(session, "acme", 3)
+    write(session, "globex", 4, when=OLD)
+    set_default_retention(session, SUPER, 30)
+    purge_expired(session, SUPER)
+    assert verify_chains(session, SUPER).ok
+    sealed = session.get(PurgeCheckpoint, "acme")
+    assert sealed is not None
+    sealed_at = f"{sealed.seq}:{sealed.hash}"
+    # An attacker deletes the oldest remaining event and moves the checkpoint past it, so the links still hold.
+    victim = session.get(AuditLog, recent[0])
+    assert victim is not None
+    forged = (victim.chain_seq, victim.hash)
+    tamper(
+        database_url,
+        "DELETE FROM audit_log WHERE id = :id",
+        "UPDATE purge_checkpoint SET seq = :seq, hash = :hash WHERE tenant_id = 'acme'",
+        id=recent[0],
+        seq=forged[0],
+        hash=forged[1],
+    )
+    broken = verify_chains(session, SUPER, "acme").first_broken
+    assert broken is not None
+    assert (broken.check, broken.expected, broken.found) == ("checkpoint", sealed_at, f"{forged[0]}:{forged[1]}")
+    # A checkpoint no purge ever sealed is found too.
+    first = chain_ids(session, "initech") or write(session, "initech", 2)
+    head = session.get(AuditLog, first[0])
+    assert head is not None
+    head_hash = head.hash
+    tamper(
+        database_url,
+        "DELETE FROM audit_log WHERE id = :id",
+        "INSERT INTO purge_checkpoint (tenant_id, seq, hash, events_purged, purged_at) "
+        "VALUES ('initech', 1, :hash, 1, CURRENT_TIMESTAMP)",
+        id=first[0],
+        hash=head_hash,
+    )
+    broken = verify_chains(session, SUPER, "initech").first_broken
+    assert broken is not None
+    assert (broken.check, broken.event_id, broken.found) == ("checkpoint", None, f"1:{head_hash}")
