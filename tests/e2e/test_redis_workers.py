@@ -1,0 +1,134 @@
+"""The console with two backend workers sharing state through Redis (REFLEX_REDIS_URL)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from playwright.sync_api import Browser, expect
+
+from audit_app.settings import Settings
+from tests.e2e.conftest import (
+    E2E_SECRET,
+    REFLEX_LOCK,
+    ROOT,
+    START_TIMEOUT,
+    Console,
+    _environment,
+    _free_port,
+    _log_tail,
+    _serving,
+    result_count,
+    sign_in,
+)
+
+pytestmark = pytest.mark.e2e
+REDIS = ("127.0.0.1", 6379)
+REDIS_DB = 13  # the console's state for this test only
+
+
+def _redis(*commands: tuple[str, ...]) -> list[str]:
+    """Send RESP commands to the local Redis on one connection; the reply lines (no client library needed)."""
+    payload = ""
+    for command in commands:
+        payload += f"*{len(command)}\r\n" + "".join(f"${len(part.encode())}\r\n{part}\r\n" for part in command)
+    with socket.create_connection(REDIS, timeout=5) as sock:
+        sock.sendall(payload.encode())
+        reply = b""
+        while reply.count(b"\r\n") < len(commands):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply.decode(errors="replace").splitlines()
+
+
+def _state_keys() -> int:
+    """How many keys the console keeps in its Redis database."""
+    return int(_redis(("SELECT", str(REDIS_DB)), ("DBSIZE",))[-1].lstrip(":"))
+
+
+@pytest.fixture(scope="module")
+def redis_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, int]]:
+    """The console built and served with REFLEX_REDIS_URL and GRANIAN_WORKERS=2."""
+    try:
+        assert _redis(("PING",)) == ["+PONG"]
+    except OSError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is required under CI but unreachable at {REDIS}: {exc}")
+        pytest.skip(f"Redis unreachable at {REDIS}: {exc}")
+    workdir = tmp_path_factory.mktemp("redis_console")
+    database_url = f"sqlite:///{workdir / 'audit.db'}"
+    port = _free_port()
+    env = _environment(database_url, port)
+    env.update(REFLEX_REDIS_URL=f"redis://{REDIS[0]}:{REDIS[1]}/{REDIS_DB}", GRANIAN_WORKERS="2")
+    for command in (["migrate"], ["seed", "--events", "500"]):
+        subprocess.run(
+            [sys.executable, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+    log = workdir / "server.log"
+    base_url = f"http://127.0.0.1:{port}"
+    with REFLEX_LOCK.open("w") as lock, log.open("w") as out:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # .web is shared: hold the lock until the app serves
+        try:
+            server = subprocess.Popen(
+                ["reflex", "run", "--env", "prod", "--frontend-port", str(port), "--loglevel", "info"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while not (_serving(f"{base_url}/ping") and _serving(f"{base_url}/")):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    pytest.fail(f"The console did not start with Redis on {base_url}:\n{_log_tail(log)}")
+                time.sleep(0.5)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        console = Console(
+            base_url=base_url,
+            database_url=database_url,
+            settings=Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True),
+            log=log,
+        )
+        yield console, server.pid
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    """The backend workers: Granian forks them from the `reflex run` process."""
+    return [child for child in psutil.Process(pid).children(recursive=True) if "reflex" in " ".join(child.cmdline())]
+
+
+def test_console_works_with_two_workers_and_redis(redis_console: tuple[Console, int], browser: Browser) -> None:
+    console, pid = redis_console
+    assert len(_workers(pid)) == 2, _log_tail(console.log)
+    keys_before = _state_keys()
+    for attempt in range(3):  # fresh browsers: each new websocket may land on either worker
+        context = browser.new_context(base_url=console.base_url)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        sign_in(page, "tenant")
+        expect(result_count(page)).to_contain_text("events")
+        page.reload()  # the state must come back from Redis, whichever worker answers
+        expect(result_count(page)).to_be_visible(timeout=20_000)  # hydrating can take a while on a busy machine
+        expect(page.get_by_text("tenant acme").first).to_be_visible()
+        context.close()
+        assert _state_keys() > keys_before, f"no console state in Redis db {REDIS_DB} (attempt {attempt})"
