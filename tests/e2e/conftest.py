@@ -14,9 +14,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, Route, expect, sync_playwright
 from sqlmodel import Session
 
 from audit_app.auth import Principal, issue_token
@@ -182,9 +183,23 @@ def page(browser: Browser, console: Console) -> Iterator[Page]:
         base_url=console.base_url, viewport={"width": 1440, "height": 1000}, accept_downloads=True
     )
     context.set_default_timeout(15_000)
+    context.route(ENV_ASSET, lambda route: _pin_backend_port(route, console.base_url))
     page = context.new_page()
     yield page
     context.close()
+
+
+# The compiled frontend carries the backend port of the last build of the shared .web folder;
+# another helper's build while this server runs would point the browser at their server.
+ENV_ASSET = re.compile(r"/assets/reflex-env-[^/]*\.js$")
+
+
+def _pin_backend_port(route: Route, base_url: str) -> None:
+    """Serve the frontend's endpoint table with this server's port, whoever built last."""
+    response = route.fetch()
+    port = urlsplit(base_url).port
+    body = re.sub(r"//(localhost|127\.0\.0\.1|0\.0\.0\.0):\d+", rf"//\1:{port}", response.text())
+    route.fulfill(response=response, body=body)
 
 
 PERSONA_BUTTONS = {persona.key: f"Sign in as {persona.label}" for persona in DEMO_PERSONAS}

@@ -126,11 +126,16 @@ def results_figure(stats: dict[str, Any]) -> go.Figure:
             hole=0.55,
             sort=False,
             marker={"colors": [result_color(r) for r in order]},
-            textinfo="label+percent",
+            textinfo="percent",
+            textposition="inside",
+            insidetextorientation="horizontal",
             hovertemplate="%{label}: %{value:,} (%{percent})<extra></extra>",
         )
     )
-    return _layout(fig, legend=False)
+    fig.update_layout(uniformtext={"minsize": 10, "mode": "hide"})
+    _layout(fig, legend=True)
+    fig.update_layout(legend={"orientation": "v", "x": 1.02, "y": 0.5})
+    return fig
 
 
 def day_window(day: str) -> dict[str, str]:
