@@ -82,7 +82,7 @@ class AuditLog(SQLModel, table=True):
         Index("ix_audit_log_ip_time", "ip_address", "timestamp"),
         Index("ix_audit_log_request", "request_id"),
         Index("ix_audit_log_session", "session_id"),
-        Index("ix_audit_log_tenant_action", "tenant_id", "action"),
+        Index("ix_audit_log_tenant_action_time", "tenant_id", "action", "timestamp"),
         Index("ix_audit_log_tenant_resource_type", "tenant_id", "resource_type"),
     )
 

@@ -40,6 +40,7 @@ from audit_app.audit.query import list_actions, list_events, list_resource_types
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import ALL_SCOPES, Principal, issue_token
 from audit_app.db import engine_for
+from audit_app.migrations import upgrade
 from audit_app.models import AuditLog
 from audit_app.seed import generate_events
 from audit_app.settings import Settings
@@ -148,7 +149,8 @@ def prepare_postgres(events: int, reuse: bool, partitioned: bool = False) -> str
             with Session(engine_for(url)) as session:
                 count = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
             if events <= count <= events * 1.2:  # earlier runs ingested a few batches
-                log(f"reusing {name} ({count:,} events)")
+                log(f"reusing {name} ({count:,} events); applying any newer migrations")
+                upgrade(url)
                 return url
         except Exception as exc:
             log(f"cannot reuse {name}: {str(exc).splitlines()[0]}")
@@ -586,7 +588,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=30, help="timed requests per read case")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per read case")
     parser.add_argument("--ingest-batches", type=int, default=10, help="1,000-event batches to ingest (0: skip)")
+    parser.add_argument("--show", type=Path, metavar="JSON", help="only print the tables of a results file")
     args = parser.parse_args(argv)
+    if args.show:
+        print_table(json.loads(args.show.read_text()))
+        return 0
     backends = ("postgres", "sqlite") if args.backend == "both" else (args.backend,)
     for backend in backends:
         run_backend(backend, args.events if backend == "postgres" else args.sqlite_events, args)
