@@ -28,7 +28,14 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def current_settings() -> Settings:
+    """The process-wide settings (cached; no thread hop, unlike a plain `def` dependency)."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -42,7 +49,7 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def get_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def get_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
     """The caller of a bearer-token request."""
     return decode_token(bearer_token(authorization), settings)
 
@@ -50,19 +57,19 @@ def get_principal(settings: SettingsDep, authorization: Annotated[str | None, He
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_reader(principal: CurrentPrincipal) -> Principal:
+async def get_reader(principal: CurrentPrincipal) -> Principal:
     """A caller allowed to read audit logs (`audit:read`)."""
     principal.require_scope(SCOPE_READ)
     return principal
 
 
-def get_writer(principal: CurrentPrincipal) -> Principal:
+async def get_writer(principal: CurrentPrincipal) -> Principal:
     """A caller allowed to write events (`audit:write`)."""
     principal.require_scope(SCOPE_WRITE)
     return principal
 
 
-def get_exporter(
+async def get_exporter(
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
     download_token: Annotated[

@@ -44,7 +44,7 @@ def validated_filters(**values: Any) -> AuditFilters:
     return AuditFilters(**clean)
 
 
-def list_filters(
+async def list_filters(
     tenant_id: str | None = None,
     partner_id: PartnerQuery = None,
     actor_id: str | None = None,
@@ -73,7 +73,7 @@ def list_filters(
     )
 
 
-def stats_filters(
+async def stats_filters(
     tenant_id: str | None = None,
     start_time: datetime | None = None,
     end_time: datetime | None = None,
