@@ -574,6 +574,58 @@ def print_table(report: dict[str, Any]) -> None:
     print()
 
 
+def combined_table(reports: list[dict[str, Any]]) -> str:
+    """One Markdown table comparing several results files (first one in full, others by HTTP p50)."""
+    first, rest = reports[0], reports[1:]
+    head = f"| case | {first['backend']} {first['events']:,}: HTTP p50 / p95 ms | SQL p50 ms | ratio |"
+    head += "".join(f" {r['backend']} {r['events']:,}: HTTP p50 / SQL p50 ms |" for r in rest)
+    lines = [head, "|---|---:|---:|---:|" + "---:|" * len(rest)]
+    others = [{row["case"]: row for row in r["reads"]} for r in rest]
+    for row in first["reads"]:
+        line = f"| {row['case']} | {row['http_p50_ms']:.1f} / {row['http_p95_ms']:.1f} | {row['sql_p50_ms']:.1f} |"
+        line += f" {row['ratio_p50']} |"
+        for other in others:
+            match = other.get(row["case"])
+            line += f" {match['http_p50_ms']:.1f} / {match['sql_p50_ms']:.1f} |" if match else " - |"
+        lines.append(line)
+    lines += ["", "| export / ingestion | " + " | ".join(f"{r['backend']} {r['events']:,}" for r in reports) + " |"]
+    lines.append("|---|" + "---:|" * len(reports))
+    for index in range(len(first["exports"])):
+        cells = []
+        for r in reports:
+            e = r["exports"][index] if index < len(r["exports"]) else None
+            cells.append(
+                f"{e['rows_per_s']:,} rows/s ({e['rows']:,} rows), RSS {e['server_rss_before_mib']:.0f} -> "
+                f"{e['server_rss_peak_mib']:.0f} MiB"
+                if e
+                else "-"
+            )
+        label = "export CSV, 100,000 rows" if index == 0 else "export CSV, all rows"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for index, ingest in enumerate(first.get("ingest") or []):
+        cells = []
+        for r in reports:
+            runs = r.get("ingest") or []
+            i = runs[index] if index < len(runs) else None
+            cells.append(f"{i['events_per_s']:,} events/s (batch p50 {i['batch_p50_ms']:.0f} ms)" if i else "-")
+        lines.append(f"| {ingest['case']} | " + " | ".join(cells) + " |")
+    machines = {json.dumps({k: v for k, v in r["machine"].items() if not k.startswith("load")}) for r in reports}
+    for machine in machines:
+        m = json.loads(machine)
+        lines += [
+            "",
+            f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, PostgreSQL {m['postgresql']}, "
+            f"SQLite {m['sqlite']}, Python {m['python']}. Load average during the runs: "
+            + ", ".join(
+                f"{r['backend']} {r['events']:,}: {r['machine']['load_average_at_start'][0]} -> "
+                f"{r['machine'].get('load_average_at_end', ['?'])[0]}"
+                for r in reports
+            )
+            + ".",
+        ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the PostgreSQL database")
@@ -588,10 +640,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=30, help="timed requests per read case")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per read case")
     parser.add_argument("--ingest-batches", type=int, default=10, help="1,000-event batches to ingest (0: skip)")
-    parser.add_argument("--show", type=Path, metavar="JSON", help="only print the tables of a results file")
+    parser.add_argument("--show", type=Path, nargs="+", metavar="JSON", help="only print the tables of results files")
     args = parser.parse_args(argv)
     if args.show:
-        print_table(json.loads(args.show.read_text()))
+        print(combined_table([json.loads(path.read_text()) for path in args.show]))
         return 0
     backends = ("postgres", "sqlite") if args.backend == "both" else (args.backend,)
     for backend in backends:
