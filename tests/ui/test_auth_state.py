@@ -66,6 +66,15 @@ def test_garbage_expired_and_download_tokens_are_refused(demo_settings: Settings
     assert state.who == ""
 
 
+def test_a_token_without_read_scope_cannot_open_the_console(demo_settings: Settings) -> None:
+    state = _state()
+    writer = issue_token(demo_settings, role="super_admin", scope="audit:write audit:export")
+    assert state.sign_in({"token": writer}) is None
+    assert "audit:read" in state.notice
+    assert state.token == ""
+    assert state._principal is None
+
+
 def test_a_stored_token_that_expired_returns_to_sign_in_with_the_reason(demo_settings: Settings) -> None:
     state = _state()
     state.token = issue_token(demo_settings, role="super_admin", ttl=-60)

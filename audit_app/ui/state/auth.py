@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex.event import EventSpec
 
-from audit_app.auth import AuthError, Principal, decode_token, issue_token
+from audit_app.auth import SCOPE_READ, AuthError, Principal, decode_token, issue_token
 from audit_app.seed import DEMO_PERSONAS
 from audit_app.settings import get_settings
 
@@ -41,6 +41,8 @@ class AuthState(rx.State):
         principal = decode_token(self.token, get_settings())
         if principal.token_use is not None:
             raise AuthError("This token is restricted to downloads.")
+        if SCOPE_READ not in principal.scopes:
+            raise AuthError(f"This token lacks the {SCOPE_READ!r} scope the console needs.")
         self._principal = principal
         self.who = principal.email or principal.sub
         self.role_label = ROLE_LABELS.get(principal.role, principal.role)
