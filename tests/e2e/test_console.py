@@ -191,6 +191,8 @@ def test_drawer_shows_the_event_and_records_the_view(page: Page, console: Consol
             .all()
         )
     assert [(v.actor_id, v.tenant_id) for v in views] == [("demo-super", event.tenant_id)]
+    page.get_by_role("button", name="Close").click()
+    expect(drawer).to_be_hidden()
 
 
 def test_related_events_link_opens_the_filtered_view(page: Page, console: Console) -> None:
@@ -255,6 +257,19 @@ def test_charts_render_and_a_click_filters_the_events(page: Page, console: Conso
     assert query(page) == {"action": top_action, "range": "30d"}
     expect(result_count(page)).to_be_visible()
     assert set(column(page, 3)) == {top_action}
+    # a slice of the results donut: its left side is "success" (slices run clockwise from 12 o'clock)
+    page.go_back()
+    donut = page.get_by_role("region", name="Results").locator(".js-plotly-plot .slice").first
+    expect(donut).to_be_visible()
+    box = page.get_by_role("region", name="Results").locator(".js-plotly-plot .pielayer").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] * 0.1, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.wait_for_url(re.compile(r"/events\?.*result="))
+    assert query(page) == {"result": "success", "range": "30d"}
+    expect(result_count(page)).to_be_visible()
+    assert {value.lower() for value in column(page, 5)} == {"success"}
 
 
 def test_a_tenant_admin_never_sees_another_tenant(page: Page, console: Console) -> None:

@@ -123,7 +123,7 @@ def event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
                 variant="ghost",
                 color_scheme="gray",
                 size="1",
-                aria_label="Open event details",
+                aria_label="Open event details, " + row["time"] + " " + row["action"],
                 on_click=EventsState.open_event(row["id"]).stop_propagation,
             ),
             text_align="right",

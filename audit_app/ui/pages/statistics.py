@@ -99,6 +99,16 @@ def statistics_page() -> rx.Component:
             rx.cond(StatsState.error != "", error_callout(StatsState.error)),
             rx.box(
                 rx.cond(StatsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
+                rx.cond(
+                    ~StatsState.loading & (StatsState.total == 0) & (StatsState.error == ""),
+                    rx.callout(
+                        "No events in this window and scope. Widen the time range or pick another tenant.",
+                        icon="search-x",
+                        color_scheme="gray",
+                        role="status",
+                        margin_bottom="14px",
+                    ),
+                ),
                 rx.el.div(
                     kpi("Events", StatsState.total_text, "activity"),
                     kpi("Distinct actors", StatsState.unique_actors, "users"),
