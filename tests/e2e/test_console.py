@@ -7,7 +7,7 @@ import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -270,6 +270,32 @@ def test_charts_render_and_a_click_filters_the_events(page: Page, console: Conso
     assert query(page) == {"result": "success", "range": "30d"}
     expect(result_count(page)).to_be_visible()
     assert {value.lower() for value in column(page, 5)} == {"success"}
+
+
+def test_statistics_agree_with_the_stats_endpoint(page: Page, console: Console) -> None:
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {"start_time": (end - timedelta(days=14)).isoformat(), "end_time": end.isoformat()}
+    token = console.token(role="partner_admin", partner_id="northwind")
+    response = page.request.get(
+        "/api/v1/admin/audit/stats", params=window, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.ok, response.text()
+    api = response.json()
+    sign_in(page, "partner")
+    page.goto("/statistics?" + urlencode(window))
+    expect(page.locator(".js-plotly-plot")).to_have_count(5)
+    expect(page.get_by_label("Events", exact=True)).to_have_text(f"{api['total']:,}")
+    expect(page.get_by_label("Distinct actors", exact=True)).to_have_text(f"{api['unique_actors']:,}")
+    expect(page.get_by_label("Not successful", exact=True)).to_have_text(f"{100 * api['failure_rate']:.1f}%")
+    daily = page.get_by_role("region", name="Events per day").locator(".js-plotly-plot")
+    traces = daily.evaluate("plot => plot.data.map(t => ({name: t.name, x: t.x, y: t.y}))")
+    shown: dict[str, int] = {}
+    for trace in traces:
+        for day, count in zip(trace["x"], trace["y"], strict=True):
+            shown[day] = shown.get(day, 0) + count
+    assert shown == {d["date"]: d["count"] for d in api["by_day"]}
+    actors = page.get_by_role("region", name="Top actors").locator(".ytick text").all_text_contents()
+    assert sorted(actors) == sorted(a["actor_email"] or a["actor_id"] for a in api["top_actors"])
 
 
 def test_a_tenant_admin_never_sees_another_tenant(page: Page, console: Console) -> None:
