@@ -274,7 +274,10 @@ def test_charts_render_and_a_click_filters_the_events(page: Page, console: Conso
 
 def test_statistics_agree_with_the_stats_endpoint(page: Page, console: Console) -> None:
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    window = {"start_time": (end - timedelta(days=14)).isoformat(), "end_time": end.isoformat()}
+    window: dict[str, str | float | bool] = {
+        "start_time": (end - timedelta(days=14)).isoformat(),
+        "end_time": end.isoformat(),
+    }
     token = console.token(role="partner_admin", partner_id="northwind")
     response = page.request.get(
         "/api/v1/admin/audit/stats", params=window, headers={"Authorization": f"Bearer {token}"}
