@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
 
 from audit_app.audit.filters import AuditFilters
@@ -71,6 +71,16 @@ async def list_filters(
         end_time=end_time,
         ip_address=ip_address,
     )
+
+
+async def export_filters(
+    base: Annotated[AuditFilters, Depends(list_filters)],
+    request_id: Annotated[str | None, Query(description="Only events of this request (correlation id)")] = None,
+) -> AuditFilters:
+    """The list filters plus `request_id`, so the console can export its "same request" view."""
+    if request_id is None:
+        return base
+    return base.replace(**validated_filters(request_id=request_id).active())
 
 
 async def stats_filters(

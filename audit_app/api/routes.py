@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from audit_app.api.deps import ExporterPrincipal, ReaderPrincipal, SessionDep, WriterPrincipal
-from audit_app.api.params import list_filters, stats_filters
+from audit_app.api.params import export_filters, list_filters, stats_filters
 from audit_app.api.schemas import (
     ActionList,
     AuditLogPage,
@@ -49,6 +49,7 @@ ingest_router = APIRouter(prefix="/api/v1/audit", tags=["Audit ingestion"])
 
 FiltersDep = Annotated[AuditFilters, Depends(list_filters)]
 StatsFiltersDep = Annotated[AuditFilters, Depends(stats_filters)]
+ExportFiltersDep = Annotated[AuditFilters, Depends(export_filters)]
 
 
 def _client(request: Request) -> tuple[str | None, str | None]:
@@ -156,7 +157,7 @@ def export_audit_logs(
     request: Request,
     session: SessionDep,
     principal: ExporterPrincipal,
-    filters: FiltersDep,
+    filters: ExportFiltersDep,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv (with a header row) or jsonl")] = "csv",
 ) -> StreamingResponse:
     """Stream every matching event as CSV or JSON Lines; the export is itself audited."""

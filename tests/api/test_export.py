@@ -170,3 +170,21 @@ def test_an_interrupted_export_is_still_audited(session: Session) -> None:
     assert audit.details["complete"] is False
     assert audit.actor_id == "quitter"
     assert audit.ip_address == "192.0.2.1"
+
+
+def test_export_can_narrow_to_one_request_within_scope(client: TestClient, session: Session, make_token: Any) -> None:
+    write(
+        session,
+        [
+            event("acme", at(1, 9), request_id="req-1"),
+            event("acme", at(1, 10), request_id="req-1"),
+            event("acme", at(1, 11), request_id="req-2"),
+            event("globex", at(1, 12), request_id="req-1"),
+        ],
+    )
+    acme = {"Authorization": f"Bearer {make_token('tenant_admin', tenant_id='acme')}"}
+    rows = parse_csv(client.get(EXPORT, params={"request_id": "req-1"}, headers=acme).text)
+    assert len(rows) == 2
+    assert {(row["tenant_id"], row["request_id"]) for row in rows} == {("acme", "req-1")}
+    response = client.get(EXPORT, params={"request_id": "req\x00"}, headers=acme)
+    assert response.status_code == 422

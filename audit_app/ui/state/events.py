@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 LOAD_FAILED = "The events could not be loaded (the database did not answer). Try again in a moment."
 # The export route takes the documented filters only; exporting a request's events would
 # silently widen to everything else matched, so it is refused rather than inexact.
-NO_REQUEST_EXPORT = "Export does not support the Request ID filter: remove it to export."
 DOWNLOAD_SCRIPT = (
     "(() => { const a = document.createElement('a'); a.href = %s; a.download = '';"
     " document.body.appendChild(a); a.click(); a.remove(); })()"
@@ -276,8 +275,6 @@ class EventsState(rx.State):
             principal.require_scope(SCOPE_EXPORT)
             view = ViewQuery.from_params(self.router.url.query_parameters)
             filters: AuditFilters = view.filters(datetime.now(UTC))
-            if filters.request_id:
-                raise FilterError(NO_REQUEST_EXPORT)
         except (ForbiddenError, FilterError) as exc:
             yield rx.toast.error(str(exc), close_button=True)
             return
