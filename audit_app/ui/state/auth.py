@@ -126,3 +126,12 @@ class AuthState(rx.State):
         self._forget()
         self.notice = "You are signed out."
         return rx.redirect(SIGN_IN_ROUTE)
+
+
+async def current_principal(state: rx.State) -> Principal | EventSpec:
+    """The verified principal behind `state`'s session, or the redirect to sign-in."""
+    auth = await state.get_state(AuthState)
+    try:
+        return auth._verify()
+    except AuthError as exc:
+        return auth._expire(exc)

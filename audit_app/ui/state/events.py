@@ -17,9 +17,9 @@ from sqlmodel import Session
 from audit_app.audit.filters import AuditFilters, visible_partners, visible_tenants
 from audit_app.audit.ingest import record_access
 from audit_app.audit.query import count_events, get_event, list_actions, list_events, list_resource_types, list_results
-from audit_app.auth import SCOPE_EXPORT, AuthError, ForbiddenError, Principal, issue_download_token
+from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_download_token
 from audit_app.settings import get_settings
-from audit_app.ui.state.auth import AuthState
+from audit_app.ui.state.auth import current_principal
 from audit_app.ui.state.present import change_rows, event_fields, event_row, pretty_details, related_links
 from audit_app.ui.state.session import in_thread
 from audit_app.ui.state.url_filters import (
@@ -109,11 +109,7 @@ class EventsState(rx.State):
         )
 
     async def _principal(self) -> Principal | EventSpec:
-        auth = await self.get_state(AuthState)
-        try:
-            return auth._verify()
-        except AuthError as exc:
-            return auth._expire(exc)
+        return await current_principal(self)
 
     def _view(self, page: int | None = None) -> ViewQuery:
         values = {name: self.form.get(name, "").strip() for name in FORM_FIELDS}

@@ -16,9 +16,9 @@ from sqlmodel import Session
 
 from audit_app.audit.filters import visible_partners, visible_tenants
 from audit_app.audit.stats import compute_stats
-from audit_app.auth import AuthError, ForbiddenError, Principal
+from audit_app.auth import ForbiddenError, Principal
 from audit_app.ui.state import charts
-from audit_app.ui.state.auth import AuthState
+from audit_app.ui.state.auth import current_principal
 from audit_app.ui.state.session import in_thread
 from audit_app.ui.state.url_filters import FORM_FIELDS, PRESETS, TEXT_FILTERS, FilterError, ViewQuery, input_time
 
@@ -51,11 +51,7 @@ class StatsState(rx.State):
     _labels: dict[str, list[str]] = {}
 
     async def _principal(self) -> Principal | EventSpec:
-        auth = await self.get_state(AuthState)
-        try:
-            return auth._verify()
-        except AuthError as exc:
-            return auth._expire(exc)
+        return await current_principal(self)
 
     @rx.event
     async def load(self) -> AsyncIterator[Any]:
