@@ -135,6 +135,33 @@ class AuditDailyActor(SQLModel, table=True):
     count: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class AuditHourlyCount(SQLModel, table=True):
+    """Events per UTC hour, tenant, action, resource type and result (the partial days at a /stats window's edges)."""
+
+    __tablename__ = "audit_hourly_count"
+    __table_args__ = (Index("ix_audit_hourly_count_hour", "hour"),)
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    hour: datetime = Field(sa_column=Column(UTCDateTime, primary_key=True))
+    action: str = Field(primary_key=True, max_length=128)
+    resource_type: str = Field(primary_key=True, max_length=128)  # "" stands for none
+    result: str = Field(primary_key=True, max_length=16)
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditHourlyActor(SQLModel, table=True):
+    """Events per UTC hour, tenant and actor (the partial days at a /stats window's edges)."""
+
+    __tablename__ = "audit_hourly_actor"
+    __table_args__ = (Index("ix_audit_hourly_actor_hour", "hour"),)
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    hour: datetime = Field(sa_column=Column(UTCDateTime, primary_key=True))
+    actor_id: str = Field(primary_key=True, max_length=255)
+    actor_email: str | None = Field(default=None, max_length=320)
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class ChainHead(SQLModel, table=True):
     """The newest link of each tenant's hash chain; writers lock it to append in order."""
 

@@ -19,7 +19,16 @@ from audit_app.settings import Settings, get_settings
 
 TEST_SECRET = "test-secret-" + "x" * 32
 PG_ADMIN_URL = os.environ.get("AUDIT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("audit_log", "tenant", "chain_head", "idempotency_record", "audit_daily_count", "audit_daily_actor")
+TABLES = (
+    "audit_log",
+    "tenant",
+    "chain_head",
+    "idempotency_record",
+    "audit_daily_count",
+    "audit_daily_actor",
+    "audit_hourly_count",
+    "audit_hourly_actor",
+)
 
 
 def _pg_unreachable(reason: str) -> None:

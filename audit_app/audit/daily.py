@@ -1,10 +1,16 @@
-"""Daily pre-aggregated counts, kept in step with `audit_log` so /stats need not scan every event."""
+"""Pre-aggregated counts per UTC day and per UTC hour, kept in step with `audit_log` for /stats.
+
+/stats reads whole days of a window from the daily tables, whole hours of its first and last
+day from the hourly tables, and only the partial hours at its very edges from the events, so
+its cost depends on the number of tenants, actions and actors, hardly on the number of events.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, text
@@ -12,17 +18,35 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from audit_app.models import AuditDailyActor, AuditDailyCount, utc
+from audit_app.models import AuditDailyActor, AuditDailyCount, AuditHourlyActor, AuditHourlyCount, utc
 
-REBUILD_DAILY_COUNT = """
-INSERT INTO audit_daily_count (tenant_id, day, action, resource_type, result, count)
-SELECT tenant_id, {day}, action, coalesce(resource_type, ''), result, count(*)
-FROM audit_log GROUP BY tenant_id, {day}, action, coalesce(resource_type, ''), result
+REBUILD_COUNT = """
+INSERT INTO {table} (tenant_id, {bucket}, action, resource_type, result, count)
+SELECT tenant_id, {expr}, action, coalesce(resource_type, ''), result, count(*)
+FROM audit_log{where} GROUP BY tenant_id, {expr}, action, coalesce(resource_type, ''), result
 """
-REBUILD_DAILY_ACTOR = """
-INSERT INTO audit_daily_actor (tenant_id, day, actor_id, actor_email, count)
-SELECT tenant_id, {day}, actor_id, max(actor_email), count(*)
-FROM audit_log GROUP BY tenant_id, {day}, actor_id
+REBUILD_ACTOR = """
+INSERT INTO {table} (tenant_id, {bucket}, actor_id, actor_email, count)
+SELECT tenant_id, {expr}, actor_id, max(actor_email), count(*)
+FROM audit_log{where} GROUP BY tenant_id, {expr}, actor_id
+"""
+UPSERT_COUNTS_PG = """
+INSERT INTO {table} (tenant_id, {bucket}, action, resource_type, result, count)
+SELECT * FROM unnest(CAST(:tenant AS text[]), CAST(:bucket AS {array}), CAST(:action AS text[]),
+                     CAST(:resource_type AS text[]), CAST(:result AS text[]), CAST(:n AS bigint[]))
+ON CONFLICT (tenant_id, {bucket}, action, resource_type, result)
+DO UPDATE SET count = {table}.count + excluded.count
+"""
+UPSERT_ACTORS_PG = """
+INSERT INTO {table} (tenant_id, {bucket}, actor_id, actor_email, count)
+SELECT * FROM unnest(CAST(:tenant AS text[]), CAST(:bucket AS {array}), CAST(:actor AS text[]),
+                     CAST(:email AS text[]), CAST(:n AS bigint[]))
+ON CONFLICT (tenant_id, {bucket}, actor_id) DO UPDATE SET
+  count = {table}.count + excluded.count,
+  actor_email = CASE
+    WHEN excluded.actor_email IS NULL THEN {table}.actor_email
+    WHEN {table}.actor_email IS NULL OR excluded.actor_email > {table}.actor_email THEN excluded.actor_email
+    ELSE {table}.actor_email END
 """
 
 
@@ -31,44 +55,87 @@ def day_sql(dialect: str) -> str:
     return "CAST(timezone('UTC', timestamp) AS DATE)" if dialect == "postgresql" else "date(timestamp)"
 
 
+def hour_sql(dialect: str) -> str:
+    """The UTC hour of `audit_log.timestamp`, as the hourly tables store it."""
+    if dialect == "postgresql":
+        return "timezone('UTC', date_trunc('hour', timezone('UTC', timestamp)))"
+    return r"strftime('%Y-%m-%d %H\:00\:00.000000', timestamp)"  # \: keeps text() from seeing binds
+
+
+def start_of_hour(value: datetime) -> datetime:
+    """The UTC hour `value` falls in."""
+    return utc(value).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Granularity:
+    """One pair of aggregate tables and how an event's time maps to their bucket."""
+
+    counts: Any
+    actors: Any
+    bucket: str
+    pg_array: str
+    of: Callable[[datetime], Any]
+    sql: Callable[[str], str]
+
+
+DAILY = Granularity(AuditDailyCount, AuditDailyActor, "day", "date[]", lambda ts: utc(ts).date(), day_sql)
+HOURLY = Granularity(AuditHourlyCount, AuditHourlyActor, "hour", "timestamptz[]", start_of_hour, hour_sql)
+GRANULARITIES = (DAILY, HOURLY)
+
+
 def _upsert(session: Session) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def add_to_daily_counts(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """Count freshly inserted events into the daily tables, in the caller's transaction."""
-    counts: Counter[tuple[str, date, str, str, str]] = Counter()
-    actors: Counter[tuple[str, date, str]] = Counter()
-    emails: dict[tuple[str, date, str], str | None] = {}
-    for row in rows:
-        day = utc(row["timestamp"]).date()
-        counts[(row["tenant_id"], day, row["action"], row["resource_type"] or "", row["result"])] += 1
-        key = (row["tenant_id"], day, row["actor_id"])
-        actors[key] += 1
-        email, known = row.get("actor_email"), emails.get(key)
-        emails[key] = email if known is None or (email is not None and email > known) else known
-    if not counts:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        _upsert_postgres(session, counts, actors, emails)
-        return
+    """Count freshly inserted events into the daily and hourly tables, in the caller's transaction."""
+    rows = list(rows)
+    for granularity in GRANULARITIES:
+        counts: Counter[tuple[str, Any, str, str, str]] = Counter()
+        actors: Counter[tuple[str, Any, str]] = Counter()
+        emails: dict[tuple[str, Any, str], str | None] = {}
+        for row in rows:
+            bucket = granularity.of(row["timestamp"])
+            counts[(row["tenant_id"], bucket, row["action"], row["resource_type"] or "", row["result"])] += 1
+            key = (row["tenant_id"], bucket, row["actor_id"])
+            actors[key] += 1
+            email, known = row.get("actor_email"), emails.get(key)
+            emails[key] = email if known is None or (email is not None and email > known) else known
+        if not counts:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            _upsert_postgres(session, granularity, counts, actors, emails)
+        else:
+            _upsert_generic(session, granularity, counts, actors, emails)
+
+
+def _upsert_generic(
+    session: Session,
+    granularity: Granularity,
+    counts: Counter[tuple[str, Any, str, str, str]],
+    actors: Counter[tuple[str, Any, str]],
+    emails: dict[tuple[str, Any, str], str | None],
+) -> None:
+    """Upserts as one executemany per table (SQLite)."""
     insert = _upsert(session)
-    stmt = insert(AuditDailyCount.__table__)  # type: ignore[attr-defined]
+    bucket = granularity.bucket
+    stmt = insert(granularity.counts.__table__)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["tenant_id", "day", "action", "resource_type", "result"],
+        index_elements=["tenant_id", bucket, "action", "resource_type", "result"],
         set_={"count": stmt.table.c["count"] + stmt.excluded["count"]},
     )
     session.execute(
         stmt,
         [
-            {"tenant_id": t, "day": d, "action": a, "resource_type": r, "result": res, "count": n}
-            for (t, d, a, r, res), n in sorted(counts.items())
+            {"tenant_id": t, bucket: b, "action": a, "resource_type": r, "result": res, "count": n}
+            for (t, b, a, r, res), n in sorted(counts.items())
         ],
     )
-    stmt = insert(AuditDailyActor.__table__)  # type: ignore[attr-defined]
+    stmt = insert(granularity.actors.__table__)
     current, new = stmt.table.c["actor_email"], stmt.excluded["actor_email"]
     stmt = stmt.on_conflict_do_update(
-        index_elements=["tenant_id", "day", "actor_id"],
+        index_elements=["tenant_id", bucket, "actor_id"],
         set_={
             "count": stmt.table.c["count"] + stmt.excluded["count"],
             "actor_email": case(
@@ -81,47 +148,31 @@ def add_to_daily_counts(session: Session, rows: Iterable[dict[str, Any]]) -> Non
     session.execute(
         stmt,
         [
-            {"tenant_id": t, "day": d, "actor_id": a, "actor_email": emails[(t, d, a)], "count": n}
-            for (t, d, a), n in sorted(actors.items())
+            {"tenant_id": t, bucket: b, "actor_id": a, "actor_email": emails[(t, b, a)], "count": n}
+            for (t, b, a), n in sorted(actors.items())
         ],
     )
 
 
-UPSERT_COUNTS_PG = """
-INSERT INTO audit_daily_count (tenant_id, day, action, resource_type, result, count)
-SELECT * FROM unnest(CAST(:tenant AS text[]), CAST(:day AS date[]), CAST(:action AS text[]),
-                     CAST(:resource_type AS text[]), CAST(:result AS text[]), CAST(:n AS bigint[]))
-ON CONFLICT (tenant_id, day, action, resource_type, result)
-DO UPDATE SET count = audit_daily_count.count + excluded.count
-"""
-UPSERT_ACTORS_PG = """
-INSERT INTO audit_daily_actor (tenant_id, day, actor_id, actor_email, count)
-SELECT * FROM unnest(CAST(:tenant AS text[]), CAST(:day AS date[]), CAST(:actor AS text[]),
-                     CAST(:email AS text[]), CAST(:n AS bigint[]))
-ON CONFLICT (tenant_id, day, actor_id) DO UPDATE SET
-  count = audit_daily_actor.count + excluded.count,
-  actor_email = CASE
-    WHEN excluded.actor_email IS NULL THEN audit_daily_actor.actor_email
-    WHEN audit_daily_actor.actor_email IS NULL OR excluded.actor_email > audit_daily_actor.actor_email
-      THEN excluded.actor_email
-    ELSE audit_daily_actor.actor_email END
-"""
-
-
 def _upsert_postgres(
     session: Session,
-    counts: Counter[tuple[str, date, str, str, str]],
-    actors: Counter[tuple[str, date, str]],
-    emails: dict[tuple[str, date, str], str | None],
+    granularity: Granularity,
+    counts: Counter[tuple[str, Any, str, str, str]],
+    actors: Counter[tuple[str, Any, str]],
+    emails: dict[tuple[str, Any, str], str | None],
 ) -> None:
     """Both upserts as one statement each: the rows travel as arrays (a batch of 1,000 events
-    touches hundreds of daily rows; one round trip per row would cost more than the events)."""
+    touches hundreds of aggregate rows; one round trip per row would cost more than the events)."""
+    names = {
+        "bucket": granularity.bucket,
+        "array": granularity.pg_array,
+    }
     keys = sorted(counts)
     session.execute(
-        text(UPSERT_COUNTS_PG),
+        text(UPSERT_COUNTS_PG.format(table=granularity.counts.__tablename__, **names)),
         {
             "tenant": [k[0] for k in keys],
-            "day": [k[1] for k in keys],
+            "bucket": [k[1] for k in keys],
             "action": [k[2] for k in keys],
             "resource_type": [k[3] for k in keys],
             "result": [k[4] for k in keys],
@@ -130,10 +181,10 @@ def _upsert_postgres(
     )
     people = sorted(actors)
     session.execute(
-        text(UPSERT_ACTORS_PG),
+        text(UPSERT_ACTORS_PG.format(table=granularity.actors.__tablename__, **names)),
         {
             "tenant": [k[0] for k in people],
-            "day": [k[1] for k in people],
+            "bucket": [k[1] for k in people],
             "actor": [k[2] for k in people],
             "email": [emails[k] for k in people],
             "n": [actors[k] for k in people],
@@ -141,22 +192,33 @@ def _upsert_postgres(
     )
 
 
+def _rebuild_sql(template: str, table: str, granularity: Granularity, dialect: str, where: str = "") -> str:
+    return template.format(table=table, bucket=granularity.bucket, expr=granularity.sql(dialect), where=where)
+
+
 def rebuild_daily_counts(session: Session) -> None:
-    """Recompute both daily tables from `audit_log` (after a bulk load that bypassed ingest)."""
-    day = day_sql(session.get_bind().dialect.name)
-    session.execute(delete(AuditDailyCount))
-    session.execute(delete(AuditDailyActor))
-    session.execute(text(REBUILD_DAILY_COUNT.format(day=day)))
-    session.execute(text(REBUILD_DAILY_ACTOR.format(day=day)))
+    """Recompute the daily and hourly tables from `audit_log` (after a bulk load that bypassed ingest)."""
+    dialect = session.get_bind().dialect.name
+    for granularity in GRANULARITIES:
+        for template, table in ((REBUILD_COUNT, granularity.counts), (REBUILD_ACTOR, granularity.actors)):
+            session.execute(delete(table))
+            session.execute(text(_rebuild_sql(template, table.__tablename__, granularity, dialect)))
 
 
 def recount_daily_counts(session: Session, tenant_id: str, through: datetime) -> None:
-    """Recount a tenant's days up to the day of `through` from `audit_log` (call after purging its events)."""
+    """Recount a tenant's days (and hours) up to the day of `through` from `audit_log`.
+
+    Call it after purging the tenant's events up to `through`, in the same transaction.
+    """
     dialect = session.get_bind().dialect.name
     last_day = utc(through).date()
-    for table in (AuditDailyCount, AuditDailyActor):
-        session.execute(delete(table).where(table.tenant_id == tenant_id, table.day <= last_day))  # type: ignore[arg-type]
-    scope = f" WHERE tenant_id = :tenant AND {day_sql(dialect)} <= :last_day GROUP BY"
-    params = {"tenant": tenant_id, "last_day": last_day if dialect == "postgresql" else last_day.isoformat()}
-    for sql in (REBUILD_DAILY_COUNT, REBUILD_DAILY_ACTOR):
-        session.execute(text(sql.format(day=day_sql(dialect)).replace(" GROUP BY", scope, 1)), params)
+    ends: dict[str, Any] = {"day": last_day, "hour": start_of_hour(through).replace(hour=23)}
+    for granularity in GRANULARITIES:
+        end = ends[granularity.bucket]
+        for table in (granularity.counts, granularity.actors):
+            column = getattr(table, granularity.bucket)
+            session.execute(delete(table).where(table.tenant_id == tenant_id, column <= end))
+        where = f" WHERE tenant_id = :tenant AND {day_sql(dialect)} <= :last_day"
+        params = {"tenant": tenant_id, "last_day": last_day if dialect == "postgresql" else last_day.isoformat()}
+        for template, table in ((REBUILD_COUNT, granularity.counts), (REBUILD_ACTOR, granularity.actors)):
+            session.execute(text(_rebuild_sql(template, table.__tablename__, granularity, dialect, where)), params)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, cast, func, select
 from sqlmodel import Session, col
 
+from audit_app.audit.daily import DAILY, HOURLY, Granularity, start_of_hour
 from audit_app.audit.filters import (
     AuditFilters,
     check_filters_in_scope,
@@ -16,7 +18,7 @@ from audit_app.audit.filters import (
     where_clause,
 )
 from audit_app.auth import Principal
-from audit_app.models import AuditDailyActor, AuditDailyCount, AuditLog
+from audit_app.models import AuditLog, utc
 
 TOP_ACTORS = 10
 MAX_DAYS = 3660  # a window wider than ten years is shown from its first to its last event
@@ -30,6 +32,8 @@ def _day_column(session: Session) -> Any:
 
 
 def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):  # an hourly bucket
+        return utc(value).date()
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
@@ -102,8 +106,9 @@ DAILY_FILTERS = frozenset({"tenant_id", "partner_id", "start_time", "end_time"})
 def compute_stats(session: Session, principal: Principal, filters: AuditFilters) -> dict[str, Any]:
     """The same figures as `compute_stats_scan`, read from the daily counts where they can answer.
 
-    Whole UTC days of the window come from `audit_daily_count`/`audit_daily_actor`; only the
-    partial days at its edges are counted from the events themselves. Filters the daily
+    Whole UTC days of the window come from `audit_daily_count`/`audit_daily_actor`, whole hours
+    of its partial first and last day from the hourly tables, and only the partial hours at its
+    very edges are counted from the events themselves. Filters the daily
     tables do not carry (actor, action, ...) fall back to the full scan.
     """
     if not set(filters.active()) <= DAILY_FILTERS:
@@ -122,38 +127,33 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
         if email is not None and (known[1] is None or email > known[1]):
             known[1] = email
 
-    if full_days is not None:
-        first, end = full_days
-        daily = [scope_condition(principal, AuditDailyCount.tenant_id), *_tenant_filters(AuditDailyCount, filters)]
-        if first is not None:
-            daily.append(col(AuditDailyCount.day) >= first)
-        if end is not None:
-            daily.append(col(AuditDailyCount.day) < end)
-        group: tuple[Any, ...] = (
-            col(AuditDailyCount.day),
-            col(AuditDailyCount.action),
-            col(AuditDailyCount.resource_type),
-            col(AuditDailyCount.result),
-        )
-        for day_value, action, resource_type, result, n in session.execute(
-            select(*group, func.sum(AuditDailyCount.count)).where(*daily).group_by(*group)
+    def read(granularity: Granularity, low: Any, high: Any) -> None:
+        """Add the aggregate rows of buckets [low, high) (an open side when None)."""
+        table, people = granularity.counts, granularity.actors
+        bucket = getattr(table, granularity.bucket)
+        where = [scope_condition(principal, table.tenant_id), *_tenant_filters(table, filters)]
+        where += [bucket >= low] if low is not None else []
+        where += [bucket < high] if high is not None else []
+        group = (bucket, col(table.action), col(table.resource_type), col(table.result))
+        for bucket_value, action, resource_type, result, n in session.execute(
+            select(*group, func.sum(table.count)).where(*where).group_by(*group)
         ).all():
-            add((_as_date(day_value), action, resource_type, result), int(n))
-        by_actor = [scope_condition(principal, AuditDailyActor.tenant_id), *_tenant_filters(AuditDailyActor, filters)]
-        if first is not None:
-            by_actor.append(col(AuditDailyActor.day) >= first)
-        if end is not None:
-            by_actor.append(col(AuditDailyActor.day) < end)
+            add((_as_date(bucket_value), action, resource_type, result), int(n))
+        bucket = getattr(people, granularity.bucket)
+        where = [scope_condition(principal, people.tenant_id), *_tenant_filters(people, filters)]
+        where += [bucket >= low] if low is not None else []
+        where += [bucket < high] if high is not None else []
         for actor_id, email, n in session.execute(
-            select(
-                col(AuditDailyActor.actor_id), func.max(AuditDailyActor.actor_email), func.sum(AuditDailyActor.count)
-            )
-            .where(*by_actor)
-            .group_by(AuditDailyActor.actor_id)
+            select(col(people.actor_id), func.max(people.actor_email), func.sum(people.count))
+            .where(*where)
+            .group_by(people.actor_id)
         ).all():
             add_actor(actor_id, email, int(n))
+
+    if full_days is not None:
+        read(DAILY, *full_days)
     day = _day_column(session).label("day")
-    for start, end_time in edges:
+    for start, end_time in _hourly_split(edges, read):
         raw = where_clause(session, principal, filters.replace(start_time=start, end_time=end_time))
         group_raw = (day, col(AuditLog.action), func.coalesce(AuditLog.resource_type, ""), col(AuditLog.result))
         for day_value, action, resource_type, result, n in session.execute(
@@ -167,6 +167,29 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
         ).all():
             add_actor(actor_id, email, n)
     return _stats_document(counts, actors, filters)
+
+
+def _hourly_split(
+    edges: list[tuple[datetime | None, datetime | None]], read: Callable[[Granularity, Any, Any], None]
+) -> list[tuple[datetime | None, datetime | None]]:
+    """Read the whole hours of each partial-day range from the hourly tables; return the rest, for raw counting."""
+    raw: list[tuple[datetime | None, datetime | None]] = []
+    for low, high in edges:
+        if low is None or high is None:
+            raw.append((low, high))
+            continue
+        first = start_of_hour(low)
+        first = first if first == low else first + timedelta(hours=1)
+        end = start_of_hour(high)
+        if first >= end:
+            raw.append((low, high))
+            continue
+        read(HOURLY, first, end)
+        if low < first:
+            raw.append((low, first))
+        if end < high:
+            raw.append((end, high))
+    return raw
 
 
 def _tenant_filters(table: Any, filters: AuditFilters) -> list[Any]:
