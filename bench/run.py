@@ -175,7 +175,10 @@ def prepare_sqlite(events: int, reuse: bool) -> str:
         with Session(engine_for(url)) as session:
             count = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
         if events <= count <= events * 1.2:  # earlier runs ingested a few batches
-            log(f"reusing {path} ({count:,} events)")
+            log(f"reusing {path} ({count:,} events); applying any newer migrations")
+            upgrade(url)
+            with sqlite3.connect(path) as conn:  # statistics for indexes a migration added
+                conn.execute("ANALYZE")
             return url
         engine_for(url).dispose()
     for suffix in ("", "-wal", "-shm"):
