@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, TypeVar
 
 from sqlalchemy import String, Text, case, cast, func, literal, select
 from sqlmodel import Session
@@ -17,6 +19,7 @@ from audit_app.audit.query import NEWEST_FIRST
 from audit_app.auth import Principal
 from audit_app.models import EXPORT_COLUMNS, AuditLog
 
+T = TypeVar("T")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STREAM_BATCH = 2000
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -121,6 +124,52 @@ def _quoted(text: str) -> tuple[str, int, int, int]:
     return text, text.count(","), text.count('"'), text.count("\r") + text.count("\n")
 
 
+_END = object()
+
+
+def read_ahead(batches: Iterator[T], *, depth: int = 2) -> Generator[T, None, None]:
+    """The same batches, the next ones fetched by a thread while the caller works on this one.
+
+    The database (or its driver, which releases the GIL while it waits) then works in parallel
+    with the Python that formats rows. Closing the iterator stops the thread before returning,
+    so the connection is never used by two threads at once.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="export-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def csv_export(
     session: Session,
     principal: Principal,
@@ -154,7 +203,7 @@ def csv_export(
     writer.writerow(EXPORT_COLUMNS)
     lines: list[str] = [buffer.getvalue()]
     header = 1
-    for partition in result.partitions():
+    for partition in read_ahead(result.partitions()):
         for row in partition:
             record = list(row)
             stored, agent = record[details_at], record[agent_at]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +15,7 @@ from sqlmodel import Session
 from audit_app.api import create_api
 from audit_app.audit import query
 from audit_app.audit.daily import rebuild_daily_counts, recount_daily_counts
-from audit_app.audit.export import csv_chunks, csv_export, export_row, iter_events
+from audit_app.audit.export import csv_chunks, csv_export, export_row, iter_events, read_ahead
 from audit_app.audit.filters import AuditFilters, where_clause
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.query import (
@@ -248,3 +250,26 @@ def test_csv_export_equals_the_row_by_row_writer(session: Session) -> None:
         plain = "".join(csv_chunks(export_row(event) for event in iter_events(session, principal, filters)))
         assert fast == plain
         assert sum(counted) == len(plain_page(session, principal, filters, 1, 100_000))
+
+
+def test_read_ahead_keeps_order_raises_and_stops_when_closed() -> None:
+    assert [list(b) for b in read_ahead(iter([[1], [2, 3], [4]]))] == [[1], [2, 3], [4]]
+
+    def failing() -> Iterator[list[int]]:
+        yield [1]
+        raise RuntimeError("connection lost")
+
+    with pytest.raises(RuntimeError, match="connection lost"):
+        list(read_ahead(failing()))
+    fetched: list[int] = []
+
+    def endless() -> Iterator[list[int]]:
+        for n in itertools.count():
+            fetched.append(n)
+            yield [n]
+
+    reader = read_ahead(endless())
+    assert next(reader) == [0]
+    reader.close()
+    assert not any(t.name == "export-read-ahead" and t.is_alive() for t in threading.enumerate())
+    assert len(fetched) <= 4, "the thread read only a couple of batches ahead"
