@@ -286,7 +286,10 @@ def _ids(http: Any, domain: Any) -> bool:
 
 def read_cases(session: Session, now: datetime) -> list[Case]:
     """The issue's read cases, with filter values taken from the data."""
-    sample = session.execute(select(AuditLog).order_by(AuditLog.timestamp.desc()).offset(5000).limit(1)).scalar_one()  # type: ignore[attr-defined]
+    total = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
+    sample = session.execute(
+        select(AuditLog).order_by(AuditLog.timestamp.desc()).offset(min(5000, total // 2)).limit(1)  # type: ignore[attr-defined]
+    ).scalar_one()
     start, end = now - timedelta(days=30), now - timedelta(days=20)
     single: dict[str, Any] = {
         "tenant_id": "acme",
