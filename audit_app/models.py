@@ -315,7 +315,7 @@ class AuditLogPublic(BaseModel):
     prev_hash: str
 
 
-EXPORT_COLUMNS: tuple[str, ...] = (
+EVENT_FIELDS: tuple[str, ...] = (
     "id",
     "timestamp",
     "tenant_id",
@@ -332,9 +332,10 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "request_id",
     "session_id",
     "details",
-    "ingested_at",
-    "hash",
 )
+"""What an event says, in the order exports and copies list them; chain and ingest columns come on top."""
+
+EXPORT_COLUMNS: tuple[str, ...] = (*EVENT_FIELDS, "ingested_at", "hash")
 
 
 class RetentionDefault(SQLModel, table=True):

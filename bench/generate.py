@@ -26,30 +26,10 @@ from audit_app.audit.daily import rebuild_daily_counts
 from audit_app.audit.integrity import event_hash
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
+from audit_app.models import EVENT_FIELDS
 from audit_app.seed import ACTIONS, RESULT_ON_FAILURE, SERVICE_AGENTS, TENANT_PARTNER, _actors, _details, _ip
 
-COLUMNS: tuple[str, ...] = (
-    "id",
-    "timestamp",
-    "tenant_id",
-    "partner_id",
-    "actor_id",
-    "actor_email",
-    "actor_type",
-    "action",
-    "resource_type",
-    "resource_id",
-    "result",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "session_id",
-    "details",
-    "ingested_at",
-    "chain_seq",
-    "prev_hash",
-    "hash",
-)
+COLUMNS: tuple[str, ...] = (*EVENT_FIELDS, "ingested_at", "chain_seq", "prev_hash", "hash")
 ACTOR_COUNT = 2000
 DAYS = 90
 

@@ -13,29 +13,10 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from audit_app.auth import ForbiddenError, Principal
-from audit_app.models import AuditLog, ChainHead, PurgeCheckpoint, Tenant, utc
+from audit_app.models import EVENT_FIELDS, AuditLog, ChainHead, PurgeCheckpoint, Tenant, utc
 
 GENESIS_HASH = ""
-HASHED_FIELDS: tuple[str, ...] = (
-    "id",
-    "timestamp",
-    "tenant_id",
-    "partner_id",
-    "actor_id",
-    "actor_email",
-    "actor_type",
-    "action",
-    "resource_type",
-    "resource_id",
-    "result",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "session_id",
-    "details",
-    "chain_seq",
-    "prev_hash",
-)
+HASHED_FIELDS: tuple[str, ...] = (*EVENT_FIELDS, "chain_seq", "prev_hash")
 VERIFY_BATCH = 5000
 PURGE_ACTION = "audit.purge"
 SEAL_SEQ, SEAL_HASH = "through_seq", "through_hash"  # the checkpoint an audit.purge event seals
