@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -114,16 +115,21 @@ def _log_tail(log: Path, lines: int = 80) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-@pytest.fixture(scope="session")
-def console(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Console]:
-    """Migrate and seed a database, build and start the app on a free port, stop it afterwards."""
-    workdir = tmp_path_factory.mktemp("console")
+@contextmanager
+def running_console(
+    workdir: Path, *, seed_events: int, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[Console, int]]:
+    """Migrate and seed a database, build and start the app on a free port; stop it on exit.
+
+    Yields the console and the pid of the `reflex run` process.
+    """
     database_url = f"sqlite:///{workdir / 'audit.db'}"
     port = _free_port()
-    env = _environment(database_url, port)
-    python = sys.executable
-    for command in (["migrate"], ["seed", "--events", str(SEED_EVENTS)]):
-        subprocess.run([python, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    env = _environment(database_url, port) | (extra_env or {})
+    for command in (["migrate"], ["seed", "--events", str(seed_events)]):
+        subprocess.run(
+            [sys.executable, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True
+        )
     log = workdir / "server.log"
     base_url = f"http://127.0.0.1:{port}"
     with REFLEX_LOCK.open("w") as lock, log.open("w") as out:
@@ -148,7 +154,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
             fcntl.flock(lock, fcntl.LOCK_UN)
     settings = Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True)
     try:
-        yield Console(base_url=base_url, database_url=database_url, settings=settings, log=log)
+        yield Console(base_url=base_url, database_url=database_url, settings=settings, log=log), server.pid
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -157,8 +163,15 @@ def console(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         engine_for(database_url).dispose()
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Console]:
+    """The app, seeded with SEED_EVENTS events, for the session's browser tests."""
+    with running_console(tmp_path_factory.mktemp("console"), seed_events=SEED_EVENTS) as (console, _pid):
+        yield console
         if request.session.testsfailed:
-            print(f"\n--- console server log ({log}) ---\n{_log_tail(log, 200)}")
+            print(f"\n--- console server log ({console.log}) ---\n{_log_tail(console.log, 200)}")
 
 
 @pytest.fixture(scope="session")

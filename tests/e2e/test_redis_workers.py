@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
 from playwright.sync_api import Browser, expect
 
-from audit_app.settings import Settings
 from tests.e2e.conftest import (
-    E2E_SECRET,
-    REFLEX_LOCK,
-    ROOT,
-    START_TIMEOUT,
     Console,
-    _environment,
-    _free_port,
     _log_tail,
-    _serving,
     result_count,
+    running_console,
     sign_in,
 )
 
@@ -65,51 +53,9 @@ def redis_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Co
         if os.environ.get("CI"):
             pytest.fail(f"Redis is required under CI but unreachable at {REDIS}: {exc}")
         pytest.skip(f"Redis unreachable at {REDIS}: {exc}")
-    workdir = tmp_path_factory.mktemp("redis_console")
-    database_url = f"sqlite:///{workdir / 'audit.db'}"
-    port = _free_port()
-    env = _environment(database_url, port)
-    env.update(REFLEX_REDIS_URL=f"redis://{REDIS[0]}:{REDIS[1]}/{REDIS_DB}", GRANIAN_WORKERS="2")
-    for command in (["migrate"], ["seed", "--events", "500"]):
-        subprocess.run(
-            [sys.executable, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True
-        )
-    log = workdir / "server.log"
-    base_url = f"http://127.0.0.1:{port}"
-    with REFLEX_LOCK.open("w") as lock, log.open("w") as out:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # .web is shared: hold the lock until the app serves
-        try:
-            server = subprocess.Popen(
-                ["reflex", "run", "--env", "prod", "--frontend-port", str(port), "--loglevel", "info"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            deadline = time.monotonic() + START_TIMEOUT
-            while not (_serving(f"{base_url}/ping") and _serving(f"{base_url}/")):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    pytest.fail(f"The console did not start with Redis on {base_url}:\n{_log_tail(log)}")
-                time.sleep(0.5)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    try:
-        console = Console(
-            base_url=base_url,
-            database_url=database_url,
-            settings=Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True),
-            log=log,
-        )
-        yield console, server.pid
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    extra_env = {"REFLEX_REDIS_URL": f"redis://{REDIS[0]}:{REDIS[1]}/{REDIS_DB}", "GRANIAN_WORKERS": "2"}
+    with running_console(tmp_path_factory.mktemp("redis_console"), seed_events=500, extra_env=extra_env) as running:
+        yield running
 
 
 def _workers(pid: int) -> list[psutil.Process]:
