@@ -34,10 +34,10 @@ class IngestError(ValueError):
         self.field = field
 
 
-def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
-    """INSERT that does nothing when the primary key exists (both dialects)."""
+def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT that skips rows whose primary key exists (both dialects)."""
     dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(rows)
     session.execute(stmt.on_conflict_do_nothing())
 
 
@@ -56,10 +56,13 @@ def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
             )
         if event.partner_id or event.tenant_id not in claimed:
             claimed[event.tenant_id] = event.partner_id or known
-    for tenant_id in sorted(claimed):
-        partner_id = claimed[tenant_id]
-        _insert_ignore(session, Tenant, {"id": tenant_id, "partner_id": partner_id, "created_at": utcnow()})
-        owner = session.execute(select(col(Tenant.partner_id)).where(col(Tenant.id) == tenant_id)).scalar_one()
+    tenant_ids = sorted(claimed)  # one order for every writer: concurrent batches cannot deadlock
+    created = utcnow()
+    _insert_ignore(session, Tenant, [{"id": t, "partner_id": claimed[t], "created_at": created} for t in tenant_ids])
+    found = session.execute(select(col(Tenant.id), col(Tenant.partner_id)).where(col(Tenant.id).in_(tenant_ids)))
+    owners: dict[str, str | None] = {tenant_id: owner for tenant_id, owner in found.all()}
+    for tenant_id in tenant_ids:
+        partner_id, owner = claimed[tenant_id], owners[tenant_id]
         if partner_id and owner is None:
             session.execute(update(Tenant).where(Tenant.id == tenant_id).values(partner_id=partner_id))  # type: ignore[arg-type]
         elif partner_id and owner != partner_id:
@@ -67,14 +70,21 @@ def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
             raise IngestError(index, "partner_id", f"tenant {tenant_id!r} belongs to another partner")
 
 
-def _lock_chain_head(session: Session, tenant_id: str) -> tuple[int, str]:
-    """Lock the tenant's chain head for this transaction and return (seq, hash)."""
-    _insert_ignore(session, ChainHead, {"tenant_id": tenant_id, "seq": 0, "hash": ""})
-    stmt = select(col(ChainHead.seq), col(ChainHead.hash)).where(col(ChainHead.tenant_id) == tenant_id)
+def _lock_chain_heads(session: Session, tenant_ids: list[str]) -> dict[str, tuple[int, str]]:
+    """Lock the tenants' chain heads for this transaction and return each one's (seq, hash).
+
+    The rows are locked in tenant order (ORDER BY ... FOR UPDATE locks them as sorted), the
+    one order every writer uses, so concurrent writers cannot deadlock.
+    """
+    _insert_ignore(session, ChainHead, [{"tenant_id": t, "seq": 0, "hash": ""} for t in tenant_ids])
+    stmt = (
+        select(col(ChainHead.tenant_id), col(ChainHead.seq), col(ChainHead.hash))
+        .where(col(ChainHead.tenant_id).in_(tenant_ids))
+        .order_by(col(ChainHead.tenant_id))
+    )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    seq, last_hash = session.execute(stmt).one()
-    return seq, last_hash
+    return {tenant_id: (seq, last_hash) for tenant_id, seq, last_hash in session.execute(stmt).all()}
 
 
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -114,8 +124,11 @@ def ingest_events(
     by_tenant: dict[str, list[int]] = {}
     for index, event in enumerate(events):
         by_tenant.setdefault(event.tenant_id, []).append(index)
-    for tenant_id in sorted(by_tenant):  # fixed order: concurrent writers cannot deadlock
-        seq, last_hash = _lock_chain_head(session, tenant_id)
+    tenant_ids = sorted(by_tenant)
+    heads = _lock_chain_heads(session, tenant_ids)
+    new_heads: list[dict[str, Any]] = []
+    for tenant_id in tenant_ids:
+        seq, last_hash = heads[tenant_id]
         for index in by_tenant[tenant_id]:
             seq += 1
             row = events[index].model_dump()
@@ -128,9 +141,8 @@ def ingest_events(
             )
             row["hash"] = last_hash = event_hash(row)
             rows.append(row)
-        session.execute(
-            update(ChainHead).where(ChainHead.tenant_id == tenant_id).values(seq=seq, hash=last_hash)  # type: ignore[arg-type]
-        )
+        new_heads.append({"tenant_id": tenant_id, "seq": seq, "hash": last_hash})
+    session.execute(update(ChainHead), new_heads)  # ORM bulk UPDATE by primary key: one executemany
     _insert_events(session, rows)
     add_to_daily_counts(session, rows)
     return event_ids
@@ -272,7 +284,7 @@ def ingest_batch(
     """
     events = authorize_ingest(session, principal, events)
     caller = _caller_key(principal)
-    request_hash = batch_hash(events)
+    request_hash = batch_hash(events) if idempotency_key else ""  # only a keyed delivery is compared
     if idempotency_key:
         earlier = _replay(session, idempotency_key, caller, request_hash)
         if earlier is not None:
