@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
@@ -17,7 +17,7 @@ from audit_app.auth import (
     decode_download_token,
     decode_token,
 )
-from audit_app.db import session_scope
+from audit_app.db import close_session, read_only_session, session_scope
 from audit_app.settings import Settings, get_settings
 
 
@@ -28,6 +28,22 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def get_read_session() -> AsyncIterator[Session]:
+    """A transaction-less session for a request that only reads (`db.read_only_session`).
+
+    Async, so opening and closing it costs no hop to a worker thread: it connects on its first
+    query, in the endpoint's thread, and closing it sends nothing to the database.
+    """
+    session = read_only_session()
+    try:
+        yield session
+    finally:
+        close_session(session)
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 async def current_settings() -> Settings:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
-from audit_app.api.deps import ExporterPrincipal, ReaderPrincipal, SessionDep, WriterPrincipal
+from audit_app.api.deps import ExporterPrincipal, ReaderPrincipal, ReadSessionDep, SessionDep, WriterPrincipal
 from audit_app.api.params import export_filters, list_filters, stats_filters
 from audit_app.api.schemas import (
     ActionList,
@@ -58,9 +58,9 @@ def _client(request: Request) -> tuple[str | None, str | None]:
     return host, request.headers.get("user-agent")
 
 
-@router.get("/", summary="List Audit Logs")
+@router.get("/", summary="List Audit Logs", response_model=AuditLogPage)
 def list_audit_logs(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: ReaderPrincipal,
     filters: FiltersDep,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
@@ -69,7 +69,7 @@ def list_audit_logs(
         str | None,
         Query(max_length=512, description="Continue after a previous page: its `next_cursor` (keyset pagination)"),
     ] = None,
-) -> AuditLogPage:
+) -> Response:
     """List audit logs with filtering."""
     try:
         result = list_events(session, principal, filters, page=page, per_page=per_page, cursor=cursor)
@@ -77,15 +77,19 @@ def list_audit_logs(
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("query", "cursor"), "msg": f"Value error, {exc}", "input": cursor}]
         ) from None
-    return AuditLogPage(
-        items=[AuditLogPublic.model_validate(event) for event in result.items],
-        total=result.total,
-        page=result.page,
-        per_page=result.per_page,
-        pages=result.pages,
-        total_exact=result.total_exact,
-        next_cursor=result.next_cursor,
-    )
+    page_body = {
+        "items": result.items,
+        "total": result.total,
+        "page": result.page,
+        "per_page": result.per_page,
+        "pages": result.pages,
+        "total_exact": result.total_exact,
+        "next_cursor": result.next_cursor,
+    }
+    # Built and serialised once, in pydantic-core: one validation of the page (rows read from
+    # their attributes) instead of one per row, then again by FastAPI for the response model.
+    body = AuditLogPage.model_validate(page_body, from_attributes=True)
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 # Behind the Reflex mount FastAPI's slash redirect never fires: answer both spellings.
@@ -93,13 +97,13 @@ router.add_api_route("", list_audit_logs, methods=["GET"], include_in_schema=Fal
 
 
 @router.get("/actions", summary="List Audit Actions")
-def list_audit_actions(session: SessionDep, principal: ReaderPrincipal) -> ActionList:
+def list_audit_actions(session: ReadSessionDep, principal: ReaderPrincipal) -> ActionList:
     """Get list of all audit action types."""
     return ActionList(actions=list_actions(session, principal))
 
 
 @router.get("/resource-types", summary="List Resource Types")
-def list_audit_resource_types(session: SessionDep, principal: ReaderPrincipal) -> ResourceTypeList:
+def list_audit_resource_types(session: ReadSessionDep, principal: ReaderPrincipal) -> ResourceTypeList:
     """Get list of all resource types in audit logs."""
     return ResourceTypeList(resource_types=list_resource_types(session, principal))
 

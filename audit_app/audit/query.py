@@ -72,11 +72,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise CursorError("cursor is not valid; use the next_cursor of a previous page") from exc
 
 
+def _capped_count_query(conditions: list[Any], cap: int) -> Any:
+    """SELECT count(*) of the matching rows, counting no further than `cap` + 1."""
+    limited = select(AuditLog.id).where(*conditions).limit(cap + 1).subquery()  # type: ignore[call-overload]
+    return select(func.count()).select_from(limited)
+
+
+def _capped(found: int, cap: int) -> tuple[int, bool]:
+    return (found, True) if found <= cap else (cap, False)
+
+
 def count_capped(session: Session, conditions: list[Any], cap: int) -> tuple[int, bool]:
     """How many rows match, counting no further than `cap`: (count, exact)."""
-    limited = select(AuditLog.id).where(*conditions).limit(cap + 1).subquery()  # type: ignore[call-overload]
-    found = session.execute(select(func.count()).select_from(limited)).scalar_one()
-    return (found, True) if found <= cap else (cap, False)
+    return _capped(session.execute(_capped_count_query(conditions, cap)).scalar_one(), cap)
 
 
 def list_events(
@@ -92,6 +100,9 @@ def list_events(
 
     With a `cursor` (a previous page's `next_cursor`) the page starts right after that row and
     `page` only labels it; the total always counts the whole filtered list (up to a cap).
+
+    The capped total rides along the page's rows as an uncorrelated scalar subquery (computed
+    once): one statement, one round trip. Only an empty page counts separately.
     """
     conditions = where_clause(session, principal, filters)
     offset = (page - 1) * per_page
@@ -100,7 +111,7 @@ def list_events(
         stamp, event_id = decode_cursor(cursor)
         after = [tuple_(AuditLog.timestamp, AuditLog.id) < tuple_(stamp, event_id)]
         offset = 0
-    total, exact = count_capped(session, conditions, (page - 1) * per_page + COUNT_CAP)
+    cap = (page - 1) * per_page + COUNT_CAP
     ids = (
         select(AuditLog.id)  # type: ignore[call-overload]
         .where(*conditions, *after)
@@ -108,8 +119,11 @@ def list_events(
         .offset(offset)
         .limit(per_page)
     )
-    stmt = select(AuditLog).where(AuditLog.id.in_(ids.scalar_subquery())).order_by(*NEWEST_FIRST)  # type: ignore[attr-defined]
-    items = list(session.execute(stmt).scalars().all())
+    found = _capped_count_query(conditions, cap).scalar_subquery()
+    stmt = select(AuditLog, found).where(AuditLog.id.in_(ids.scalar_subquery())).order_by(*NEWEST_FIRST)  # type: ignore[attr-defined]
+    rows = session.execute(stmt).all()
+    items = [row[0] for row in rows]
+    total, exact = _capped(rows[0][1], cap) if rows else count_capped(session, conditions, cap)
     next_cursor = encode_cursor(items[-1]) if len(items) == per_page else None
     return EventPage(items=items, total=total, page=page, per_page=per_page, total_exact=exact, next_cursor=next_cursor)
 
