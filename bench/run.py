@@ -540,6 +540,8 @@ def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str
         total = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
         newest = session.execute(select(func.max(AuditLog.timestamp))).scalar_one()
         cases = read_cases(session, newest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+    if args.cases:
+        cases = [case for case in cases if _selected(case.name, args.cases)]
     log(f"{backend}: {total:,} events; measuring {len(cases)} read cases ({args.samples} samples each)")
     report: dict[str, Any] = {
         "backend": backend + (" (monthly partitions)" if args.partitioned and backend == "postgres" else ""),
@@ -551,20 +553,62 @@ def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str
     with api_server(url) as (base, server):
         report["reads"] = [m.row() for m in measure_reads(base, url, cases, settings, args.samples, args.warmup)]
         report["exports"] = [
-            measure_export(base, url, settings, server, rows, total) for rows in sorted({min(100_000, total), total})
+            measure_export(base, url, settings, server, rows, total)
+            for rows in sorted({min(100_000, total), total})
+            if _selected(f"export csv {rows:,} rows" if rows < total else "export csv all", args.cases)
         ]
-        report["ingest"] = (
-            [measure_ingest(base, settings, args.ingest_batches, clients) for clients in (1, 2)]
-            if args.ingest_batches
-            else []
-        )
+        report["ingest"] = [
+            measure_ingest(base, settings, args.ingest_batches, clients)
+            for clients in (1, 2)
+            if args.ingest_batches and _selected(INGEST_CASES[clients], args.cases)
+        ]
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{backend}-{events}{'-monthly' if args.partitioned and backend == 'postgres' else ''}.json"
+    if args.cases and out.exists():
+        report = merge_partial(json.loads(out.read_text()), report)
     out.write_text(json.dumps(report, indent=2) + "\n")
     log(f"wrote {out.relative_to(RESULTS.parent.parent)}")
     print_table(report)
     return report
+
+
+INGEST_CASES = {1: "ingest 1000-event batches, 1 client", 2: "ingest 1000-event batches, 2 clients"}
+
+
+def _selected(name: str, patterns: list[str] | None) -> bool:
+    """Whether a case runs: every case without --cases, else those whose name contains a pattern."""
+    return not patterns or any(pattern in name for pattern in patterns)
+
+
+def _case_key(name: str) -> str:
+    """A case's name without what varies from run to run ("export csv all (1,158,015 rows)")."""
+    return name.split(" (")[0]
+
+
+def merge_partial(earlier: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+    """An earlier full results file with the cases of a --cases run replaced by their new rows.
+
+    The file keeps its machine and time; `updates` records when which cases were re-measured,
+    on how many events, and the load average around that run.
+    """
+    merged = dict(earlier)
+    for section in ("reads", "exports", "ingest"):
+        fresh = {_case_key(row["case"]): row for row in partial.get(section) or []}
+        rows = [fresh.pop(_case_key(row["case"]), row) for row in earlier.get(section) or []]
+        merged[section] = rows + list(fresh.values())
+    merged["updates"] = [
+        *earlier.get("updates", []),
+        {
+            "measured_at": partial["measured_at"],
+            "events": partial["events"],
+            "samples": partial["samples"],
+            "cases": [row["case"] for section in ("reads", "exports", "ingest") for row in partial.get(section) or []],
+            "load_average_at_start": partial["machine"]["load_average_at_start"],
+            "load_average_at_end": partial["machine"]["load_average_at_end"],
+        },
+    ]
+    return merged
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -656,6 +700,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=30, help="timed requests per read case")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per read case")
     parser.add_argument("--ingest-batches", type=int, default=10, help="1,000-event batches to ingest (0: skip)")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="TEXT",
+        help="only the cases whose name contains one of these (e.g. 'list tenant_id' 'ingest'); "
+        "their rows replace the same cases in the existing results file",
+    )
     parser.add_argument("--show", type=Path, nargs="+", metavar="JSON", help="only print the tables of results files")
     args = parser.parse_args(argv)
     if args.show:
