@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,11 +87,15 @@ def _lock_chain_heads(session: Session, tenant_ids: list[str]) -> dict[str, tupl
     return {tenant_id: (seq, last_hash) for tenant_id, seq, last_hash in session.execute(stmt).all()}
 
 
-def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows in the session's transaction: COPY on PostgreSQL (fastest), else one executemany."""
+def _insert_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert the rows in the session's transaction: COPY on PostgreSQL (fastest), else one executemany.
+
+    COPY sends the rows in chunks as `rows` yields them, so the server stores the first ones
+    while the later ones are still being built.
+    """
     table = AuditLog.__table__  # type: ignore[attr-defined]
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), rows)  # the Core table: no ORM grouping by which columns are None
+        session.execute(insert(table), list(rows))  # the Core table: no ORM grouping by which columns are None
         return
     names = [column.name for column in table.columns]
     statement = f"COPY audit_log ({', '.join(names)}) FROM STDIN"
@@ -127,23 +131,28 @@ def ingest_events(
     tenant_ids = sorted(by_tenant)
     heads = _lock_chain_heads(session, tenant_ids)
     new_heads: list[dict[str, Any]] = []
-    for tenant_id in tenant_ids:
-        seq, last_hash = heads[tenant_id]
-        for index in by_tenant[tenant_id]:
-            seq += 1
-            row = events[index].model_dump()
-            row.update(
-                id=event_ids[index],
-                timestamp=row["timestamp"] or now,
-                ingested_at=now,
-                chain_seq=seq,
-                prev_hash=last_hash,
-            )
-            row["hash"] = last_hash = event_hash(row)
-            rows.append(row)
-        new_heads.append({"tenant_id": tenant_id, "seq": seq, "hash": last_hash})
+
+    def chained() -> Iterator[dict[str, Any]]:
+        """Each event as its row, linked to the previous one of its tenant by `prev_hash`."""
+        for tenant_id in tenant_ids:
+            seq, last_hash = heads[tenant_id]
+            for index in by_tenant[tenant_id]:
+                seq += 1
+                row = events[index].model_dump()
+                row.update(
+                    id=event_ids[index],
+                    timestamp=row["timestamp"] or now,
+                    ingested_at=now,
+                    chain_seq=seq,
+                    prev_hash=last_hash,
+                )
+                row["hash"] = last_hash = event_hash(row)
+                rows.append(row)
+                yield row
+            new_heads.append({"tenant_id": tenant_id, "seq": seq, "hash": last_hash})
+
+    _insert_events(session, chained())  # hashing overlaps with the server storing earlier rows
     session.execute(update(ChainHead), new_heads)  # ORM bulk UPDATE by primary key: one executemany
-    _insert_events(session, rows)
     add_to_daily_counts(session, rows)
     return event_ids
 

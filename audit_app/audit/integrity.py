@@ -45,12 +45,16 @@ def _canonical_json(value: Any) -> Any:
     return value
 
 
+# What json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds per call, built once.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_form(event: dict[str, Any]) -> bytes:
     """The bytes that are hashed: the hashed fields as sorted, compact JSON."""
     doc = {name: event.get(name) for name in HASHED_FIELDS}
     doc["timestamp"] = iso_utc(event["timestamp"])
     doc["details"] = _canonical_json(doc["details"])
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL_ENCODER.encode(doc).encode()
 
 
 def event_hash(event: dict[str, Any]) -> str:
