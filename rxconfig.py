@@ -2,9 +2,9 @@
 
 import reflex as rx
 
-from audit_app.settings import get_settings
+from audit_app.startup import settings_or_exit
 
-settings = get_settings()
+settings = settings_or_exit()
 
 config = rx.Config(
     app_name="audit_app",

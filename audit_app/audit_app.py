@@ -3,12 +3,15 @@
 import reflex as rx
 
 from audit_app.api import create_api
+from audit_app.startup import checked_settings
 from audit_app.ui.pages.events import events_page
 from audit_app.ui.pages.sign_in import sign_in_page
 from audit_app.ui.pages.statistics import statistics_page
 from audit_app.ui.state.auth import AuthState
 from audit_app.ui.state.events import EventsState
 from audit_app.ui.state.stats import StatsState
+
+checked_settings()  # bad configuration ends start-up here with one sentence
 
 app = rx.App(
     api_transformer=create_api(),

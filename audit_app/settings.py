@@ -40,10 +40,10 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError as exc:
-            raise ValueError(f"AUDIT_DATABASE_URL {value!r} is not a database URL") from exc
+            raise ValueError(f"{value!r} is not a database URL") from exc
         if url.drivername not in SUPPORTED_DRIVERS:
             raise ValueError(
-                f"AUDIT_DATABASE_URL uses {url.drivername!r}; use sqlite:///FILE "
+                f"the driver {url.drivername!r} is not supported; use sqlite:///FILE "
                 "or postgresql+psycopg://USER@HOST:PORT/DB"
             )
         if url.drivername == "postgresql":

@@ -80,6 +80,36 @@ def test_cli_reports_bad_configuration_in_one_sentence(env: dict[str, str], expe
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"AUDIT_DATABASE_URL": "mysql://x/y", "AUDIT_JWT_SECRET": "s"}, "the driver 'mysql' is not supported"),
+        ({"AUDIT_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x", "AUDIT_JWT_SECRET": "s"}, "Cannot reach"),
+        ({"AUDIT_DATABASE_URL": "sqlite:///audit.db"}, "No token key is configured"),
+    ],
+)
+@pytest.mark.parametrize("module", ["audit_app.audit_app", "audit_app.api:app"])
+def test_servers_stop_on_bad_configuration_in_one_sentence(
+    env: dict[str, str], expected: str, module: str, tmp_path: Path
+) -> None:
+    """The Reflex app (`reflex run`) and the stand-alone API (`uvicorn audit_app.api:app`)."""
+    name, _, attribute = module.partition(":")
+    code = f"import rxconfig, {name}" + (f"; {name}.{attribute}" if attribute else "")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=base | {"PYTHONPATH": str(ROOT)} | env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_token_command_refuses_without_secret(tmp_path: Path) -> None:
     proc = run_cli("token", "--role", "super_admin", env={"AUDIT_JWT_PUBLIC_KEY": "pem"}, cwd=tmp_path)
     assert proc.returncode == 2

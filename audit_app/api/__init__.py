@@ -7,6 +7,7 @@ from functools import cache
 from fastapi import FastAPI
 
 from audit_app.api.app import create_api
+from audit_app.startup import checked_settings
 
 __all__ = ["app", "create_api"]
 
@@ -18,6 +19,7 @@ globals().pop("app", None)
 @cache
 def _standalone_app() -> FastAPI:
     """The app of `uvicorn audit_app.api:app`: built once, with CORS (no Reflex around it)."""
+    checked_settings()
     return create_api(cors=True)
 
 
