@@ -7,6 +7,7 @@ ingestion (events/s in 1,000-event batches), and writes bench/results/<backend>-
 
     python -m bench.run                          # PostgreSQL, 1,000,000 events, then SQLite
     python -m bench.run --backend postgres --events 10000000 --reuse
+    python -m bench.run --backend postgres --private-cluster   # own tuned server (bench/cluster.py)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from audit_app.migrations import upgrade
 from audit_app.models import AuditLog
 from audit_app.seed import TENANT_PARTNER, generate_events
 from audit_app.settings import Settings
+from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, private_cluster
 from bench.generate import create_postgres_database, load_postgres, load_sqlite
 from bench.partition import partition_audit_log
 
@@ -108,7 +110,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(admin_url: str = PG_ADMIN_URL) -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = "unknown"
     try:
@@ -119,7 +121,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        with psycopg.connect(PG_ADMIN_URL) as conn:
+        with psycopg.connect(admin_url) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             pg_version = str(row[0]) if row else "unknown"
     except psycopg.Error:
@@ -139,10 +141,10 @@ def machine_info() -> dict[str, Any]:
 # ---------------------------------------------------------------- database
 
 
-def prepare_postgres(events: int, reuse: bool, partitioned: bool = False) -> str:
+def prepare_postgres(events: int, reuse: bool, partitioned: bool = False, admin_url: str = PG_ADMIN_URL) -> str:
     """A PostgreSQL database holding `events` generated events (reused when asked and present)."""
     name = f"audit_bench_{events}" + ("_monthly" if partitioned else "")
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     url = f"{base}/{name}"
     if reuse:
         try:
@@ -156,7 +158,7 @@ def prepare_postgres(events: int, reuse: bool, partitioned: bool = False) -> str
             log(f"cannot reuse {name}: {str(exc).splitlines()[0]}")
         engine_for(url).dispose()
     log(f"generating {events:,} events into PostgreSQL database {name} ...")
-    url = create_postgres_database(PG_ADMIN_URL, name)
+    url = create_postgres_database(admin_url, name)
     seconds = load_postgres(url, events, now=_now(), log=log)
     log(f"generated in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
     if partitioned:
@@ -528,10 +530,11 @@ def measure_ingest(base: str, settings: Settings, batches: int, clients: int = 1
 # ---------------------------------------------------------------- main
 
 
-def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: str = PG_ADMIN_URL) -> dict[str, Any]:
     """Build (or reuse) the database, serve it, measure everything, write the JSON."""
+    private = backend == "postgres" and admin_url != PG_ADMIN_URL
     if backend == "postgres":
-        url = prepare_postgres(events, args.reuse, args.partitioned)
+        url = prepare_postgres(events, args.reuse, args.partitioned, admin_url)
     else:
         url = prepare_sqlite(events, args.reuse)
     settings = Settings(database_url=url, jwt_secret=SECRET)
@@ -543,11 +546,13 @@ def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str
     if args.cases:
         cases = [case for case in cases if _selected(case.name, args.cases)]
     log(f"{backend}: {total:,} events; measuring {len(cases)} read cases ({args.samples} samples each)")
+    label = " (monthly partitions)" if args.partitioned and backend == "postgres" else ""
+    label += " (private tuned cluster)" if private else ""
     report: dict[str, Any] = {
-        "backend": backend + (" (monthly partitions)" if args.partitioned and backend == "postgres" else ""),
+        "backend": backend + label,
         "events": total,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(admin_url),
         "samples": args.samples,
     }
     with api_server(url) as (base, server):
@@ -564,13 +569,25 @@ def run_backend(backend: str, events: int, args: argparse.Namespace) -> dict[str
         ]
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{backend}-{events}{'-monthly' if args.partitioned and backend == 'postgres' else ''}.json"
+    if private:
+        report["server_settings"] = server_settings_in_use(admin_url)
+    suffix = ("-private" if private else "") + ("-monthly" if args.partitioned and backend == "postgres" else "")
+    out = RESULTS / f"{backend}{suffix}-{events}.json"
     if args.cases and out.exists():
         report = merge_partial(json.loads(out.read_text()), report)
     out.write_text(json.dumps(report, indent=2) + "\n")
     log(f"wrote {out.relative_to(RESULTS.parent.parent)}")
     print_table(report)
     return report
+
+
+def server_settings_in_use(admin_url: str) -> dict[str, str]:
+    """The settings the private cluster actually runs with (recorded next to its results)."""
+    names = ["shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "wal_buffers"]
+    names += ["max_wal_size", "checkpoint_timeout", "wal_compression", "random_page_cost", "fsync"]
+    names += ["synchronous_commit"]
+    with psycopg.connect(admin_url) as conn:
+        return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}  # type: ignore[index]
 
 
 INGEST_CASES = {1: "ingest 1000-event batches, 1 client", 2: "ingest 1000-event batches, 2 clients"}
@@ -697,6 +714,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--partitioned", action="store_true", help="PostgreSQL: partition audit_log by month (bench/partition.py)"
     )
+    parser.add_argument(
+        "--private-cluster",
+        action="store_true",
+        help="PostgreSQL: run on a cluster of the benchmark's own with production-like settings (bench/cluster.py)",
+    )
+    parser.add_argument("--cluster-dir", type=Path, default=DEFAULT_DIR, help="its directory (outside the git tree)")
+    parser.add_argument("--cluster-port", type=int, default=DEFAULT_PORT, help="its loopback port")
     parser.add_argument("--samples", type=int, default=30, help="timed requests per read case")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per read case")
     parser.add_argument("--ingest-batches", type=int, default=10, help="1,000-event batches to ingest (0: skip)")
@@ -714,7 +738,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     backends = ("postgres", "sqlite") if args.backend == "both" else (args.backend,)
     for backend in backends:
-        run_backend(backend, args.events if backend == "postgres" else args.sqlite_events, args)
+        events = args.events if backend == "postgres" else args.sqlite_events
+        if backend == "postgres" and args.private_cluster:
+            with private_cluster(args.cluster_dir, args.cluster_port) as cluster:
+                log(f"private cluster on 127.0.0.1:{cluster.port}, data in {cluster.data}")
+                run_backend(backend, events, args, cluster.admin_url)
+        else:
+            run_backend(backend, events, args)
     return 0
 
 

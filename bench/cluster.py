@@ -1,0 +1,123 @@
+"""`--private-cluster`: the benchmark's own PostgreSQL server with production-like settings.
+
+The shared development server runs with PostgreSQL's defaults (128 MB `shared_buffers`) and
+hosts other databases, so at 10M events it measures the disk rather than the code. This
+starts a cluster of its own (initdb into a directory outside the git tree, loopback only,
+trust auth, its own port), sized for this machine as docs/scaling.md advises, and stops it
+afterwards. Durability stays on: `fsync` and `synchronous_commit` keep their defaults.
+The data directory is kept so that `--reuse` finds the databases of an earlier run; delete it
+to free the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "bench-data" / "postgres"
+DEFAULT_PORT = 5440
+TIMEOUT = 180  # seconds for initdb, start and stop each
+
+
+def pg_bin(name: str) -> str:
+    """The path of a PostgreSQL server binary (Debian keeps them outside PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    raise SystemExit(f"error: {name} not found; install the PostgreSQL server package.")
+
+
+def server_settings(memory_bytes: int, port: int, socket_dir: Path) -> dict[str, str]:
+    """postgresql.conf settings for a dedicated server with `memory_bytes` of RAM."""
+    gib = max(1, memory_bytes // 2**30)
+    return {
+        "listen_addresses": "'127.0.0.1'",
+        "port": str(port),
+        "unix_socket_directories": f"'{socket_dir}'",
+        "shared_buffers": f"{max(1, min(gib // 4, 8))}GB",  # a quarter of RAM, at most 8 GB
+        "effective_cache_size": f"{max(1, gib // 2)}GB",
+        "maintenance_work_mem": "1GB" if gib >= 8 else "256MB",
+        "work_mem": "32MB",
+        "wal_buffers": "64MB",
+        "max_wal_size": "8GB",
+        "min_wal_size": "1GB",
+        "checkpoint_timeout": "15min",
+        "checkpoint_completion_target": "0.9",
+        "wal_compression": "on",
+        "random_page_cost": "1.1",
+        "effective_io_concurrency": "200",
+        "fsync": "on",  # an audit log is durable: never off
+        "synchronous_commit": "on",
+        "full_page_writes": "on",
+    }
+
+
+class PrivateCluster:
+    """A PostgreSQL cluster in `root`/data on 127.0.0.1:`port`, created on first start."""
+
+    def __init__(self, root: Path = DEFAULT_DIR, port: int = DEFAULT_PORT) -> None:
+        self.root = root
+        self.port = port
+        self.data = root / "data"
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:  # the server refuses to run as root
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_owner, *args], check=True, capture_output=True, timeout=TIMEOUT + 30)
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-t", str(TIMEOUT), "-w", *args)
+
+    def start(self) -> None:
+        """initdb (first time only), write the settings, start; a server left running is stopped first."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.as_owner:
+            shutil.chown(self.root, "postgres", "postgres")
+        if not (self.data / "PG_VERSION").exists():
+            self._run(pg_bin("initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8")
+        elif (self.data / "postmaster.pid").exists():
+            self.stop()
+        settings = server_settings(psutil.virtual_memory().total, self.port, self.root)
+        conf = "".join(f"{key} = {value}\n" for key, value in settings.items())
+        (self.data / "bench.conf").write_text(conf)
+        main_conf = self.data / "postgresql.conf"
+        if "include_if_exists = 'bench.conf'" not in main_conf.read_text():
+            with main_conf.open("a") as f:
+                f.write("\ninclude_if_exists = 'bench.conf'\n")
+        self._pg_ctl("-l", str(self.root / "server.log"), "start")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._pg_ctl("-m", "fast", "stop")
+
+
+@contextlib.contextmanager
+def private_cluster(root: Path = DEFAULT_DIR, port: int = DEFAULT_PORT) -> Iterator[PrivateCluster]:
+    """A started cluster, stopped on exit, on errors and on SIGTERM."""
+    cluster = PrivateCluster(root, port)
+
+    def terminate(_signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        signal.signal(signal.SIGTERM, previous)
