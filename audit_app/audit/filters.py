@@ -58,17 +58,11 @@ class AuditFilters:
         return AuditFilters(**values)
 
 
-EXACT_MATCH_COLUMNS = (
-    "tenant_id",
-    "actor_id",
-    "actor_email",
-    "action",
-    "resource_type",
-    "resource_id",
-    "result",
-    "ip_address",
-    "request_id",
-)
+TIME_FILTERS: tuple[str, ...] = ("start_time", "end_time")
+TEXT_FILTERS: tuple[str, ...] = tuple(f.name for f in fields(AuditFilters) if f.name not in TIME_FILTERS)
+"""The text filters, in the order of AuditFilters (forms and URLs list them so)."""
+EXACT_MATCH_COLUMNS: tuple[str, ...] = tuple(name for name in TEXT_FILTERS if name != "partner_id")
+"""Filters that compare one column for equality; `partner_id` means every tenant of a partner."""
 
 
 def tenants_of_partner(partner_id: str) -> Any:

@@ -12,21 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from audit_app.audit.filters import AuditFilters
+from audit_app.audit.filters import TEXT_FILTERS, TIME_FILTERS, AuditFilters
 
-TEXT_FILTERS: tuple[str, ...] = (
-    "tenant_id",
-    "partner_id",
-    "actor_id",
-    "actor_email",
-    "action",
-    "resource_type",
-    "resource_id",
-    "result",
-    "ip_address",
-    "request_id",
-)
-TIME_FILTERS: tuple[str, ...] = ("start_time", "end_time")
 FORM_FIELDS: tuple[str, ...] = (*TEXT_FILTERS, *TIME_FILTERS)
 PRESETS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
