@@ -1,4 +1,9 @@
-"""Engines and sessions: the only place that turns the configured URL into connections."""
+"""Engines and sessions: the only place that turns the configured URLs into connections.
+
+Writes (and reads that must see them, such as chain verification) use the primary,
+`AUDIT_DATABASE_URL`. Reads that may lag a moment (lists, statistics, exports, the console)
+use `AUDIT_READ_DATABASE_URL` when it is set, e.g. a streaming replica, else the primary.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,19 @@ from sqlmodel import Session, create_engine
 from audit_app.settings import ConfigError, get_settings
 
 
-@lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """One pooled engine per database URL."""
+@lru_cache(maxsize=16)
+def engine_for(url: str, autocommit: bool = False) -> Engine:
+    """One pooled engine per database URL, and one more for its transaction-less reads.
+
+    `autocommit` connections run each statement on its own snapshot and never send BEGIN or
+    ROLLBACK; they live in a pool of their own, so no checkout switches a connection's mode.
+    """
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **options)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,17 +45,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def get_engine() -> Engine:
-    """The engine of the configured database."""
+    """The engine of the primary database (every write goes here)."""
     return engine_for(get_settings().database_url)
 
 
+def get_read_engine(autocommit: bool = False) -> Engine:
+    """The engine for reads that may lag: the read replica if one is configured, else the primary."""
+    settings = get_settings()
+    return engine_for(settings.read_database_url or settings.database_url, autocommit)
+
+
 def read_only_session() -> Session:
-    """A session without a transaction, for a request that reads with one statement at a time.
+    """A session without a transaction on the read database, for one statement at a time.
 
     Each statement sees its own snapshot; nothing sends BEGIN or, when the session closes,
     ROLLBACK (two round trips saved per request), so closing it does no I/O. Never write with it.
     """
-    return Session(get_engine().execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    return Session(get_read_engine(autocommit=True), expire_on_commit=False)
 
 
 def close_session(session: Session) -> None:
@@ -60,7 +76,7 @@ def close_session(session: Session) -> None:
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session on the configured database, closed afterwards (callers commit)."""
+    """A session on the primary database, closed afterwards (callers commit)."""
     session = Session(get_engine(), expire_on_commit=False)
     try:
         yield session
@@ -68,8 +84,18 @@ def session_scope() -> Iterator[Session]:
         close_session(session)
 
 
-def check_database(engine: Engine | None = None) -> None:
-    """Fail with one clear sentence when the database cannot be reached."""
+@contextmanager
+def read_session_scope() -> Iterator[Session]:
+    """A session on the read database for reads that need one snapshot or a server-side cursor."""
+    session = Session(get_read_engine(), expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        close_session(session)
+
+
+def check_database(engine: Engine | None = None, setting: str = "AUDIT_DATABASE_URL") -> None:
+    """Fail with one clear sentence when the database (configured by `setting`) cannot be reached."""
     engine = engine or get_engine()
     try:
         with engine.connect() as conn:
@@ -78,5 +104,5 @@ def check_database(engine: Engine | None = None) -> None:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ConfigError(
             f"Cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
-            f"{reason}. Check AUDIT_DATABASE_URL and that the server is running."
+            f"{reason}. Check {setting} and that the server is running."
         ) from None

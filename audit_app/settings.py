@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUDIT_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///audit.db"
+    read_database_url: str | None = None
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_issuer: str | None = None
@@ -34,9 +35,11 @@ class Settings(BaseSettings):
     download_token_ttl: int = 120
     download_secret: str | None = None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
-    def _known_database(cls, value: str) -> str:
+    def _known_database(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or (info.field_name == "read_database_url" and not value.strip()):
+            return None  # no replica: reads use the primary
         try:
             url = make_url(value)
         except ArgumentError as exc:
@@ -49,6 +52,14 @@ class Settings(BaseSettings):
         if url.drivername == "postgresql":
             value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         return value
+
+    @model_validator(mode="after")
+    def _replica_needs_postgres(self) -> Settings:
+        if self.read_database_url and (self.is_sqlite or self.read_database_url.startswith("sqlite")):
+            raise ValueError(
+                "AUDIT_READ_DATABASE_URL (a read replica) needs PostgreSQL for both it and AUDIT_DATABASE_URL"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,6 +13,7 @@ ingestion (events/s in 1,000-event batches), and writes bench/results/<backend>-
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import psutil
@@ -375,15 +377,46 @@ def _param(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+class KeepAliveClient:
+    """GET requests over one kept-alive connection with the standard library's http.client.
+
+    The read cases time the server, so the client adds as little as it can: httpx spends about
+    0.5-1 ms of Python per request on its own, more than some of the queries take.
+    """
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
+
+    def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[int, bytes]:
+        """Status and body of GET path?params."""
+        self.conn.request("GET", f"{path}?{urlencode(params)}" if params else path, headers=headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def measure_reads(
     base: str, url: str, cases: list[Case], settings: Settings, samples: int, warmup: int
-) -> list[Measured]:
-    """p50/p95 over `samples` sequential requests per case, next to the replayed SQL."""
+) -> tuple[list[Measured], float]:
+    """p50/p95 over `samples` sequential requests per case, next to the replayed SQL.
+
+    Also returns the p50 of `GET /api/v1/health` (no database, no token): the floor that the
+    HTTP round trip, uvicorn and FastAPI put under every case.
+    """
     engine = engine_for(url)
     recorder = StatementRecorder(engine)
     direct = replay(url)
     out: list[Measured] = []
-    with httpx.Client(base_url=base, timeout=120) as client:
+    client = KeepAliveClient(base)
+    try:
+        floor: list[float] = []
+        for _ in range(warmup + samples):
+            started = time.perf_counter()
+            client.get("/api/v1/health", {}, {})
+            floor.append((time.perf_counter() - started) * 1000)
         for case in cases:
             headers = {"Authorization": f"Bearer {token(settings, case.principal)}"}
             with Session(engine) as session, recorder.recording() as statements:
@@ -391,13 +424,14 @@ def measure_reads(
             measured = Measured(case.name)
             for n in range(warmup + samples):
                 started = time.perf_counter()
-                response = client.get(case.path, params=case.params, headers=headers)
+                status, body = client.get(case.path, case.params, headers)
                 elapsed = (time.perf_counter() - started) * 1000
-                response.raise_for_status()
+                if status != 200:
+                    raise RuntimeError(f"{case.name}: HTTP {status}: {body[:200]!r}")
                 if n >= warmup:
                     measured.http.append(elapsed)
                 if n == 0:
-                    measured.same_result = case.check(response.json(), domain)
+                    measured.same_result = case.check(json.loads(body), domain)
             for n in range(warmup + samples):
                 elapsed = direct(statements)
                 if n >= warmup:
@@ -408,8 +442,12 @@ def measure_reads(
                 f"  {case.name:28s} http p50 {row['http_p50_ms']:8.1f} p95 {row['http_p95_ms']:8.1f} | "
                 f"sql p50 {row['sql_p50_ms']:8.1f} | x{row['ratio_p50']} | same={row['same_result']}"
             )
+    finally:
+        client.close()
     event.remove(engine, "before_cursor_execute", recorder._record)
-    return out
+    health = _pct(floor[warmup:], 50)
+    log(f"  {'GET /api/v1/health (floor)':28s} http p50 {health:8.2f}")
+    return out, health
 
 
 class PeakRss:
@@ -556,7 +594,10 @@ def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: 
         "samples": args.samples,
     }
     with api_server(url) as (base, server):
-        report["reads"] = [m.row() for m in measure_reads(base, url, cases, settings, args.samples, args.warmup)]
+        reads, health = measure_reads(base, url, cases, settings, args.samples, args.warmup)
+        report["reads"] = [m.row() for m in reads]
+        report["health_p50_ms"] = round(health, 2)
+        report["http_client"] = "http.client, one kept-alive connection"
         report["exports"] = [
             measure_export(base, url, settings, server, rows, total)
             for rows in sorted({min(100_000, total), total})

@@ -110,7 +110,8 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api = FastAPI(title="audit_app", version="1.0.0", docs_url=None, redoc_url=None)
 
     @api.get("/api/v1/health", include_in_schema=False)
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers (no database round trip, no worker thread)."""
         return {"status": "ok"}
 
     api.include_router(routes.router)

@@ -17,12 +17,12 @@ from audit_app.auth import (
     decode_download_token,
     decode_token,
 )
-from audit_app.db import close_session, read_only_session, session_scope
+from audit_app.db import close_session, read_only_session, read_session_scope, session_scope
 from audit_app.settings import Settings, get_settings
 
 
 def get_session() -> Iterator[Session]:
-    """A session on the configured database for one request."""
+    """A session on the primary database for one request (writes, and reads that must see them)."""
     with session_scope() as session:
         yield session
 
@@ -30,8 +30,17 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def get_snapshot_session() -> Iterator[Session]:
+    """A session on the read database whose statements share one transaction (one snapshot)."""
+    with read_session_scope() as session:
+        yield session
+
+
+SnapshotSessionDep = Annotated[Session, Depends(get_snapshot_session)]
+
+
 async def get_read_session() -> AsyncIterator[Session]:
-    """A transaction-less session for a request that only reads (`db.read_only_session`).
+    """A transaction-less session on the read database for a request that only reads.
 
     Async, so opening and closing it costs no hop to a worker thread: it connects on its first
     query, in the endpoint's thread, and closing it sends nothing to the database.

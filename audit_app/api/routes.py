@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
-from audit_app.api.deps import ExporterPrincipal, ReaderPrincipal, ReadSessionDep, SessionDep, WriterPrincipal
+from audit_app.api.deps import (
+    ExporterPrincipal,
+    ReaderPrincipal,
+    ReadSessionDep,
+    SessionDep,
+    SnapshotSessionDep,
+    WriterPrincipal,
+)
 from audit_app.api.params import export_filters, list_filters, stats_filters
 from audit_app.api.schemas import (
     ActionList,
@@ -33,7 +40,7 @@ from audit_app.audit.query import (
 )
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import Principal
-from audit_app.db import session_scope
+from audit_app.db import read_session_scope, session_scope
 from audit_app.models import AuditLogPublic, utcnow
 
 AUDIT_PREFIX = "/api/v1/admin/audit"
@@ -109,7 +116,7 @@ def list_audit_resource_types(session: ReadSessionDep, principal: ReaderPrincipa
 
 
 @router.get("/stats", summary="Get Audit Stats")
-def get_audit_stats(session: SessionDep, principal: ReaderPrincipal, filters: StatsFiltersDep) -> AuditStats:
+def get_audit_stats(session: SnapshotSessionDep, principal: ReaderPrincipal, filters: StatsFiltersDep) -> AuditStats:
     """Get audit log statistics."""
     return AuditStats.model_validate(compute_stats(session, principal, filters))
 
@@ -132,7 +139,7 @@ def _export_stream(
             yield export_row(event)
 
     try:
-        with session_scope() as session:
+        with read_session_scope() as session:
             if fmt == "csv":
                 yield from csv_export(session, principal, filters, on_rows=count_rows)
             else:
@@ -159,7 +166,7 @@ def _export_stream(
 )
 def export_audit_logs(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: ExporterPrincipal,
     filters: ExportFiltersDep,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv (with a header row) or jsonl")] = "csv",
@@ -176,7 +183,7 @@ def export_audit_logs(
 
 
 @entry_router.get("/{log_id}", summary="Get Audit Log")
-def get_audit_log(request: Request, session: SessionDep, principal: ReaderPrincipal, log_id: str) -> AuditLogPublic:
+def get_audit_log(request: Request, session: ReadSessionDep, principal: ReaderPrincipal, log_id: str) -> AuditLogPublic:
     """Get a single audit log entry with full details."""
     event = None
     if len(log_id) <= MAX_LOG_ID_LENGTH and "\x00" not in log_id:
@@ -185,15 +192,16 @@ def get_audit_log(request: Request, session: SessionDep, principal: ReaderPrinci
         raise HTTPException(status_code=404, detail=NOT_FOUND)
     body = AuditLogPublic.model_validate(event)
     address, user_agent = _client(request)
-    record_access(
-        session,
-        principal,
-        "audit.view",
-        resource_id=body.id,
-        tenant_id=body.tenant_id,
-        ip_address=address,
-        user_agent=user_agent,
-    )
+    with session_scope() as primary:  # the read database may be a replica: the record goes to the primary
+        record_access(
+            primary,
+            principal,
+            "audit.view",
+            resource_id=body.id,
+            tenant_id=body.tenant_id,
+            ip_address=address,
+            user_agent=user_agent,
+        )
     return body
 
 

@@ -12,21 +12,26 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import Row, func, select, text, tuple_
 from sqlmodel import Session
 
 from audit_app.audit.filters import AuditFilters, scope_condition, where_clause
 from audit_app.auth import Principal
-from audit_app.models import AuditLog, utc
+from audit_app.models import AuditLog, AuditLogPublic, utc
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
 COUNT_CAP = 10_000
 NEWEST_FIRST = (AuditLog.timestamp.desc(), AuditLog.id.desc())  # type: ignore[attr-defined]
+# What a listed event carries: the public fields, read as plain rows (no ORM objects to build).
+LISTED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
+ListedEvent = Row[*tuple[Any, ...]]
+"""A listed event: a read-only row with the public fields of AuditLog as attributes."""
 
 
 class CursorError(ValueError):
@@ -39,9 +44,10 @@ class EventPage:
 
     `total` is exact when `total_exact`; otherwise at least `total` events match (shown as "N+").
     `next_cursor` continues the list after this page's last row, when there may be more.
+    `items` are read-only rows holding the public fields of AuditLog as attributes.
     """
 
-    items: list[AuditLog]
+    items: Sequence[ListedEvent]
     total: int
     page: int
     per_page: int
@@ -54,7 +60,7 @@ class EventPage:
         return math.ceil(self.total / self.per_page) if self.total else 0
 
 
-def encode_cursor(event: AuditLog) -> str:
+def encode_cursor(event: AuditLog | ListedEvent) -> str:
     """An opaque cursor pointing just after `event` in newest-first order."""
     raw = json.dumps([utc(event.timestamp).isoformat(), event.id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -102,7 +108,8 @@ def list_events(
     `page` only labels it; the total always counts the whole filtered list (up to a cap).
 
     The capped total rides along the page's rows as an uncorrelated scalar subquery (computed
-    once): one statement, one round trip. Only an empty page counts separately.
+    once): one statement, one round trip. Only an empty page counts separately. Rows come back
+    as plain tuples of the public columns, not ORM objects: a page is read, never changed.
     """
     conditions = where_clause(session, principal, filters)
     offset = (page - 1) * per_page
@@ -120,10 +127,13 @@ def list_events(
         .limit(per_page)
     )
     found = _capped_count_query(conditions, cap).scalar_subquery()
-    stmt = select(AuditLog, found).where(AuditLog.id.in_(ids.scalar_subquery())).order_by(*NEWEST_FIRST)  # type: ignore[attr-defined]
-    rows = session.execute(stmt).all()
-    items = [row[0] for row in rows]
-    total, exact = _capped(rows[0][1], cap) if rows else count_capped(session, conditions, cap)
+    stmt = (
+        select(*LISTED_COLUMNS, found.label("found"))
+        .where(AuditLog.id.in_(ids.scalar_subquery()))  # type: ignore[attr-defined]
+        .order_by(*NEWEST_FIRST)
+    )
+    items = session.connection().execute(stmt).all()
+    total, exact = _capped(items[0].found, cap) if items else count_capped(session, conditions, cap)
     next_cursor = encode_cursor(items[-1]) if len(items) == per_page else None
     return EventPage(items=items, total=total, page=page, per_page=per_page, total_exact=exact, next_cursor=next_cursor)
 

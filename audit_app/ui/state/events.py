@@ -249,7 +249,7 @@ class EventsState(rx.State):
             )
             return event
 
-        event = await in_thread(read)
+        event = await in_thread(read, writes=True)
         self.event_loading = False
         if event is None:
             self.event = {"id": event_id, "missing": "1"}

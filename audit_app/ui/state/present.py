@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from audit_app.audit.query import ListedEvent
 from audit_app.models import AuditLog
 from audit_app.ui.state.url_filters import events_href
 
@@ -17,7 +18,7 @@ def show_time(value: datetime | None) -> str:
     return value.strftime(TIME_FORMAT) if value else ""
 
 
-def event_row(event: AuditLog) -> dict[str, str]:
+def event_row(event: AuditLog | ListedEvent) -> dict[str, str]:
     """One results-table row: display strings only."""
     return {
         "id": event.id,

@@ -8,16 +8,19 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from audit_app.db import session_scope
+from audit_app.db import read_session_scope, session_scope
 
 T = TypeVar("T")
 
 
-async def in_thread(work: Callable[[Session], T]) -> T:
-    """Run `work(session)` in a worker thread, so a slow query never stalls other browsers."""
+async def in_thread(work: Callable[[Session], T], *, writes: bool = False) -> T:
+    """Run `work(session)` in a worker thread, so a slow query never stalls other browsers.
+
+    The session is on the read database (a replica, when configured) unless the work `writes`.
+    """
 
     def run() -> T:
-        with session_scope() as session:
+        with session_scope() if writes else read_session_scope() as session:
             return work(session)
 
     return await asyncio.to_thread(run)
