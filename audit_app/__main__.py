@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from audit_app.auth import ALL_SCOPES, ROLES, Principal, issue_token
-from audit_app.db import check_database, session_scope
+from audit_app.db import check_database, check_databases, session_scope
 from audit_app.settings import ConfigError, Settings, get_settings
 
 
@@ -56,8 +56,9 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     """Check the configuration and the database connection, as the server does at start."""
     settings.require_signing_key()
-    check_database()
-    print(f"Configuration is valid; database reachable at {_safe_url(settings)}.")
+    check_databases()
+    replica = " (and the read database)" if settings.read_database_url else ""
+    print(f"Configuration is valid; database reachable at {_safe_url(settings)}{replica}.")
     return 0
 
 

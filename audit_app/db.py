@@ -106,3 +106,10 @@ def check_database(engine: Engine | None = None, setting: str = "AUDIT_DATABASE_
             f"Cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
             f"{reason}. Check {setting} and that the server is running."
         ) from None
+
+
+def check_databases() -> None:
+    """check_database for the primary and, when one is configured, the read database."""
+    check_database()
+    if get_settings().read_database_url:
+        check_database(get_read_engine(), "AUDIT_READ_DATABASE_URL")

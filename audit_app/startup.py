@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-from audit_app.db import check_database, get_read_engine
+from audit_app.db import check_databases
 from audit_app.settings import ConfigError, Settings, get_settings
 
 
@@ -28,9 +28,7 @@ def checked_settings() -> Settings:
     try:
         settings = get_settings()
         settings.require_signing_key()
-        check_database()
-        if settings.read_database_url:
-            check_database(get_read_engine(), "AUDIT_READ_DATABASE_URL")
+        check_databases()
     except ConfigError as exc:
         exit_with(exc)
     return settings

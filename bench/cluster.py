@@ -63,11 +63,25 @@ def server_settings(memory_bytes: int, port: int, socket_dir: Path) -> dict[str,
 
 
 class PrivateCluster:
-    """A PostgreSQL cluster in `root`/data on 127.0.0.1:`port`, created on first start."""
+    """A PostgreSQL cluster in `root`/data on 127.0.0.1:`port`, created on first start.
 
-    def __init__(self, root: Path = DEFAULT_DIR, port: int = DEFAULT_PORT) -> None:
+    `tuned=False` keeps PostgreSQL's default sizes (a small cluster for tests). With
+    `standby_of`, the cluster is created as a streaming replica of that running cluster
+    (`pg_basebackup -R`): read-only, replaying everything the primary writes.
+    """
+
+    def __init__(
+        self,
+        root: Path = DEFAULT_DIR,
+        port: int = DEFAULT_PORT,
+        *,
+        tuned: bool = True,
+        standby_of: PrivateCluster | None = None,
+    ) -> None:
         self.root = root
         self.port = port
+        self.tuned = tuned
+        self.standby_of = standby_of
         self.data = root / "data"
         self.as_owner: list[str] = []
         if os.geteuid() == 0:  # the server refuses to run as root
@@ -76,6 +90,10 @@ class PrivateCluster:
     @property
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of `database` on this cluster."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str) -> None:
         subprocess.run([*self.as_owner, *args], check=True, capture_output=True, timeout=TIMEOUT + 30)
@@ -88,11 +106,17 @@ class PrivateCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.as_owner:
             shutil.chown(self.root, "postgres", "postgres")
-        if not (self.data / "PG_VERSION").exists():
+        if (self.data / "PG_VERSION").exists():
+            if (self.data / "postmaster.pid").exists():
+                self.stop()
+        elif self.standby_of is not None:
+            source = ["-h", "127.0.0.1", "-p", str(self.standby_of.port), "-U", "postgres"]
+            self._run(pg_bin("pg_basebackup"), "-D", str(self.data), *source, "-R", "-X", "stream")
+        else:
             self._run(pg_bin("initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8")
-        elif (self.data / "postmaster.pid").exists():
-            self.stop()
         settings = server_settings(psutil.virtual_memory().total, self.port, self.root)
+        if not self.tuned:
+            settings = {key: settings[key] for key in ("listen_addresses", "port", "unix_socket_directories")}
         conf = "".join(f"{key} = {value}\n" for key, value in settings.items())
         (self.data / "bench.conf").write_text(conf)
         main_conf = self.data / "postgresql.conf"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit_app.settings import ConfigError, load_settings
+from tests.conftest import PG_ADMIN_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,6 +109,36 @@ def test_servers_stop_on_bad_configuration_in_one_sentence(
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [["check"], ["-c", "import audit_app.api; audit_app.api.app"]])
+def test_an_unreachable_read_replica_stops_the_server_and_check(command: list[str], tmp_path: Path) -> None:
+    env = {
+        "AUDIT_DATABASE_URL": PG_ADMIN_URL,
+        "AUDIT_READ_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x",
+        "AUDIT_JWT_SECRET": "s",
+    }
+    if command == ["check"]:
+        proc = run_cli("check", env=env, cwd=tmp_path)
+    else:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+        run = {"env": base | {"PYTHONPATH": str(ROOT)} | env, "cwd": tmp_path, "capture_output": True, "text": True}
+        proc = subprocess.run([sys.executable, *command], **run, timeout=120)  # type: ignore[call-overload]
+    assert proc.returncode == 2, proc.stderr
+    assert "Check AUDIT_READ_DATABASE_URL" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_read_replica_needs_postgresql(tmp_path: Path) -> None:
+    env = {
+        "AUDIT_DATABASE_URL": "sqlite:///audit.db",
+        "AUDIT_READ_DATABASE_URL": "sqlite:///r.db",
+        "AUDIT_JWT_SECRET": "s",
+    }
+    proc = run_cli("check", env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "needs PostgreSQL" in proc.stderr
 
 
 def test_token_command_refuses_without_secret(tmp_path: Path) -> None:
