@@ -1,4 +1,4 @@
-"""Command line: `python -m audit_app migrate|seed|token|check|verify|purge|retention`."""
+"""Command line: `python -m audit_app migrate|seed|token|check|verify|purge|retention|partition`."""
 
 from __future__ import annotations
 
@@ -155,6 +155,28 @@ def cmd_retention(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partition(settings: Settings, args: argparse.Namespace) -> int:
+    """Partition audit_log by month (first run), or add the missing months ahead (later runs)."""
+    import psycopg
+
+    from audit_app.partitioning import add_months_ahead, is_partitioned, partition_audit_log
+
+    if settings.is_sqlite:
+        print("error: partitioning needs PostgreSQL; AUDIT_DATABASE_URL is SQLite.", file=sys.stderr)
+        return 2
+    check_database()
+    dsn = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn) as conn:
+        already = is_partitioned(conn)
+    if already:
+        created = add_months_ahead(dsn, months_ahead=args.months_ahead)
+        print(f"audit_log is partitioned; added {len(created)} month(s) ahead: {', '.join(created) or 'none needed'}.")
+    else:
+        count = partition_audit_log(dsn, months_ahead=args.months_ahead)
+        print(f"audit_log is now partitioned by month into {count} partitions (including DEFAULT).")
+    return 0
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -205,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retention.add_argument("--legal-hold", choices=("on", "off"), help="put the tenant under legal hold or lift it")
     retention.set_defaults(func=cmd_retention)
+    partition = sub.add_parser("partition", help="PostgreSQL: partition audit_log by month, or add months ahead")
+    partition.add_argument(
+        "--months-ahead", type=_positive, default=3, help="keep partitions this many months ahead (default 3)"
+    )
+    partition.set_defaults(func=cmd_partition)
     return parser
 
 

@@ -45,11 +45,11 @@ from audit_app.auth import ALL_SCOPES, Principal, issue_token
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.models import AuditLog
+from audit_app.partitioning import partition_audit_log
 from audit_app.seed import TENANT_PARTNER, generate_events
 from audit_app.settings import Settings
 from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, private_cluster
 from bench.generate import create_postgres_database, load_postgres, load_sqlite
-from bench.partition import partition_audit_log
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = os.environ.get("AUDIT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -753,7 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
     parser.add_argument("--reuse", action="store_true", help="reuse a database of that size built earlier")
     parser.add_argument(
-        "--partitioned", action="store_true", help="PostgreSQL: partition audit_log by month (bench/partition.py)"
+        "--partitioned",
+        action="store_true",
+        help="PostgreSQL: partition audit_log by month (python -m audit_app partition)",
     )
     parser.add_argument(
         "--private-cluster",

@@ -1,10 +1,14 @@
-"""The optional monthly partitioning of audit_log (bench/partition.py) keeps every behaviour."""
+"""The optional monthly partitioning of audit_log (audit_app/partitioning.py) keeps every behaviour."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,13 +25,14 @@ from audit_app.auth import Principal
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.models import AuditEventIn
+from audit_app.partitioning import months_ahead_of, partition_audit_log, partition_name
 from audit_app.seed import generate_events
 from bench.generate import create_postgres_database
-from bench.partition import partition_audit_log
 from tests.conftest import PG_ADMIN_URL, _pg_unreachable
 
 pytestmark = pytest.mark.postgres
 SUPER = Principal(sub="s", email="", role="super_admin")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -76,3 +81,33 @@ def test_partitioned_audit_log_keeps_reads_writes_chains_and_append_only(partiti
         with pytest.raises(DBAPIError, match="append-only"):
             session.execute(text("UPDATE audit_log SET action = 'x' WHERE id = :id"), {"id": ids[0]})
         session.rollback()
+
+
+def test_the_partition_command_converts_once_then_keeps_months_ahead(partitioned_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+    env |= {"AUDIT_DATABASE_URL": partitioned_url, "AUDIT_JWT_SECRET": "s", "PYTHONPATH": str(ROOT)}
+
+    def partition(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "audit_app", "partition", *args]
+        return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    first = partition("--months-ahead", "1")
+    assert first.returncode == 0, first.stderr
+    assert "now partitioned by month" in first.stdout
+    later = partition("--months-ahead", "4")
+    assert later.returncode == 0, later.stderr
+    assert "added 3 month(s) ahead" in later.stdout
+    assert "added 0 month(s) ahead" in partition("--months-ahead", "4").stdout
+    with psycopg.connect(partitioned_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        month = months_ahead_of(datetime.now(UTC).date(), 4)
+        assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition_name(month),)).fetchone() == (True,)
+    sqlite = subprocess.run(
+        [sys.executable, "-m", "audit_app", "partition"],
+        env=env | {"AUDIT_DATABASE_URL": "sqlite:///a.db"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert sqlite.returncode == 2
+    assert "partitioning needs PostgreSQL" in sqlite.stderr

@@ -1,9 +1,11 @@
-"""Native monthly range partitioning of `audit_log` on PostgreSQL: the optional migration path.
+"""Native monthly range partitioning of `audit_log` on PostgreSQL: the optional migration.
 
-    python -m bench.partition postgresql+psycopg://USER@HOST/DB [--months-ahead 3]
+    python -m audit_app partition [--months-ahead 3]
 
-Run it in a maintenance window (it rewrites the table; the benchmark runs it with
-`--partitioned`). What changes, and why the application code does not:
+The first run turns the configured database's `audit_log` into a partitioned table; run it in
+a maintenance window (it rewrites the table; the benchmark runs it with `--partitioned`).
+Later runs only add the months ahead that are missing, so the same command belongs in a
+monthly cron job. What changes, and why the application code does not:
 
 - `audit_log` becomes a table PARTITION BY RANGE ("timestamp") with one partition per UTC
   month from the oldest event to `months_ahead` months ahead, plus a DEFAULT partition for
@@ -18,14 +20,12 @@ Run it in a maintenance window (it rewrites the table; the benchmark runs it wit
 - Queries do not change: every list, stats and export query carries a time range or an
   ORDER BY timestamp and is pruned or merged per partition by the planner.
 
-Create next months' partitions ahead of time (e.g. monthly from cron) with
-`create_month_partitions`; rows that arrive for a month without a partition land in the
-DEFAULT partition, which must be emptied before that month's partition can be created.
+Rows that arrive for a month without a partition land in the DEFAULT partition, which must be
+emptied before that month's partition can be created.
 """
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -86,12 +86,12 @@ def partition_audit_log(dsn: str, *, months_ahead: int = 3) -> int:
                 (PARENT,),
             ).fetchall()
         ]
-        bounds = conn.execute(f"SELECT min(timestamp), max(timestamp) FROM {PARENT}").fetchone()
+        bounds = conn.execute("SELECT min(timestamp), max(timestamp) FROM audit_log").fetchone()
         today = datetime.now(UTC).date()
         first = bounds[0].astimezone(UTC).date() if bounds and bounds[0] else today
-        last = max(today, bounds[1].astimezone(UTC).date() if bounds and bounds[1] else today)
-        for _ in range(months_ahead):
-            last = _next_month(last)
+        last = months_ahead_of(
+            max(today, bounds[1].astimezone(UTC).date() if bounds and bounds[1] else today), months_ahead
+        )
         conn.execute(f"ALTER TABLE {PARENT} RENAME TO audit_log_flat")
         for definition in indexes:  # free the index names for the partitioned table
             name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
@@ -106,7 +106,7 @@ def partition_audit_log(dsn: str, *, months_ahead: int = 3) -> int:
         )
         months = create_month_partitions(conn, first, last)
         conn.execute(f"CREATE TABLE audit_log_default PARTITION OF {PARENT} DEFAULT")
-        conn.execute(f"INSERT INTO {PARENT} SELECT * FROM audit_log_flat")
+        conn.execute("INSERT INTO audit_log SELECT * FROM audit_log_flat")
         conn.execute("DROP TABLE audit_log_flat")
         conn.execute(f'ALTER TABLE {PARENT} ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id, "timestamp")')
         conn.execute(
@@ -124,16 +124,18 @@ def partition_audit_log(dsn: str, *, months_ahead: int = 3) -> int:
     return len(months) + 1
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.partition", description=__doc__.splitlines()[0])
-    parser.add_argument("url", help="the PostgreSQL database (postgresql+psycopg://... or postgresql://...)")
-    parser.add_argument("--months-ahead", type=int, default=3)
-    args = parser.parse_args()
-    count = partition_audit_log(
-        args.url.replace("postgresql+psycopg://", "postgresql://", 1), months_ahead=args.months_ahead
-    )
-    print(f"audit_log partitioned into {count} partitions" if count else "audit_log was already partitioned")
+def months_ahead_of(today: date, months: int) -> date:
+    """The first day of the month `months` months after the month of `today`."""
+    month = _month_start(today)
+    for _ in range(months):
+        month = _next_month(month)
+    return month
 
 
-if __name__ == "__main__":
-    main()
+def add_months_ahead(dsn: str, *, months_ahead: int = 3) -> list[str]:
+    """On a partitioned `audit_log`, create the missing partitions up to `months_ahead` months ahead."""
+    with psycopg.connect(dsn) as conn:
+        today = datetime.now(UTC).date()
+        created = create_month_partitions(conn, today, months_ahead_of(today, months_ahead))
+        conn.commit()
+    return created
