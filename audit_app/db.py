@@ -75,19 +75,13 @@ def close_session(session: Session) -> None:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """A session on the primary database, closed afterwards (callers commit)."""
-    session = Session(get_engine(), expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        close_session(session)
+def session_scope(*, read: bool = False) -> Iterator[Session]:
+    """A session on the primary database, closed afterwards (callers commit).
 
-
-@contextmanager
-def read_session_scope() -> Iterator[Session]:
-    """A session on the read database for reads that need one snapshot or a server-side cursor."""
-    session = Session(get_read_engine(), expire_on_commit=False)
+    `read=True`: on the read database instead, for reads that need one snapshot or a
+    server-side cursor (never write with it: it may be a replica).
+    """
+    session = Session(get_read_engine() if read else get_engine(), expire_on_commit=False)
     try:
         yield session
     finally:

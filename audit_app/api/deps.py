@@ -17,7 +17,7 @@ from audit_app.auth import (
     decode_download_token,
     decode_token,
 )
-from audit_app.db import close_session, read_only_session, read_session_scope, session_scope
+from audit_app.db import close_session, read_only_session, session_scope
 from audit_app.settings import Settings, get_settings
 
 
@@ -32,7 +32,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def get_snapshot_session() -> Iterator[Session]:
     """A session on the read database whose statements share one transaction (one snapshot)."""
-    with read_session_scope() as session:
+    with session_scope(read=True) as session:
         yield session
 
 

@@ -40,7 +40,7 @@ from audit_app.audit.query import (
 )
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import Principal
-from audit_app.db import read_session_scope, session_scope
+from audit_app.db import session_scope
 from audit_app.models import AuditLogPublic, utcnow
 
 AUDIT_PREFIX = "/api/v1/admin/audit"
@@ -139,7 +139,7 @@ def _export_stream(
             yield export_row(event)
 
     try:
-        with read_session_scope() as session:
+        with session_scope(read=True) as session:
             if fmt == "csv":
                 yield from csv_export(session, principal, filters, on_rows=count_rows)
             else:

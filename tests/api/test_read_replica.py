@@ -8,6 +8,7 @@ the standby's replay shows which database each endpoint reads.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
@@ -17,12 +18,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlmodel import Session
 
 from audit_app.api import create_api
 from audit_app.auth import ALL_SCOPES, issue_token
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.settings import get_settings
+from audit_app.ui.state.session import in_thread
 from bench.cluster import PrivateCluster, pg_bin
 from bench.run import free_port
 from tests.api.conftest import LIST, bearer
@@ -169,3 +173,15 @@ def test_reads_lag_with_the_standby_while_verification_reads_the_primary(
     replication.wait_replayed()
     caught_up = client.get(LIST, params={"tenant_id": "globex", "action": "replica.test"}, headers=headers)
     assert caught_up.json()["total"] == before["total"] + 1
+
+
+def test_the_console_reads_from_the_standby_and_writes_on_the_primary(
+    client: TestClient, replication: Replication
+) -> None:
+    """`in_thread` runs every console query; only work that `writes` gets the primary."""
+
+    def in_recovery(session: Session) -> bool:
+        return bool(session.execute(text("SELECT pg_is_in_recovery()")).scalar_one())
+
+    assert asyncio.run(in_thread(in_recovery)) is True
+    assert asyncio.run(in_thread(in_recovery, writes=True)) is False

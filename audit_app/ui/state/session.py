@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from audit_app.db import read_session_scope, session_scope
+from audit_app.db import session_scope
 
 T = TypeVar("T")
 
@@ -20,7 +20,7 @@ async def in_thread(work: Callable[[Session], T], *, writes: bool = False) -> T:
     """
 
     def run() -> T:
-        with session_scope() if writes else read_session_scope() as session:
+        with session_scope(read=not writes) as session:
             return work(session)
 
     return await asyncio.to_thread(run)
