@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from audit_app.auth import ALL_SCOPES, ROLES, Principal, issue_token
-from audit_app.db import check_database, check_databases, session_scope
+from audit_app.db import check_database, check_databases, psycopg_url, session_scope
 from audit_app.settings import ConfigError, Settings, get_settings
 
 
@@ -157,23 +157,19 @@ def cmd_retention(_settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_partition(settings: Settings, args: argparse.Namespace) -> int:
     """Partition audit_log by month (first run), or add the missing months ahead (later runs)."""
-    import psycopg
-
-    from audit_app.partitioning import add_months_ahead, is_partitioned, partition_audit_log
+    from audit_app.partitioning import add_months_ahead, partition_audit_log
 
     if settings.is_sqlite:
         print("error: partitioning needs PostgreSQL; AUDIT_DATABASE_URL is SQLite.", file=sys.stderr)
         return 2
     check_database()
-    dsn = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(dsn) as conn:
-        already = is_partitioned(conn)
-    if already:
+    dsn = psycopg_url(settings.database_url)
+    count = partition_audit_log(dsn, months_ahead=args.months_ahead)  # 0: it already was
+    if count:
+        print(f"audit_log is now partitioned by month into {count} partitions (including DEFAULT).")
+    else:
         created = add_months_ahead(dsn, months_ahead=args.months_ahead)
         print(f"audit_log is partitioned; added {len(created)} month(s) ahead: {', '.join(created) or 'none needed'}.")
-    else:
-        count = partition_audit_log(dsn, months_ahead=args.months_ahead)
-        print(f"audit_log is now partitioned by month into {count} partitions (including DEFAULT).")
     return 0
 
 

@@ -44,6 +44,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def psycopg_url(url: str) -> str:
+    """A `postgresql+psycopg://` SQLAlchemy URL as the `postgresql://` URL psycopg connects to."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def get_engine() -> Engine:
     """The engine of the primary database (every write goes here)."""
     return engine_for(get_settings().database_url)

@@ -89,9 +89,8 @@ def partition_audit_log(dsn: str, *, months_ahead: int = 3) -> int:
         bounds = conn.execute("SELECT min(timestamp), max(timestamp) FROM audit_log").fetchone()
         today = datetime.now(UTC).date()
         first = bounds[0].astimezone(UTC).date() if bounds and bounds[0] else today
-        last = months_ahead_of(
-            max(today, bounds[1].astimezone(UTC).date() if bounds and bounds[1] else today), months_ahead
-        )
+        newest = bounds[1].astimezone(UTC).date() if bounds and bounds[1] else today
+        last = months_ahead_of(max(today, newest), months_ahead)
         conn.execute(f"ALTER TABLE {PARENT} RENAME TO audit_log_flat")
         for definition in indexes:  # free the index names for the partitioned table
             name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]

@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,13 @@ import psutil
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "bench-data" / "postgres"
 DEFAULT_PORT = 5440
 TIMEOUT = 180  # seconds for initdb, start and stop each
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def pg_bin(name: str) -> str:
@@ -124,6 +132,10 @@ class PrivateCluster:
             with main_conf.open("a") as f:
                 f.write("\ninclude_if_exists = 'bench.conf'\n")
         self._pg_ctl("-l", str(self.root / "server.log"), "start")
+
+    def restart(self) -> None:
+        """A fast restart: every connection is cut, in-flight transactions roll back."""
+        self._pg_ctl("-l", str(self.root / "server.log"), "-m", "fast", "restart")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from audit_app.audit.daily import rebuild_daily_counts
 from audit_app.audit.integrity import event_hash
-from audit_app.db import engine_for
+from audit_app.db import engine_for, psycopg_url
 from audit_app.migrations import upgrade
 from audit_app.models import EVENT_FIELDS
 from audit_app.seed import ACTIONS, RESULT_ON_FAILURE, SERVICE_AGENTS, TENANT_PARTNER, _actors, _details, _ip
@@ -150,7 +150,7 @@ def load_postgres(url: str, total: int, *, now: datetime, log: Any = print) -> f
     """Migrate the empty database at `url` and bulk-load `total` events; return seconds taken."""
     started = time.perf_counter()
     upgrade(url)
-    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = psycopg_url(url)
     heads: dict[str, tuple[int, str]] = {}
     with psycopg.connect(dsn) as conn:
         indexes = conn.execute(

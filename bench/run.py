@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import platform
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,13 +41,13 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import list_actions, list_events, list_resource_types
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import ALL_SCOPES, Principal, issue_token
-from audit_app.db import engine_for
+from audit_app.db import engine_for, psycopg_url
 from audit_app.migrations import upgrade
 from audit_app.models import AuditLog
 from audit_app.partitioning import partition_audit_log
 from audit_app.seed import TENANT_PARTNER, generate_events
 from audit_app.settings import Settings
-from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, private_cluster
+from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, free_port, private_cluster
 from bench.generate import create_postgres_database, load_postgres, load_sqlite
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -106,12 +105,6 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def machine_info(admin_url: str = PG_ADMIN_URL) -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = "unknown"
@@ -165,7 +158,7 @@ def prepare_postgres(events: int, reuse: bool, partitioned: bool = False, admin_
     log(f"generated in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
     if partitioned:
         started = time.perf_counter()
-        count = partition_audit_log(url.replace("postgresql+psycopg://", "postgresql://", 1))
+        count = partition_audit_log(psycopg_url(url))
         log(f"partitioned audit_log into {count} monthly partitions in {time.perf_counter() - started:.0f} s")
     return url
 
@@ -265,7 +258,7 @@ def replay(url: str) -> Callable[[list[tuple[str, Any]]], float]:
     if url.startswith("sqlite"):
         conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"))
     else:
-        conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
+        conn = psycopg.connect(psycopg_url(url), autocommit=True)
 
     def run(statements: list[tuple[str, Any]]) -> float:
         started = time.perf_counter()

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,64 +37,11 @@ import psycopg
 from audit_app.auth import issue_token
 from audit_app.migrations import upgrade
 from audit_app.settings import Settings
+from bench.cluster import PrivateCluster, free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 TENANTS = [f"load-{n}" for n in range(8)]
 ACTIONS = ["user.login", "user.logout", "role.assign", "apikey.revoke", "user.update"]
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pg_bin(name: str) -> str:
-    """The path of a PostgreSQL server binary (Debian keeps them outside PATH)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
-        return str(candidate)
-    raise SystemExit(f"error: {name} not found; install the PostgreSQL server package.")
-
-
-class PrivateCluster:
-    """A throw-away PostgreSQL cluster on 127.0.0.1:<port>, trust auth, in a temporary directory."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.root = Path(tempfile.mkdtemp(prefix="audit-loadtest-pg-"))
-        self.data = self.root / "data"
-        self.as_owner: list[str] = []
-        if os.geteuid() == 0:  # the server refuses to run as root
-            shutil.chown(self.root, "postgres", "postgres")
-            self.as_owner = ["runuser", "-u", "postgres", "--"]
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.as_owner, *args], check=True, capture_output=True, timeout=120)  # noqa: S603
-
-    def start(self) -> None:
-        self._run(pg_bin("initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "--no-sync")
-        self._pg_ctl("start")
-
-    def _pg_ctl(self, action: str, *extra: str) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on"
-        log = str(self.root / "server.log")
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-o", options, "-w", action, *extra)
-
-    def restart(self) -> None:
-        """A fast restart: every connection is cut, in-flight transactions roll back."""
-        self._pg_ctl("restart", "-m", "fast")
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._pg_ctl("stop", "-m", "fast")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
 
 @dataclass
@@ -297,13 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration > 600:
         parser.error("--duration is capped at 600 s")
 
-    cluster = PrivateCluster(args.pg_port or free_port())
+    root = Path(tempfile.mkdtemp(prefix="audit-loadtest-pg-"))
+    cluster = PrivateCluster(root, args.pg_port or free_port(), tuned=False)
     server: subprocess.Popen[bytes] | None = None
     try:
         cluster.start()
-        with psycopg.connect(
-            f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres", autocommit=True, connect_timeout=10
-        ) as conn:
+        with psycopg.connect(cluster.admin_url, autocommit=True, connect_timeout=10) as conn:
             conn.execute("CREATE DATABASE audit_load")
         url = cluster.url("audit_load")
         upgrade(url)
@@ -334,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")

@@ -6,7 +6,6 @@ import fcntl
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from audit_app.auth import Principal, issue_token
 from audit_app.db import engine_for
 from audit_app.seed import DEMO_PERSONAS
 from audit_app.settings import Settings
+from bench.cluster import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -77,12 +77,6 @@ class Console:
         return issue_token(self.settings, role=role, ttl=ttl, **claims)  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serving(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local test server)
@@ -124,7 +118,7 @@ def running_console(
     Yields the console and the pid of the `reflex run` process.
     """
     database_url = f"sqlite:///{workdir / 'audit.db'}"
-    port = _free_port()
+    port = free_port()
     env = _environment(database_url, port) | (extra_env or {})
     for command in (["migrate"], ["seed", "--events", str(seed_events)]):
         subprocess.run(

@@ -22,7 +22,7 @@ from audit_app.audit.integrity import verify_chain
 from audit_app.audit.query import get_event, list_events
 from audit_app.audit.stats import compute_stats, compute_stats_scan
 from audit_app.auth import Principal
-from audit_app.db import engine_for
+from audit_app.db import engine_for, psycopg_url
 from audit_app.migrations import upgrade
 from audit_app.models import AuditEventIn
 from audit_app.partitioning import months_ahead_of, partition_audit_log, partition_name
@@ -55,7 +55,7 @@ def test_partitioned_audit_log_keeps_reads_writes_chains_and_append_only(partiti
     with Session(engine) as session:
         ingest_events(session, generate_events(600, seed=3, now=now), now=now)
         session.commit()
-    dsn = partitioned_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = psycopg_url(partitioned_url)
     assert partition_audit_log(dsn, months_ahead=2) >= 5
     assert partition_audit_log(dsn) == 0, "running it again changes nothing"
     engine.dispose()
@@ -98,7 +98,7 @@ def test_the_partition_command_converts_once_then_keeps_months_ahead(partitioned
     assert later.returncode == 0, later.stderr
     assert "added 3 month(s) ahead" in later.stdout
     assert "added 0 month(s) ahead" in partition("--months-ahead", "4").stdout
-    with psycopg.connect(partitioned_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+    with psycopg.connect(psycopg_url(partitioned_url)) as conn:
         month = months_ahead_of(datetime.now(UTC).date(), 4)
         assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition_name(month),)).fetchone() == (True,)
     sqlite = subprocess.run(

@@ -9,8 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.cluster import PrivateCluster, pg_bin, server_settings
-from bench.run import free_port
+from bench.cluster import PrivateCluster, free_port, pg_bin, server_settings
 
 GIB = 2**30
 
