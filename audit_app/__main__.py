@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from audit_app.auth import ALL_SCOPES, ROLES, Principal, issue_token
 from audit_app.db import check_database, check_databases, psycopg_url, session_scope
+from audit_app.models import utc
 from audit_app.settings import ConfigError, Settings, get_settings
 
 
@@ -31,7 +33,7 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
         if existing and not args.force:
             print(f"The database already holds {existing:,} events; not seeding (use --force to add).")
             return 0
-        written = seed(session, args.events, seed_value=args.seed)
+        written = seed(session, args.events, seed_value=args.seed, as_of=args.as_of)
     print(f"Seeded {written:,} demo events into {_safe_url(settings)}.")
     return 0
 
@@ -186,6 +188,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _instant(value: str) -> datetime:
+    try:
+        return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("must be an ISO 8601 time, e.g. 2026-03-02T12:00:00Z") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="python -m audit_app", description="audit_app administration")
@@ -196,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--events", type=_positive, default=50_000, help="how many events (default 50,000)")
     seed.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same data")
     seed.add_argument("--force", action="store_true", help="seed even when the database holds events")
+    seed.add_argument(
+        "--as-of",
+        type=_instant,
+        help="generate the data as of this ISO time, then move it to end now (the same data on any day)",
+    )
     seed.set_defaults(func=cmd_seed)
     token = sub.add_parser("token", help="print a signed bearer token for local use")
     token.add_argument("--role", choices=ROLES, required=True)

@@ -270,10 +270,21 @@ def _details(rng: random.Random, action: str, result: str) -> dict[str, Any]:
     return details
 
 
-def generate_events(count: int, *, seed: int = 7, now: datetime | None = None, days: int = 90) -> list[AuditEventIn]:
-    """`count` demo events over `days` days up to `now`, the same for the same seed."""
+def generate_events(
+    count: int, *, seed: int = 7, now: datetime | None = None, days: int = 90, as_of: datetime | None = None
+) -> list[AuditEventIn]:
+    """`count` demo events over `days` days up to `now`, the same for the same seed.
+
+    With `as_of`, the events are generated as if it were `as_of` and then moved in time to end at
+    `now`: the same events, relative to `now`, on every day (what tests need; the weekly rhythm
+    then no longer falls on real weekends).
+    """
     rng = random.Random(seed)
     now = utc(now or utcnow()).replace(minute=0, second=0, microsecond=0)
+    if as_of is not None:
+        generated = generate_events(count, seed=seed, now=as_of, days=days)
+        shift = now - utc(as_of).replace(minute=0, second=0, microsecond=0)
+        return [event.model_copy(update={"timestamp": event.timestamp + shift}) for event in generated]  # type: ignore[operator]
     start = (now - timedelta(days=days)).replace(hour=0)
     actors = _actors(rng)
     names = list(ACTIONS)
@@ -340,9 +351,20 @@ def _event(
     )
 
 
-def seed(session: Session, count: int, *, seed_value: int = 7, now: datetime | None = None, batch: int = 5000) -> int:
-    """Write `count` demo events (ids derived from the seed) and return how many were written."""
-    events = generate_events(count, seed=seed_value, now=now)
+def seed(
+    session: Session,
+    count: int,
+    *,
+    seed_value: int = 7,
+    now: datetime | None = None,
+    as_of: datetime | None = None,
+    batch: int = 5000,
+) -> int:
+    """Write `count` demo events (ids derived from the seed) and return how many were written.
+
+    `as_of` freezes the data: see `generate_events`.
+    """
+    events = generate_events(count, seed=seed_value, now=now, as_of=as_of)
     rng = random.Random(seed_value * 7919)
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in events]
     for offset in range(0, len(events), batch):

@@ -20,6 +20,18 @@ def test_same_seed_same_data() -> None:
     assert first != generate_events(2000, seed=4, now=NOW)
 
 
+def test_as_of_gives_the_same_events_relative_to_now_on_any_day() -> None:
+    as_of = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    days = [datetime(2026, 11, 30, 9, 41, tzinfo=UTC), datetime(2027, 2, 13, 23, 5, tzinfo=UTC)]
+    runs = [generate_events(500, now=day, as_of=as_of) for day in days]
+    hours = [day.replace(minute=0) for day in days]
+    relative = [
+        [(e.timestamp - hour, e.action, e.actor_id) for e in run] for run, hour in zip(runs, hours, strict=True)
+    ]
+    assert relative[0] == relative[1]
+    assert max(e.timestamp for e in runs[1] if e.timestamp) <= hours[1]
+
+
 def test_spread_is_realistic() -> None:
     events = generate_events(20_000, seed=7, now=NOW)
     assert len(events) == 20_000

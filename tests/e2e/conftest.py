@@ -41,6 +41,9 @@ CHROMIUM_ARGS = [
 ]
 E2E_SECRET = "e2e-secret-" + "y" * 32
 SEED_EVENTS = 3000
+# The seeded data is generated as of this instant and moved to end at the current hour: the same
+# events relative to "now" on any day, so the presets (last 7 / 30 days) always hold the same rows.
+SEED_AS_OF = "2026-03-02T12:00:00Z"
 START_TIMEOUT = 180
 
 pytestmark = pytest.mark.e2e
@@ -120,7 +123,7 @@ def running_console(
     database_url = f"sqlite:///{workdir / 'audit.db'}"
     port = free_port()
     env = _environment(database_url, port) | (extra_env or {})
-    for command in (["migrate"], ["seed", "--events", str(seed_events)]):
+    for command in (["migrate"], ["seed", "--events", str(seed_events), "--as-of", SEED_AS_OF]):
         subprocess.run(
             [sys.executable, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True
         )
