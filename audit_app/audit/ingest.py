@@ -23,6 +23,7 @@ from sqlmodel import Session, col
 from audit_app.audit.daily import add_to_daily_counts
 from audit_app.audit.filters import SYSTEM_TENANT, AuditFilters
 from audit_app.audit.integrity import event_hash
+from audit_app.audit.scope import Scope
 from audit_app.auth import SCOPE_WRITE, ForbiddenError, Principal
 from audit_app.models import AuditEventIn, AuditLog, ChainHead, IdempotencyRecord, Tenant, utcnow
 
@@ -243,8 +244,11 @@ def authorize_ingest(session: Session, principal: Principal, events: Sequence[Au
     admin writes only its partner's tenants, or new tenants, which join its partner.
     """
     principal.require_scope(SCOPE_WRITE)
-    if principal.role == "super_admin":
+    scope = Scope.of(principal)
+    if scope.everything:
         return list(events)
+    if scope.is_empty:
+        raise ForbiddenError("This token's scope covers no tenant.")
     tenant_ids = {event.tenant_id for event in events}
     owners: dict[str, str | None] = {
         tenant_id: owner
@@ -252,14 +256,14 @@ def authorize_ingest(session: Session, principal: Principal, events: Sequence[Au
             select(col(Tenant.id), col(Tenant.partner_id)).where(col(Tenant.id).in_(tenant_ids))
         ).all()
     }
-    if principal.role == "tenant_admin":
-        if tenant_ids != {principal.tenant_id}:
+    if scope.tenant_id is not None:
+        if tenant_ids != {scope.tenant_id}:
             raise ForbiddenError("A tenant-bound token may only write events of its own tenant.")
-        owner = owners.get(principal.tenant_id or "")
+        owner = owners.get(scope.tenant_id)
         if any(event.partner_id and event.partner_id != owner for event in events):
             raise ForbiddenError("A tenant-bound token cannot assign its tenant to a partner.")
         return list(events)
-    partner_id = principal.partner_id
+    partner_id = scope.partner_id
     for tenant_id in tenant_ids:
         known = tenant_id in owners
         if tenant_id == SYSTEM_TENANT or (known and owners[tenant_id] != partner_id):

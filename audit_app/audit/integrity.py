@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from audit_app.auth import ForbiddenError, Principal
-from audit_app.models import EVENT_FIELDS, AuditLog, ChainHead, PurgeCheckpoint, Tenant, utc
+from audit_app.audit.scope import Scope
+from audit_app.auth import Principal
+from audit_app.models import EVENT_FIELDS, AuditLog, ChainHead, PurgeCheckpoint, utc
 
 GENESIS_HASH = ""
 HASHED_FIELDS: tuple[str, ...] = (*EVENT_FIELDS, "chain_seq", "prev_hash")
@@ -240,23 +241,11 @@ def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: t
 
 def tenants_to_verify(session: Session, principal: Principal, tenant_id: str | None = None) -> list[str]:
     """The tenants whose chains `principal` may verify: one, when named (403 outside the scope), or all visible."""
-    from audit_app.audit.filters import tenant_in_scope
-
+    scope = Scope.of(principal)
     if tenant_id is not None:
-        if not tenant_in_scope(session, principal, tenant_id):
-            raise ForbiddenError("The requested tenant is outside your scope.")
+        scope.check_named(session, tenant_id)
         return [tenant_id]
-    chained = select(col(ChainHead.tenant_id))
-    if principal.role == "super_admin":
-        logged = select(AuditLog.tenant_id).distinct()  # type: ignore[call-overload]
-        ids = set(session.execute(chained).scalars()) | set(session.execute(logged).scalars())
-        return sorted(ids)
-    if principal.role == "partner_admin" and principal.partner_id:
-        owned = select(col(Tenant.id)).where(col(Tenant.partner_id) == principal.partner_id)
-        return sorted(session.execute(owned).scalars())
-    if principal.role == "tenant_admin" and principal.tenant_id:
-        return [principal.tenant_id]
-    return []
+    return scope.tenant_ids(session)
 
 
 def verify_chains(

@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select, text, tuple_
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from audit_app.audit.filters import AuditFilters, scope_condition, where_clause
+from audit_app.audit.filters import AuditFilters, where_clause
+from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
 from audit_app.models import AuditLog, AuditLogPublic, utc
 
@@ -140,7 +141,7 @@ def list_events(
 
 def get_event(session: Session, principal: Principal, log_id: str) -> AuditLog | None:
     """The event `log_id` if it exists within the caller's scope; None otherwise (no leak)."""
-    stmt = select(AuditLog).where(AuditLog.id == log_id, scope_condition(principal))  # type: ignore[arg-type]
+    stmt = select(AuditLog).where(col(AuditLog.id) == log_id, Scope.of(principal).condition())
     return session.execute(stmt).scalars().first()
 
 
@@ -174,23 +175,20 @@ def distinct_values(session: Session, principal: Principal, column: Any) -> list
     name = column.key
     if name not in DISTINCT_COLUMNS:
         raise ValueError(f"no index-backed distinct values for {name!r}")
-    params: dict[str, str] = {}
-    if principal.role == "super_admin":
-        sql = SKIP_SCAN_ALL.format(c=name)
-    elif principal.role == "partner_admin" and principal.partner_id:
-        sql = SKIP_SCAN_TENANTS.format(c=name, tenants="SELECT id FROM tenant WHERE partner_id = :scope")
-        params["scope"] = principal.partner_id
-    elif principal.role == "tenant_admin" and principal.tenant_id:
-        sql = SKIP_SCAN_TENANTS.format(c=name, tenants="SELECT CAST(:scope AS VARCHAR(255)) AS id")
-        params["scope"] = principal.tenant_id
-    else:
+    scope = Scope.of(principal)
+    if scope.is_empty:
         return []
+    tenants = scope.tenant_ids_sql()
+    if tenants is None:
+        sql, params = SKIP_SCAN_ALL.format(c=name), {}
+    else:
+        sql, params = SKIP_SCAN_TENANTS.format(c=name, tenants=tenants[0]), tenants[1]
     return [value for value in session.execute(text(sql), params).scalars().all() if value]
 
 
 def distinct_values_scan(session: Session, principal: Principal, column: Any) -> list[str]:
     """The straightforward SELECT DISTINCT that `distinct_values` must equal (kept for tests)."""
-    stmt = select(column).where(scope_condition(principal), column.is_not(None)).distinct().order_by(column)
+    stmt = select(column).where(Scope.of(principal).condition(), column.is_not(None)).distinct().order_by(column)
     return [value for value in session.execute(stmt).scalars().all() if value]
 
 

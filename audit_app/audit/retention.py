@@ -14,23 +14,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, false, or_, select, text, true, update
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from audit_app.audit.daily import recount_daily_counts
-from audit_app.audit.filters import tenant_in_scope
 from audit_app.audit.ingest import record_access
 from audit_app.audit.integrity import SEAL_HASH, SEAL_SEQ
-from audit_app.auth import ForbiddenError, Principal
+from audit_app.audit.scope import Scope
+from audit_app.auth import Principal
 from audit_app.models import (
     AuditLog,
     ChainHead,
     PurgeCheckpoint,
     PurgeGuard,
     RetentionDefault,
-    Tenant,
     TenantRetention,
     utcnow,
 )
@@ -113,25 +112,12 @@ def tenant_policy(session: Session, tenant_id: str, default: int | None = None) 
 def retention_settings(session: Session, principal: Principal) -> RetentionSettings:
     """The default and the policies of the tenants `principal` may see."""
     default = default_days(session)
-    stmt = select(col(Tenant.id)).order_by(col(Tenant.id))
-    if principal.role != "super_admin":
-        stmt = stmt.where(scope_condition_for_tenants(principal))
-    tenants = [tenant_policy(session, tenant_id, default) for tenant_id in session.execute(stmt).scalars()]
-    return RetentionSettings(default, tenants)
-
-
-def scope_condition_for_tenants(principal: Principal) -> ColumnElement[bool]:
-    """The tenant rows `principal` may see."""
-    if principal.role == "partner_admin" and principal.partner_id:
-        return col(Tenant.partner_id) == principal.partner_id
-    if principal.role == "tenant_admin" and principal.tenant_id:
-        return col(Tenant.id) == principal.tenant_id
-    return true() if principal.role == "super_admin" else false()
+    tenant_ids = Scope.of(principal).tenant_ids(session)
+    return RetentionSettings(default, [tenant_policy(session, tenant_id, default) for tenant_id in tenant_ids])
 
 
 def _require_super_admin(principal: Principal) -> None:
-    if principal.role != "super_admin":
-        raise ForbiddenError("Only a super admin may change retention or legal hold.")
+    Scope.of(principal).require_everything("Only a super admin may change retention or legal hold.")
 
 
 def set_default_retention(session: Session, principal: Principal, days: int | None) -> RetentionSettings:
@@ -170,8 +156,7 @@ def set_tenant_retention(
     _require_super_admin(principal)
     if days is not UNSET:
         _check_days(days)
-    if not tenant_in_scope(session, principal, tenant_id):
-        raise ForbiddenError("The requested tenant is outside your scope.")
+    Scope.of(principal).check_named(session, tenant_id)
     before = tenant_policy(session, tenant_id)
     row = session.get(TenantRetention, tenant_id) or TenantRetention(tenant_id=tenant_id)
     if days is not UNSET:

@@ -10,13 +10,8 @@ from sqlalchemy import Date, cast, func, select
 from sqlmodel import Session, col
 
 from audit_app.audit.daily import DAILY, HOURLY, Granularity, start_of_hour
-from audit_app.audit.filters import (
-    AuditFilters,
-    check_filters_in_scope,
-    scope_condition,
-    tenants_of_partner,
-    where_clause,
-)
+from audit_app.audit.filters import AuditFilters, check_filters_in_scope, where_clause
+from audit_app.audit.scope import Scope, tenants_of_partner
 from audit_app.auth import Principal
 from audit_app.models import AuditLog, utc
 
@@ -131,7 +126,7 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
         """Add the aggregate rows of buckets [low, high) (an open side when None)."""
         table, people = granularity.counts, granularity.actors
         bucket = getattr(table, granularity.bucket)
-        where = [scope_condition(principal, table.tenant_id), *_tenant_filters(table, filters)]
+        where = [Scope.of(principal).condition(table.tenant_id), *_tenant_filters(table, filters)]
         where += [bucket >= low] if low is not None else []
         where += [bucket < high] if high is not None else []
         group = (bucket, col(table.action), col(table.resource_type), col(table.result))
@@ -140,7 +135,7 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
         ).all():
             add((_as_date(bucket_value), action, resource_type, result), int(n))
         bucket = getattr(people, granularity.bucket)
-        where = [scope_condition(principal, people.tenant_id), *_tenant_filters(people, filters)]
+        where = [Scope.of(principal).condition(people.tenant_id), *_tenant_filters(people, filters)]
         where += [bucket >= low] if low is not None else []
         where += [bucket < high] if high is not None else []
         for actor_id, email, n in session.execute(

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from audit_app.audit.filters import AuditFilters, visible_partners, visible_tenants
+from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.query import list_events, list_results
+from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
 from audit_app.models import AuditEventIn
 from audit_app.seed import TENANT_PARTNER
@@ -37,12 +38,12 @@ def _load(session: Session) -> None:
 
 def test_pickers_offer_only_the_scope(session: Session) -> None:
     _load(session)
-    assert [t.id for t in visible_tenants(session, SUPER)] == ["acme", "tyrell", "wayne"]
-    assert [t.id for t in visible_tenants(session, PARTNER)] == ["wayne"]
-    assert [t.id for t in visible_tenants(session, TENANT)] == ["acme"]
-    assert visible_partners(session, SUPER) == ["bluesky", "northwind", "redwood"]
-    assert visible_partners(session, PARTNER) == ["bluesky"]
-    assert visible_partners(session, TENANT) == ["northwind"]
+    assert Scope.of(SUPER).tenant_ids(session) == ["acme", "tyrell", "wayne"]
+    assert Scope.of(PARTNER).tenant_ids(session) == ["wayne"]
+    assert Scope.of(TENANT).tenant_ids(session) == ["acme"]
+    assert Scope.of(SUPER).partner_ids(session) == ["bluesky", "northwind", "redwood"]
+    assert Scope.of(PARTNER).partner_ids(session) == ["bluesky"]
+    assert Scope.of(TENANT).partner_ids(session) == ["northwind"]
     assert list_results(session, SUPER) == ["denied", "error", "success"]
     assert list_results(session, TENANT) == ["success"]
 

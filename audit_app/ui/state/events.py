@@ -14,9 +14,10 @@ from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from audit_app.audit.filters import AuditFilters, visible_partners, visible_tenants
+from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import record_access
 from audit_app.audit.query import count_events, get_event, list_actions, list_events, list_resource_types, list_results
+from audit_app.audit.scope import Scope
 from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_download_token
 from audit_app.settings import get_settings
 from audit_app.ui.state.auth import current_principal
@@ -47,8 +48,8 @@ FILTERABLE = ("actor_id", "action", "resource_type", "resource_id", "ip_address"
 def _pickers(session: Session, principal: Principal) -> dict[str, list[str]]:
     """The values each picker offers: only what the caller may see."""
     return {
-        "tenant_id": [tenant.id for tenant in visible_tenants(session, principal)],
-        "partner_id": visible_partners(session, principal),
+        "tenant_id": Scope.of(principal).tenant_ids(session),
+        "partner_id": Scope.of(principal).partner_ids(session),
         "action": list_actions(session, principal),
         "resource_type": list_resource_types(session, principal),
         "result": list_results(session, principal),

@@ -14,7 +14,7 @@ from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from audit_app.audit.filters import visible_partners, visible_tenants
+from audit_app.audit.scope import Scope
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.ui.state import charts
@@ -80,8 +80,8 @@ class StatsState(rx.State):
 
         def work(session: Session) -> tuple[list[str], list[str], dict[str, Any]]:
             filters = view.filters(datetime.now(UTC))
-            tenants = [t.id for t in visible_tenants(session, principal)]
-            return tenants, visible_partners(session, principal), compute_stats(session, principal, filters)
+            tenants = Scope.of(principal).tenant_ids(session)
+            return tenants, Scope.of(principal).partner_ids(session), compute_stats(session, principal, filters)
 
         try:
             self.tenants, self.partners, stats = await in_thread(work)
