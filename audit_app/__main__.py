@@ -1,4 +1,4 @@
-"""Command line: `python -m audit_app migrate|seed|token|check|verify|purge|retention|partition`."""
+"""Command line: `python -m audit_app migrate|seed|token|check|verify|verify-export|purge|retention|partition`."""
 
 from __future__ import annotations
 
@@ -181,6 +181,26 @@ def _safe_url(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    """Verify an evidence bundle offline: exit 0 when intact, 1 naming what failed, 2 when it cannot be checked."""
+    from audit_app.audit.signing import load_public_key
+    from audit_app.audit.verify_export import BundleError, keys_from_url, verify_bundle
+
+    try:
+        if args.key:
+            with open(args.key, "rb") as pem:
+                keys = [load_public_key(pem.read())]
+        else:
+            keys = keys_from_url(args.keys_url)
+        result = verify_bundle(args.bundle, keys)
+    except (OSError, ValueError, BundleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.bundle}:")
+    print(result.report())
+    return 0 if result.ok else 1
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -242,12 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--months-ahead", type=_positive, default=3, help="keep partitions this many months ahead (default 3)"
     )
     partition.set_defaults(func=cmd_partition)
+    check = sub.add_parser("verify-export", help="verify an evidence bundle offline (exit 1 naming what failed)")
+    check.add_argument("bundle", help="the evidence bundle (.zip)")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--key", metavar="PEM", help="a file holding the Ed25519 public key (PEM)")
+    source.add_argument("--keys-url", metavar="URL", help="the published key set (JWKS), e.g. .../export-keys")
+    check.set_defaults(offline=cmd_verify_export)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; configuration problems end with one clear sentence and exit code 2."""
     args = build_parser().parse_args(argv)
+    offline: Callable[[argparse.Namespace], int] | None = getattr(args, "offline", None)
+    if offline is not None:  # needs no settings: an auditor runs it with the bundle and a key only
+        return offline(args)
     func: Callable[[Settings, argparse.Namespace], int] = args.func
     try:
         return func(get_settings(), args)

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     cors_origins: str = "http://localhost:3000,http://127.0.0.1:3000"
     download_token_ttl: int = 120
     download_secret: str | None = None
+    export_signing_key: str | None = None
+    export_public_keys: str | None = None
 
     @field_validator("database_url", "read_database_url")
     @classmethod

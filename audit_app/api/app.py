@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from audit_app import __version__
 from audit_app.api import integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
@@ -107,7 +108,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     """
     settings = get_settings()
     settings.require_signing_key()
-    api = FastAPI(title="audit_app", version="1.0.0", docs_url=None, redoc_url=None)
+    api = FastAPI(title="audit_app", version=__version__, docs_url=None, redoc_url=None)
 
     @api.get("/api/v1/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
@@ -26,7 +27,17 @@ from audit_app.api.schemas import (
     IngestResult,
     ResourceTypeList,
 )
-from audit_app.audit.export import EXPORT_FORMATS, csv_export, export_filename, export_row, iter_events, jsonl_chunks
+from audit_app.audit.bundle import bundle_export
+from audit_app.audit.export import (
+    EXCEL_BOM,
+    EXPORT_EXTENSIONS,
+    EXPORT_FORMATS,
+    csv_export,
+    export_filename,
+    export_row,
+    iter_events,
+    jsonl_chunks,
+)
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
 from audit_app.audit.ingest import ingest_batch, record_access
 from audit_app.audit.query import (
@@ -38,10 +49,12 @@ from audit_app.audit.query import (
     list_events,
     list_resource_types,
 )
+from audit_app.audit.signing import NO_SIGNING_KEY, ExportKeys, export_keys, key_id
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import Principal
 from audit_app.db import session_scope
 from audit_app.models import AuditLogPublic, utcnow
+from audit_app.settings import get_settings
 
 AUDIT_PREFIX = "/api/v1/admin/audit"
 MAX_PAGE = 10**9  # keeps OFFSET inside a 64-bit integer
@@ -122,11 +135,22 @@ def get_audit_stats(session: SnapshotSessionDep, principal: ReaderPrincipal, fil
 
 
 def _export_stream(
-    principal: Principal, filters: AuditFilters, fmt: str, client: tuple[str | None, str | None]
-) -> Generator[str, None, None]:
-    """The export's chunks, then an `audit.export` event with the row count (own sessions)."""
+    principal: Principal,
+    filters: AuditFilters,
+    fmt: str,
+    client: tuple[str | None, str | None],
+    *,
+    excel: bool = False,
+    keys: ExportKeys | None = None,
+    exported_at: datetime | None = None,
+) -> Generator[str | bytes, None, None]:
+    """The export's chunks, then an `audit.export` event with the row count (own sessions).
+
+    A bundle's record also carries the SHA-256 of its `events.csv` and the signing key's `kid`.
+    """
     rows = 0
     complete = False
+    evidence: dict[str, Any] = {}
 
     def count_rows(n: int) -> None:
         nonlocal rows
@@ -138,9 +162,26 @@ def _export_stream(
             rows += 1
             yield export_row(event)
 
+    def digested(digest: str) -> None:
+        evidence["sha256"] = digest
+
     try:
         with session_scope(read=True) as session:
-            if fmt == "csv":
+            if fmt == "bundle":
+                assert keys is not None
+                evidence["kid"] = key_id(keys.signer().public_key())
+                yield from bundle_export(
+                    session,
+                    principal,
+                    filters,
+                    keys=keys,
+                    exported_at=exported_at or utcnow(),
+                    on_rows=count_rows,
+                    on_digest=digested,
+                )
+            elif fmt == "csv":
+                if excel:
+                    yield EXCEL_BOM
                 yield from csv_export(session, principal, filters, on_rows=count_rows)
             else:
                 yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
@@ -152,7 +193,8 @@ def _export_stream(
                 principal,
                 "audit.export",
                 filters=filters,
-                details={"format": fmt, "rows": rows, "complete": complete},
+                details={"format": fmt, "rows": rows, "complete": complete, **evidence}
+                | ({"excel": True} if excel else {}),
                 ip_address=client[0],
                 user_agent=client[1],
             )
@@ -169,17 +211,53 @@ def export_audit_logs(
     session: ReadSessionDep,
     principal: ExporterPrincipal,
     filters: ExportFiltersDep,
-    format: Annotated[Literal["csv", "jsonl"], Query(description="csv (with a header row) or jsonl")] = "csv",
+    format: Annotated[
+        Literal["csv", "jsonl", "bundle"],
+        Query(description="csv (with a header row), jsonl, or bundle (a signed evidence zip)"),
+    ] = "csv",
+    excel: Annotated[
+        bool, Query(description="csv only: a UTF-8 byte-order mark first, so Excel reads accents and CJK right")
+    ] = False,
 ) -> StreamingResponse:
-    """Stream every matching event as CSV or JSON Lines; the export is itself audited."""
+    """Stream every matching event as CSV, JSON Lines or an evidence bundle; the export is itself audited.
+
+    The time window is resolved when the export starts: without `end_time`, it ends at that instant.
+    """
+    if excel and format != "csv":
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "excel"),
+                    "msg": "Value error, applies to format=csv only",
+                    "input": "1",
+                }
+            ]
+        )
+    keys = export_keys(get_settings()) if format == "bundle" else None
+    if keys is not None and keys.signing is None:
+        raise HTTPException(status_code=503, detail=NO_SIGNING_KEY)
     check_filters_in_scope(session, principal, filters)  # 403 now, not halfway through a stream
     session.close()
-    filename = export_filename(filters, format, utcnow().strftime("%Y%m%dT%H%MZ"))
+    exported_at = utcnow()
+    filters = filters.replace(end_time=filters.end_time or exported_at)
     return StreamingResponse(
-        _export_stream(principal, filters, format, _client(request)),
+        _export_stream(principal, filters, format, _client(request), excel=excel, keys=keys, exported_at=exported_at),
         media_type=EXPORT_FORMATS[format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+        headers={
+            "Content-Disposition": f'attachment; filename="{export_filename(filters, EXPORT_EXTENSIONS[format])}"',
+            "Cache-Control": "no-store",
+        },
     )
+
+
+@router.get("/export-keys", summary="List Export Signing Keys")
+def list_export_keys() -> dict[str, list[dict[str, str]]]:
+    """The public keys that verify evidence bundles, as a JSON Web Key Set (no token needed: they are public).
+
+    Keys retired from signing stay listed, so bundles signed before a rotation still verify.
+    """
+    return export_keys(get_settings()).jwks()
 
 
 @entry_router.get("/{log_id}", summary="Get Audit Log")

@@ -8,6 +8,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import String, Text, case, cast, func, literal, select
@@ -17,12 +18,14 @@ from audit_app.audit.filters import AuditFilters, where_clause
 from audit_app.audit.integrity import iso_utc
 from audit_app.audit.query import NEWEST_FIRST
 from audit_app.auth import Principal
-from audit_app.models import EXPORT_COLUMNS, AuditLog
+from audit_app.models import EXPORT_COLUMNS, AuditLog, utc
 
 T = TypeVar("T")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STREAM_BATCH = 2000
-EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "bundle": "application/zip"}
+EXPORT_EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "bundle": "zip"}
+EXCEL_BOM = "\ufeff"  # lets Excel read the CSV as UTF-8
 
 
 def neutralise_cell(value: str) -> str:
@@ -82,19 +85,27 @@ def jsonl_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield "\n".join(lines) + "\n"
 
 
-def export_filename(filters: AuditFilters, fmt: str, stamp: str) -> str:
-    """A descriptive file name such as `audit-tenant-acme-action-role.assign-20261127T0712Z.csv`."""
+def window_stamp(value: datetime | None, unbounded: str) -> str:
+    """An instant as it appears in file names, `20261101T0000Z` (minutes, UTC); `unbounded` when None."""
+    return utc(value).strftime("%Y%m%dT%H%MZ") if value is not None else unbounded
+
+
+def export_filename(filters: AuditFilters, extension: str) -> str:
+    """A descriptive file name carrying the filters and the time window, e.g.
+
+    `audit-tenant-acme-20261101T0000Z-20261201T0000Z.csv` (`begin` when the window has no start).
+    """
     parts = ["audit"]
     for key in ("tenant_id", "partner_id", "action", "result", "actor_id"):
         value = getattr(filters, key)
         if value:
             safe = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "._-" else "_" for ch in value)[:40]
             parts.append(f"{key.removesuffix('_id')}-{safe}")
-    parts.append(stamp)
-    return "-".join(parts) + f".{fmt}"
+    parts += [window_stamp(filters.start_time, "begin"), window_stamp(filters.end_time, "now")]
+    return "-".join(parts) + f".{extension}"
 
 
-UNFORMULA_COLUMNS = frozenset({"timestamp", "ingested_at", "details", "hash"})
+UNFORMULA_COLUMNS = frozenset({"timestamp", "ingested_at", "details", "hash", "prev_hash", "chain_seq"})
 """Columns whose export text cannot start a formula (ISO times, a JSON object, hex); all others are guarded."""
 DETAILS_CACHE_SIZE = 50_000
 CSV_BATCH = 5000  # rows per server-side cursor fetch: few round trips, memory still flat
@@ -108,7 +119,7 @@ def _export_text(session: Session, name: str) -> Any:
         if session.get_bind().dialect.name == "postgresql":
             return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         return func.replace(cast(column, Text), " ", "T") + "Z"  # stored as naive UTC "YYYY-MM-DD HH:MM:SS.ffffff"
-    if name == "details":
+    if name in ("details", "chain_seq"):
         return cast(column, Text)
     text = func.coalesce(column, literal("", String))
     if name in UNFORMULA_COLUMNS:
@@ -177,6 +188,8 @@ def csv_export(
     *,
     rows_per_chunk: int = 1000,
     on_rows: Callable[[int], None] | None = None,
+    columns: tuple[str, ...] = EXPORT_COLUMNS,
+    on_record: Callable[[list[str]], None] | None = None,
 ) -> Iterator[str]:
     """The CSV export in chunks (header first): the same text as `csv_chunks` over `export_row`, much faster.
 
@@ -185,27 +198,29 @@ def csv_export(
     sorted keys) and `user_agent` repeat a lot, so their quoted CSV form is computed once per
     distinct value; a line is joined directly when no other field needs quoting (checked by
     counting special characters), else written by csv.writer. `on_rows(n)` hears how many events
-    each chunk holds, before it is yielded.
+    each chunk holds, before it is yielded; `on_record` sees each row's export text (in `columns`).
     """
     stmt = (
-        select(*(_export_text(session, name) for name in EXPORT_COLUMNS))
+        select(*(_export_text(session, name) for name in columns))
         .where(*where_clause(session, principal, filters))
         .order_by(*NEWEST_FIRST)
     )
     # Core execution on the session's connection: plain rows, without the ORM's loading layer.
     result = session.connection().execute(stmt.execution_options(stream_results=True, yield_per=CSV_BATCH))
-    details_at, agent_at = EXPORT_COLUMNS.index("details"), EXPORT_COLUMNS.index("user_agent")
-    separators = len(EXPORT_COLUMNS) - 1
+    details_at, agent_at = columns.index("details"), columns.index("user_agent")
+    separators = len(columns) - 1
     details_cache: dict[str, tuple[str, int, int, int]] = {}
     agent_cache: dict[str, tuple[str, int, int, int]] = {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(columns)
     lines: list[str] = [buffer.getvalue()]
     header = 1
     for partition in read_ahead(result.partitions()):
         for row in partition:
             record = list(row)
+            if on_record is not None:
+                on_record(record)
             stored, agent = record[details_at], record[agent_at]
             details = details_cache.get(stored)
             if details is None:

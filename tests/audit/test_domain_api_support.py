@@ -81,12 +81,16 @@ def test_csv_and_jsonl_chunks() -> None:
     assert "".join(csv_chunks(iter([]))) == ",".join(EXPORT_COLUMNS) + "\r\n"
 
 
-def test_export_filename_is_ascii_and_descriptive() -> None:
-    name = export_filename(AuditFilters(tenant_id="acmé/../x", action="role.assign"), "csv", "20261127T0800Z")
-    assert name == "audit-tenant-acm__.._x-action-role.assign-20261127T0800Z.csv"
+def test_export_filename_is_ascii_and_carries_the_window() -> None:
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    name = export_filename(AuditFilters(tenant_id="acme", start_time=start, end_time=end), "csv")
+    assert name == "audit-tenant-acme-20261101T0000Z-20261201T0000Z.csv"
+    filters = AuditFilters(tenant_id="acmé/../x", action="role.assign", start_time=start, end_time=end)
+    name = export_filename(filters, "csv")
+    assert name == "audit-tenant-acm__.._x-action-role.assign-20261101T0000Z-20261201T0000Z.csv"
     assert name.isascii()
-    long = export_filename(AuditFilters(actor_id="a" * 300), "jsonl", "S")
-    assert long == f"audit-actor-{'a' * 40}-S.jsonl"
+    long = export_filename(AuditFilters(actor_id="a" * 300, end_time=end), "zip")
+    assert long == f"audit-actor-{'a' * 40}-begin-20261201T0000Z.zip"
 
 
 def test_scope_checks_of_filters(session: Session) -> None:
