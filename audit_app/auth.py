@@ -22,6 +22,8 @@ SCOPE_WRITE = "audit:write"
 ALL_SCOPES = f"{SCOPE_READ} {SCOPE_EXPORT} {SCOPE_WRITE}"
 DOWNLOAD_TOKEN_USE = "download"  # noqa: S105 (a claim value, not a secret)
 MAX_TOKEN_LENGTH = 8192
+# Claims that end up in stored columns are bounded like those columns (audit_log.actor_id, actor_email).
+CLAIM_MAX_LENGTHS = {"sub": 255, "email": 320, "tenant_id": 255, "partner_id": 255}
 _PROCESS_DOWNLOAD_SECRET = secrets.token_urlsafe(32)
 
 
@@ -85,7 +87,7 @@ def decode_token(token: str, settings: Settings) -> Principal:
         )
     except jwt.ExpiredSignatureError:
         raise AuthError("The token has expired.") from None
-    except jwt.InvalidTokenError as exc:
+    except jwt.PyJWTError as exc:  # every PyJWT failure (bad key type, algorithm, claims) is the caller's
         raise AuthError(f"Invalid token: {exc}.") from None
     if claims.get("use") == DOWNLOAD_TOKEN_USE:
         raise AuthError("A download token is not a bearer token; it only works as `download_token` of an export.")
@@ -119,7 +121,7 @@ def decode_download_token(token: str, settings: Settings) -> Principal:
         )
     except jwt.ExpiredSignatureError:
         raise AuthError("The download token has expired.") from None
-    except jwt.InvalidTokenError as exc:
+    except jwt.PyJWTError as exc:
         raise AuthError(f"Invalid download token: {exc}.") from None
     if claims.get("use") != DOWNLOAD_TOKEN_USE:
         raise AuthError("Invalid download token: it is not a download token.")
@@ -135,8 +137,31 @@ def decode_download_token(token: str, settings: Settings) -> Principal:
     )
 
 
+def _holds_nul(value: Any) -> bool:
+    """Whether a claim value, or any string inside it, contains a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+def check_claim_values(claims: dict[str, Any]) -> None:
+    """Refuse claims the audit log could not store: NUL characters anywhere, over-long identities."""
+    for name, value in claims.items():
+        if _holds_nul(name) or _holds_nul(value):
+            raise AuthError(f"Invalid token: the {name!r} claim contains a NUL character.")
+    for name, limit in CLAIM_MAX_LENGTHS.items():
+        value = claims.get(name)
+        if value is not None and len(str(value)) > limit:
+            raise AuthError(f"Invalid token: the {name!r} claim is longer than {limit} characters.")
+
+
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """Check the claims a role needs and build the Principal."""
+    check_claim_values(claims)
     role = claims.get("role", "tenant_admin")
     if role not in ROLES:
         raise AuthError(f"Unknown role {role!r} in token.")

@@ -6,6 +6,9 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -75,10 +78,8 @@ class Settings(BaseSettings):
 
     @property
     def jwt_algorithms(self) -> list[str]:
-        """The signature algorithms accepted: only those the configured key can verify."""
-        if self.jwt_public_key:
-            return ["RS256", "ES256"]
-        return ["HS256"]
+        """The signature algorithms accepted: only those of the configured key's type."""
+        return list(public_key_algorithms(self.jwt_public_key)) if self.jwt_public_key else ["HS256"]
 
     def require_signing_key(self) -> None:
         """Fail with a clear sentence when tokens could not be verified."""
@@ -87,6 +88,29 @@ class Settings(BaseSettings):
                 "No token key is configured: set AUDIT_JWT_SECRET (HS256) or "
                 "AUDIT_JWT_PUBLIC_KEY (PEM), or AUDIT_DEMO=1 for a local demo."
             )
+        if self.jwt_public_key and not self.jwt_algorithms:
+            raise ConfigError(
+                "AUDIT_JWT_PUBLIC_KEY is not a PEM public key of RSA (RS256) or EC P-256 (ES256); "
+                "paste the key including its BEGIN/END PUBLIC KEY lines."
+            )
+
+
+@lru_cache(maxsize=4)
+def public_key_algorithms(pem: str) -> tuple[str, ...]:
+    """The one algorithm a PEM public key verifies: RS256 for RSA, ES256 for EC P-256, none otherwise.
+
+    So a token naming the other algorithm is refused as such (401) instead of reaching the wrong
+    kind of key; `require_signing_key` stops start-up when the key is of neither kind.
+    """
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return ()
+    if isinstance(key, rsa.RSAPublicKey):
+        return ("RS256",)
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return ("ES256",)
+    return ()
 
 
 def _demo_secret() -> str:

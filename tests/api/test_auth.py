@@ -12,12 +12,12 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
 from audit_app.api import create_api
 from audit_app.auth import SCOPE_EXPORT, SCOPE_READ, SCOPE_WRITE, Principal, issue_download_token
-from audit_app.settings import Settings, get_settings
+from audit_app.settings import ConfigError, Settings, get_settings
 from tests.api.conftest import LIST, World, bearer, ids_of
 from tests.conftest import TEST_SECRET, TokenFactory
 
@@ -242,3 +242,79 @@ def test_public_key_deployments_verify_bearer_and_download_tokens(
     assert response.status_code == 200
     assert len(response.text.strip().splitlines()) == 5
     assert_401(client.get(LIST, headers=bearer(download)))
+
+
+def _public_pem(key: Any) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.mark.parametrize("configured", ["rsa", "ec"])
+def test_a_token_of_the_other_key_type_is_401_everywhere(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, world: World, configured: str
+) -> None:
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    key, other, other_alg = (rsa_key, ec_key, "ES256") if configured == "rsa" else (ec_key, rsa_key, "RS256")
+    monkeypatch.delenv("AUDIT_JWT_SECRET")
+    monkeypatch.setenv("AUDIT_JWT_PUBLIC_KEY", _public_pem(key))
+    get_settings.cache_clear()
+    client = TestClient(create_api(), raise_server_exceptions=False)
+    own_alg = "RS256" if configured == "rsa" else "ES256"
+    assert client.get(LIST, headers=bearer(jwt.encode(claims(), key, algorithm=own_alg))).status_code == 200
+    tokens = {
+        "issue example": f"{b64({'alg': other_alg})}.e30.AAAA",
+        "signed by a key of the other type": jwt.encode(claims(), other, algorithm=other_alg),
+        "other header, any signature, full claims": f"{b64({'alg': other_alg, 'typ': 'JWT'})}.{b64(claims())}.AAAA",
+    }
+    for reason, token in tokens.items():
+        for path in (LIST, LIST + "export", LIST + "verify", LIST + "stats"):
+            response = client.get(path, headers=bearer(token))
+            assert response.status_code == 401, (reason, path, response.text)
+            assert response.headers["www-authenticate"] == "Bearer"
+        assert_401(client.post(EVENTS, json=ONE_EVENT, headers=bearer(token)))
+
+
+def test_a_public_key_of_neither_kind_stops_start_up(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUDIT_JWT_SECRET")
+    monkeypatch.setenv("AUDIT_JWT_PUBLIC_KEY", "not a pem")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="AUDIT_JWT_PUBLIC_KEY is not a PEM public key"):
+        create_api()
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("sub", "s" * 256),
+        ("email", "e" * 309 + "@example.com"),
+        ("sub", "alice\x00"),
+        ("email", "alice@example.com\x00"),
+        ("role", "super_admin\x00"),
+        ("scope", "audit:read audit:export\x00"),
+        ("name", "Alice\x00"),
+    ],
+)
+def test_claims_the_log_cannot_store_are_401_at_authentication(
+    client: TestClient, world: World, claim: str, value: str
+) -> None:
+    token = jwt.encode(claims(**{claim: value}), TEST_SECRET, algorithm="HS256")
+    some_id = sorted(world.all)[0]
+    for path in (LIST, LIST + some_id, LIST + "verify", LIST + "export", LIST + "stats"):
+        response = client.get(path, headers=bearer(token))
+        assert_401(response)
+        assert repr(claim) in response.json()["detail"], response.text
+    assert_401(client.post(EVENTS, json=ONE_EVENT, headers=bearer(token)))
+    # Nothing was exported unrecorded: no access event exists at all.
+    admin = jwt.encode(claims(scope="audit:read"), TEST_SECRET, algorithm="HS256")
+    assert client.get(LIST, params={"action": "audit.export"}, headers=bearer(admin)).json()["total"] == 0
+
+
+def test_claims_at_the_column_limits_still_authenticate(client: TestClient, world: World) -> None:
+    token = jwt.encode(claims(sub="s" * 255, email="e" * 308 + "@example.com"), TEST_SECRET, algorithm="HS256")
+    some_id = sorted(world.all)[0]
+    assert client.get(LIST + some_id, headers=bearer(token)).status_code == 200
+    assert client.get(LIST + "verify", headers=bearer(token)).status_code == 200
