@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,6 +40,20 @@ class Settings(BaseSettings):
     download_secret: str | None = None
     export_signing_key: str | None = None
     export_public_keys: str | None = None
+    max_future_skew: timedelta = timedelta(days=1)
+    min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+    @field_validator("min_event_time")
+    @classmethod
+    def _aware_min_time(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @field_validator("max_future_skew")
+    @classmethod
+    def _non_negative_skew(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative (seconds, or an ISO 8601 duration such as P1D)")
+        return value
 
     @field_validator("database_url", "read_database_url")
     @classmethod

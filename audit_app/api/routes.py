@@ -15,6 +15,7 @@ from audit_app.api.deps import (
     ReaderPrincipal,
     ReadSessionDep,
     SessionDep,
+    SettingsDep,
     SnapshotSessionDep,
     WriterPrincipal,
 )
@@ -39,7 +40,7 @@ from audit_app.audit.export import (
     jsonl_chunks,
 )
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
-from audit_app.audit.ingest import ingest_batch, record_access
+from audit_app.audit.ingest import EventTimeLimits, ingest_batch, record_access
 from audit_app.audit.query import (
     DEFAULT_PER_PAGE,
     MAX_PER_PAGE,
@@ -289,6 +290,7 @@ def write_audit_events(
     response: Response,
     session: SessionDep,
     principal: WriterPrincipal,
+    settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
         Header(description="Makes a retried batch a no-op that returns the same ids (1-255 visible ASCII)"),
@@ -308,7 +310,8 @@ def write_audit_events(
                 }
             ]
         )
-    outcome = ingest_batch(session, principal, batch.events, idempotency_key=idempotency_key)
+    limits = EventTimeLimits(earliest=settings.min_event_time, max_future_skew=settings.max_future_skew)
+    outcome = ingest_batch(session, principal, batch.events, idempotency_key=idempotency_key, time_limits=limits)
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return IngestResult(ids=outcome.ids, count=len(outcome.ids))

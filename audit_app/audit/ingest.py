@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -47,6 +47,35 @@ class IngestError(ValueError):
         super().__init__(message)
         self.index = index
         self.field = field
+
+
+@dataclass(frozen=True)
+class EventTimeLimits:
+    """The event timestamps ingestion accepts: from `earliest` to `max_future_skew` past the clock."""
+
+    earliest: datetime
+    max_future_skew: timedelta
+
+
+def check_event_times(events: Sequence[AuditEventIn], limits: EventTimeLimits, now: datetime) -> None:
+    """Refuse a batch holding a timestamp before the earliest accepted or too far in the future."""
+    latest = now + limits.max_future_skew
+    for index, event in enumerate(events):
+        if event.timestamp is None:
+            continue
+        if event.timestamp < limits.earliest:
+            raise IngestError(
+                index,
+                "timestamp",
+                f"Value error, is before {limits.earliest.isoformat()}, the earliest accepted (AUDIT_MIN_EVENT_TIME)",
+            )
+        if event.timestamp > latest:
+            raise IngestError(
+                index,
+                "timestamp",
+                f"Value error, is more than {limits.max_future_skew} ahead of the server's clock"
+                " (AUDIT_MAX_FUTURE_SKEW)",
+            )
 
 
 def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -303,12 +332,16 @@ def ingest_batch(
     events: Sequence[AuditEventIn],
     *,
     idempotency_key: str | None = None,
+    time_limits: EventTimeLimits | None = None,
 ) -> IngestOutcome:
     """Authorize and write one batch atomically, and commit.
 
-    With an `idempotency_key`, a repeated delivery of the same batch by the same caller writes
+    With `time_limits`, a timestamp outside them refuses the batch (IngestError). With an
+    `idempotency_key`, a repeated delivery of the same batch by the same caller writes
     nothing and returns the first delivery's ids.
     """
+    if time_limits is not None:
+        check_event_times(events, time_limits, utcnow())
     events = authorize_ingest(session, principal, events)
     caller = _caller_key(principal)
     request_hash = batch_hash(events) if idempotency_key else ""  # only a keyed delivery is compared

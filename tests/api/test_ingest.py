@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from audit_app.api import create_api
 from audit_app.models import AuditLog, Tenant
+from audit_app.settings import Settings, get_settings
 from tests.api.conftest import LIST, bearer
 from tests.conftest import TokenFactory
 
@@ -221,3 +223,46 @@ def test_bodies_over_5_mb_are_refused_before_parsing(
     )
     assert lying.status_code in (400, 413)
     assert count(session) == 0
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "0001-01-01T00:00:00Z",
+        "1999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59Z",
+        (datetime.now(UTC) + timedelta(days=1, hours=1)).isoformat(),
+    ],
+)
+def test_timestamps_outside_the_accepted_window_reject_the_batch(
+    client: TestClient, as_super: dict[str, str], session: Session, when: str
+) -> None:
+    response = client.post(EVENTS, json={"events": [ev(), ev(timestamp=when), ev()]}, headers=as_super)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "events", 1, "timestamp"]
+    assert "AUDIT_M" in error["msg"]
+    assert count(session) == 0
+
+
+def test_timestamps_at_the_edges_of_the_window_are_accepted(
+    client: TestClient, as_super: dict[str, str], session: Session
+) -> None:
+    batch = [ev(timestamp="2000-01-01T00:00:00Z"), ev(timestamp=(datetime.now(UTC) + timedelta(hours=23)).isoformat())]
+    assert client.post(EVENTS, json={"events": batch}, headers=as_super).status_code == 201
+    assert count(session) == 2
+
+
+def test_the_window_follows_the_settings(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, session: Session, make_token: TokenFactory
+) -> None:
+    monkeypatch.setenv("AUDIT_MAX_FUTURE_SKEW", "PT1H")
+    monkeypatch.setenv("AUDIT_MIN_EVENT_TIME", "2020-01-01T00:00:00Z")
+    get_settings.cache_clear()
+    client = TestClient(create_api())
+    headers = bearer(make_token("super_admin"))
+    soon = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    for when, accepted in (("2019-12-31T23:00:00Z", False), (soon, False), ("2020-01-01T00:00:00Z", True)):
+        response = client.post(EVENTS, json={"events": [ev(timestamp=when)]}, headers=headers)
+        assert response.status_code == (201 if accepted else 422), (when, response.text)
+    assert count(session) == 1
