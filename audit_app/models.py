@@ -87,6 +87,7 @@ class AuditLog(SQLModel, table=True):
         Index("ix_audit_log_session", "session_id"),
         Index("ix_audit_log_tenant_action_time", "tenant_id", "action", "timestamp"),
         Index("ix_audit_log_tenant_resource_type", "tenant_id", "resource_type"),
+        Index("ix_audit_log_feed", "feed_pos", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -109,6 +110,8 @@ class AuditLog(SQLModel, table=True):
     chain_seq: int = Field(default=0)
     prev_hash: str = Field(default="", max_length=64)
     hash: str = Field(default="", max_length=64)
+    feed_pos: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    """The feed's commit-ordered position (docs/feed.md); set by ingest."""
 
 
 class AuditDailyCount(SQLModel, table=True):
@@ -173,6 +176,17 @@ class ChainHead(SQLModel, table=True):
     tenant_id: str = Field(primary_key=True, max_length=255)
     seq: int = 0
     hash: str = Field(default="", max_length=64)
+
+
+class FeedCollector(SQLModel, table=True):
+    """A collector of the feed (caller and filters) and what it read this hour, for `audit.feed` records."""
+
+    __tablename__ = "feed_collector"
+
+    key: str = Field(primary_key=True, max_length=64)
+    hour: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    polls: int = Field(sa_column=Column(BigInteger, nullable=False))
+    events: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class IdempotencyRecord(SQLModel, table=True):

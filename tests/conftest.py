@@ -28,6 +28,7 @@ TABLES = (
     "audit_daily_actor",
     "audit_hourly_count",
     "audit_hourly_actor",
+    "feed_collector",
 )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit_app import __version__
-from audit_app.api import integrity_routes, routes
+from audit_app.api import feed_routes, integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
 from audit_app.auth import AuthError, ForbiddenError
@@ -118,6 +118,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.include_router(routes.router)
     api.include_router(routes.ingest_router)
     api.include_router(integrity_routes.router)
+    api.include_router(feed_routes.router)
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
     api.add_exception_handler(RequestValidationError, _invalid_request)

@@ -90,3 +90,16 @@ async def stats_filters(
 ) -> AuditFilters:
     """The documented filters of the stats endpoint."""
     return validated_filters(tenant_id=tenant_id, start_time=start_time, end_time=end_time)
+
+
+async def feed_filters(
+    tenant_id: str | None = None,
+    partner_id: PartnerQuery = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    result: str | None = None,
+) -> AuditFilters:
+    """The filters of the feed (exact matches; no time window: a feed is followed, not windowed)."""
+    return validated_filters(
+        tenant_id=tenant_id, partner_id=partner_id, action=action, resource_type=resource_type, result=result
+    )

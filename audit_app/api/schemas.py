@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit_app.models import AuditEventIn, AuditLogPublic
@@ -78,3 +80,17 @@ class IngestResult(BaseModel):
 
     ids: list[str]
     count: int
+
+
+class FeedAnswer(BaseModel):
+    """One answer of the feed: events in feed order and the cursor of the next request."""
+
+    items: list[AuditLogPublic]
+    next: str = Field(description='Pass as `after` next time (the `Link: rel="next"` header holds the whole URL)')
+
+
+class FeedGone(BaseModel):
+    """410: the cursor points into purged history; restart with `since`."""
+
+    detail: str
+    since: datetime | None = Field(description="The oldest `since` still served (None: nothing retained)")

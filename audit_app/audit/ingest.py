@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from audit_app.audit.daily import add_to_daily_counts
+from audit_app.audit.feed_position import assign_position
 from audit_app.audit.filters import SYSTEM_TENANT, AuditFilters
 from audit_app.audit.integrity import event_hash
 from audit_app.audit.scope import Scope
@@ -174,6 +175,7 @@ def ingest_events(
         by_tenant.setdefault(event.tenant_id, []).append(index)
     tenant_ids = sorted(by_tenant)
     heads = _lock_chain_heads(session, tenant_ids)
+    position = assign_position(session)  # after the first write: under SQLite's write lock
     new_heads: list[dict[str, Any]] = []
 
     def chained() -> Iterator[dict[str, Any]]:
@@ -189,6 +191,7 @@ def ingest_events(
                     ingested_at=now,
                     chain_seq=seq,
                     prev_hash=last_hash,
+                    feed_pos=position,
                 )
                 row["hash"] = last_hash = event_hash(row)
                 rows.append(row)
@@ -302,7 +305,7 @@ def authorize_ingest(session: Session, principal: Principal, events: Sequence[Au
     return [event if event.partner_id else event.model_copy(update={"partner_id": partner_id}) for event in events]
 
 
-def _caller_key(principal: Principal) -> str:
+def caller_key(principal: Principal) -> str:
     """Who sent a batch, for idempotency: the same subject in the same role and binding."""
     who = "\x00".join((principal.role, principal.tenant_id or "", principal.partner_id or "", principal.sub))
     return hashlib.sha256(who.encode()).hexdigest()
@@ -343,7 +346,7 @@ def ingest_batch(
     if time_limits is not None:
         check_event_times(events, time_limits, utcnow())
     events = authorize_ingest(session, principal, events)
-    caller = _caller_key(principal)
+    caller = caller_key(principal)
     request_hash = batch_hash(events) if idempotency_key else ""  # only a keyed delivery is compared
     if idempotency_key:
         earlier = _replay(session, idempotency_key, caller, request_hash)

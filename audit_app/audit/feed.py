@@ -1,0 +1,213 @@
+"""The lossless feed: every event of a caller's scope exactly once, in commit-ordered position order.
+
+A collector follows `next` cursors forever. Positions come from `feed_position` (assigned at
+ingest, served only once final), so an event whose transaction commits late is never skipped:
+its position is not served until it has committed. A cursor is (position, id) of the last
+event handed out; it stays valid while that event is retained, and a cursor into purged
+history raises `CursorExpiredError` with the oldest `since` still valid. Polls are recorded
+as one `audit.feed` event per collector and hour (`record_poll`), never per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from audit_app.audit.feed_position import served
+from audit_app.audit.filters import AuditFilters, where_clause
+from audit_app.audit.ingest import caller_key, record_access
+from audit_app.audit.scope import Scope
+from audit_app.auth import Principal
+from audit_app.models import AuditLog, AuditLogPublic, FeedCollector, utc, utcnow
+
+MAX_FEED_LIMIT = 1000
+DEFAULT_FEED_LIMIT = 100
+FEED_FILTERS: tuple[str, ...] = ("tenant_id", "partner_id", "action", "resource_type", "result")
+FEED_ORDER = (col(AuditLog.feed_pos), col(AuditLog.id))
+FEED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
+FeedEvent = Row[*tuple[Any, ...]]
+"""An event of the feed: a read-only row with the public fields of AuditLog, then `feed_pos`."""
+
+
+class FeedCursorError(ValueError):
+    """An `after` cursor this server did not hand out (HTTP 422)."""
+
+
+class CursorExpiredError(Exception):
+    """The cursor points after an event that was purged (HTTP 410); restart from `oldest_since`."""
+
+    def __init__(self, oldest_since: datetime | None) -> None:
+        super().__init__("The cursor points into purged history; restart with `since`.")
+        self.oldest_since = oldest_since
+
+
+@dataclass(frozen=True)
+class FeedCursor:
+    """Where a collector stands: after the event (`position`, `event_id`), or, before it has
+    received anything, at the first event ingested at or after `since` (None: the oldest)."""
+
+    position: int = -1
+    event_id: str = ""
+    since: datetime | None = None
+
+    def encode(self) -> str:
+        """The opaque text form handed to collectors."""
+        raw: dict[str, Any] = {"p": self.position, "i": self.event_id}
+        if self.since is not None:
+            raw = {"s": self.since.isoformat()}
+        text = json.dumps(raw, separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> FeedCursor:
+        """The cursor a text form stands for; FeedCursorError when it is not one of ours."""
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            if set(raw) == {"s"} and isinstance(raw["s"], str):
+                return cls(since=utc(datetime.fromisoformat(raw["s"])))
+            position, event_id = raw["p"], raw["i"]
+            if type(position) is not int or not isinstance(event_id, str) or not -1 <= position < 2**63:
+                raise TypeError(raw)
+            return cls(position=position, event_id=event_id)
+        except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError, OverflowError) as exc:
+            raise FeedCursorError("is not a cursor of this feed; use the `next` of a previous answer") from exc
+
+    @property
+    def is_start(self) -> bool:
+        """Whether no event has been handed out yet on this cursor."""
+        return self.event_id == ""
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """One answer of the feed: its events in position order, and the cursor to ask with next."""
+
+    items: Sequence[FeedEvent]
+    next: FeedCursor
+
+
+def feed_filters(filters: AuditFilters) -> AuditFilters:
+    """Only the filters the feed takes (a feed is never windowed by event time)."""
+    return AuditFilters(**{name: getattr(filters, name) for name in FEED_FILTERS})
+
+
+def _oldest_since(session: Session, scope_conditions: list[Any]) -> datetime | None:
+    """The ingest time of the oldest retained event in scope: the earliest `since` still served."""
+    found = session.execute(select(func.min(col(AuditLog.ingested_at))).where(*scope_conditions)).scalar()
+    return None if found is None else utc(found)
+
+
+def read_feed(
+    session: Session, principal: Principal, filters: AuditFilters, cursor: FeedCursor, limit: int
+) -> FeedPage:
+    """Up to `limit` events after `cursor`, in position order, within the caller's scope and filters.
+
+    Refuses (403) filters outside the scope; raises CursorExpiredError when the cursor's event
+    was purged. Only final positions are served (`feed_position.served`), so following `next`
+    yields every committed event exactly once.
+    """
+    conditions = where_clause(session, principal, feed_filters(filters))
+    final = served(session)
+    if not cursor.is_start:
+        scope = Scope.of(principal).condition()
+        kept = session.execute(select(col(AuditLog.id)).where(col(AuditLog.id) == cursor.event_id, scope)).first()
+        if kept is None:
+            raise CursorExpiredError(_oldest_since(session, [scope]))
+        start: Any = tuple_(*FEED_ORDER) > tuple_(cursor.position, cursor.event_id)
+    elif cursor.since is not None:
+        first = session.execute(
+            select(*FEED_ORDER)
+            .where(*conditions, final, col(AuditLog.ingested_at) >= cursor.since)
+            .order_by(*FEED_ORDER)
+            .limit(1)
+        ).first()
+        if first is None:
+            return FeedPage(items=[], next=cursor)
+        start = tuple_(*FEED_ORDER) >= tuple_(first.feed_pos, first.id)
+    else:
+        start = tuple_(*FEED_ORDER) > tuple_(-1, "")
+    columns = (*FEED_COLUMNS, col(AuditLog.feed_pos))
+    stmt = select(*columns).where(start, *conditions, final).order_by(*FEED_ORDER).limit(limit)
+    items = session.connection().execute(stmt).all()
+    if not items:
+        return FeedPage(items=[], next=cursor)
+    last = items[-1]
+    return FeedPage(items=items, next=FeedCursor(position=last.feed_pos, event_id=last.id))
+
+
+def collector_key(principal: Principal, filters: AuditFilters, fmt: str) -> str:
+    """Who follows which feed: the caller (as for idempotency) with its filters and format."""
+    what = json.dumps([caller_key(principal), feed_filters(filters).active(), fmt])
+    return hashlib.sha256(what.encode()).hexdigest()
+
+
+def record_poll(
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    fmt: str,
+    page: FeedPage,
+    *,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """Count a poll for its collector, and write an `audit.feed` event at its first poll of an hour.
+
+    The event says what the collector read: its filters and format, this poll's events, and
+    its polls and events in the hour before. Returns the event's id, None when the hour already
+    has one. Commits (on the primary database).
+    """
+    hour = (now or utcnow()).replace(minute=0, second=0, microsecond=0)
+    key = collector_key(principal, filters, fmt)
+    stmt = select(FeedCollector).where(col(FeedCollector.key) == key)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    collector = session.execute(stmt).scalars().first()
+    read = len(page.items)
+    if collector is not None and utc(collector.hour) == hour:
+        collector.polls += 1
+        collector.events += read
+        session.commit()
+        return None
+    before: dict[str, Any] | None = None
+    if collector is not None:
+        before = {"hour": utc(collector.hour).isoformat(), "polls": collector.polls, "events": collector.events}
+        if utc(collector.hour) != hour - timedelta(hours=1):
+            before["note"] = "the last hour with polls"
+        collector.hour, collector.polls, collector.events = hour, 1, read
+    else:
+        session.add(FeedCollector(key=key, hour=hour, polls=1, events=read))
+    details: dict[str, Any] = {
+        "format": fmt,
+        "hour": hour.isoformat(),
+        "read": {
+            "events": read,
+            "first_id": page.items[0].id if read else None,
+            "last_id": page.items[-1].id if read else None,
+        },
+        "previous": before,
+    }
+    try:
+        return record_access(
+            session,
+            principal,
+            "audit.feed",
+            filters=feed_filters(filters),
+            details=details,
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
+    except IntegrityError:  # another worker recorded this collector's hour first
+        session.rollback()
+        return None

@@ -1,0 +1,193 @@
+"""The feed over HTTP: order, cursors, Link, scope, since, 410 after a purge, bad input."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from audit_app.audit.feed import FeedCursor, read_feed, record_poll
+from audit_app.audit.filters import AuditFilters
+from audit_app.audit.ingest import ingest_events
+from audit_app.audit.retention import purge_expired, set_default_retention
+from audit_app.models import AuditLog, utcnow
+from tests.api.conftest import World, event
+from tests.trust.helpers import SUPER
+
+FEED = "/api/v1/admin/audit/feed"
+
+
+def follow(
+    client: TestClient, headers: dict[str, str], url: str = FEED, *, until: int = 0, **params: Any
+) -> tuple[list[str], str]:
+    """Follow the Link header until an empty answer after `until` events; the ids seen (without
+    audit.feed) and the last URL.
+
+    On PostgreSQL any long transaction in the cluster holds the feed back (never loses events):
+    an empty answer before `until` events is polled again, as a collector would, for up to a minute.
+    """
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    response = client.get(url, headers=headers, params=params or None)
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        seen += [item["id"] for item in body["items"] if item["action"] != "audit.feed"]
+        link = response.headers["link"]
+        assert link.startswith("<http")
+        assert link.endswith('>; rel="next"')
+        next_url = link[1 : link.index(">")]
+        assert parse_qs(urlsplit(next_url).query)["after"] == [body["next"]]
+        if not body["items"] and (len(seen) >= until or time.monotonic() > deadline):
+            return seen, next_url
+        if not body["items"]:
+            time.sleep(0.2)
+        response = client.get(next_url, headers=headers)
+
+
+def poll(client: TestClient, headers: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
+    """The first answer with events (waiting out a held-back PostgreSQL horizon, see `follow`)."""
+    deadline = time.monotonic() + 60
+    while True:
+        response = client.get(FEED, headers=headers, params=params)
+        assert response.status_code == 200, response.text
+        if response.json()["items"] or time.monotonic() > deadline:
+            return dict(response.json())
+        time.sleep(0.2)
+
+
+def feed_order(session: Session, ids: set[str]) -> list[str]:
+    """`ids` in feed order, as the database orders them."""
+    stmt = select(col(AuditLog.id)).where(col(AuditLog.id).in_(ids)).order_by(col(AuditLog.feed_pos), col(AuditLog.id))
+    return list(session.execute(stmt).scalars())
+
+
+def test_following_next_yields_every_event_once_in_feed_order(
+    client: TestClient, world: World, session: Session, as_super: dict[str, str]
+) -> None:
+    seen, last = follow(client, as_super, limit=3, until=11)
+    assert seen == feed_order(session, world.all)
+    assert len(seen) == len(set(seen)) == 11
+    # A new event is picked up from the last link; nothing seen before comes again.
+    (new_id,) = ingest_events(session, [event("acme", datetime(2026, 3, 9, tzinfo=UTC))])
+    session.commit()
+    again, _ = follow(client, as_super, url=last, until=1)
+    assert again == [new_id]
+
+
+def test_scope_and_filters(
+    client: TestClient,
+    world: World,
+    as_acme: dict[str, str],
+    as_northwind: dict[str, str],
+    as_super: dict[str, str],
+) -> None:
+    assert set(follow(client, as_acme, until=4)[0]) == world.of("acme")
+    assert set(follow(client, as_northwind, until=6)[0]) == world.of("acme", "globex")
+    assert set(follow(client, as_super, until=1, partner_id="northwind", result="failure")[0]) == {world.ids["acme"][2]}
+    assert set(follow(client, as_super, until=1, action="role.assign")[0]) == {world.ids["acme"][1]}
+    assert client.get(FEED, headers=as_acme, params={"tenant_id": "globex"}).status_code == 403
+    assert client.get(FEED, headers=as_northwind, params={"partner_id": "southwind"}).status_code == 403
+
+
+def test_an_empty_answer_keeps_the_cursor_and_still_links(client: TestClient, as_super: dict[str, str]) -> None:
+    response = client.get(FEED, headers=as_super, params={"tenant_id": "nobody"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["items"] == []
+    assert "tenant_id=nobody" in response.headers["link"]
+    again = client.get(FEED, headers=as_super, params={"tenant_id": "nobody", "after": body["next"]})
+    assert again.json() == body
+
+
+def test_since_starts_at_events_ingested_from_then(
+    client: TestClient, session: Session, as_super: dict[str, str]
+) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    batches = [
+        ingest_events(session, [event("acme", start), event("acme", start)], now=start + timedelta(hours=hour))
+        for hour in range(3)
+    ]
+    session.commit()
+    since = (start + timedelta(hours=1)).isoformat()
+    assert follow(client, as_super, until=4, since=since)[0] == feed_order(session, set(batches[1] + batches[2]))
+    # Nothing ingested yet at `since`: the answer is empty and its cursor waits at `since`.
+    later = (start + timedelta(days=1)).isoformat()
+    seen, last = follow(client, as_super, since=later)
+    assert seen == []
+    (new_id,) = ingest_events(session, [event("acme", start)], now=start + timedelta(days=2))
+    session.commit()
+    assert follow(client, as_super, url=last, until=1)[0] == [new_id]
+
+
+def test_a_cursor_into_purged_history_is_gone_with_the_oldest_since(
+    client: TestClient, session: Session, as_super: dict[str, str]
+) -> None:
+    old = utcnow() - timedelta(days=60)
+    ingest_events(session, [event("acme", old) for _ in range(3)], now=old)
+    session.commit()
+    first = poll(client, as_super, {"limit": 2})
+    kept = ingest_events(session, [event("acme", utcnow())])
+    session.commit()
+    set_default_retention(session, SUPER, 30)
+    purge_expired(session, SUPER)
+    gone = client.get(FEED, headers=as_super, params={"after": first["next"]})
+    assert gone.status_code == 410
+    oldest = session.execute(select(col(AuditLog.ingested_at)).where(col(AuditLog.id).in_(kept))).scalar_one()
+    restarted = poll(client, as_super, {"since": gone.json()["since"]})
+    assert datetime.fromisoformat(gone.json()["since"]) <= oldest
+    assert kept[0] in {item["id"] for item in restarted["items"]}
+
+
+@pytest.mark.parametrize(
+    ("params", "loc"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"after": "not-a-cursor"}, "after"),
+        ({"after": "eyJwIjoiYSIsImkiOjF9"}, "after"),  # {"p":"a","i":1}
+        ({"since": "yesterday"}, "since"),
+        ({"format": "xml"}, "format"),
+        ({"tenant_id": "a\x00b"}, "tenant_id"),
+    ],
+)
+def test_bad_input_is_422_naming_the_parameter(
+    client: TestClient, as_super: dict[str, str], params: dict[str, Any], loc: str
+) -> None:
+    response = client.get(FEED, headers=as_super, params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", loc]
+
+
+def test_reading_needs_audit_read(client: TestClient, make_token: Any) -> None:
+    token = make_token("super_admin", scope="audit:export")
+    assert client.get(FEED, headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    assert client.get(FEED).status_code == 401
+
+
+def test_polls_are_recorded_once_per_collector_and_hour(session: Session, world: World) -> None:
+    filters = AuditFilters(tenant_id="acme")
+    page = read_feed(session, SUPER, filters, FeedCursor(), 2)
+    hour = datetime(2026, 3, 5, 10, tzinfo=UTC)
+    first = record_poll(session, SUPER, filters, "json", page, now=hour + timedelta(minutes=5))
+    assert first is not None
+    assert record_poll(session, SUPER, filters, "json", page, now=hour + timedelta(minutes=50)) is None
+    other = record_poll(session, SUPER, AuditFilters(), "json", page, now=hour + timedelta(minutes=51))
+    assert other is not None  # another feed of the same caller is another collector
+    later = record_poll(session, SUPER, filters, "json", page, now=hour + timedelta(hours=1, minutes=1))
+    assert later is not None
+    recorded = session.get(AuditLog, later)
+    assert recorded is not None
+    assert recorded.action == "audit.feed"
+    assert recorded.tenant_id == "acme"
+    assert recorded.details["filters"] == {"tenant_id": "acme"}
+    assert recorded.details["read"] == {"events": 2, "first_id": page.items[0].id, "last_id": page.items[1].id}
+    assert recorded.details["previous"] == {"hour": hour.isoformat(), "polls": 2, "events": 4}
+    feed_events = select(col(AuditLog.id)).where(col(AuditLog.action) == "audit.feed")
+    assert len(session.execute(feed_events).all()) == 3
