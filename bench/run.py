@@ -20,8 +20,10 @@ import platform
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import psutil
 import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
@@ -57,6 +61,12 @@ AUDIT = "/api/v1/admin/audit"
 SUPER = Principal(sub="bench-super", email="", role="super_admin")
 PARTNER = Principal(sub="bench-partner", email="", role="partner_admin", partner_id="northwind")
 TENANT = Principal(sub="bench-tenant", email="", role="tenant_admin", tenant_id="acme")
+EXPORT_KEY = (
+    Ed25519PrivateKey.generate()
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
+)
+EXPORT_FORMATS = ("csv", "bundle")  # the evidence bundle is timed right after the plain CSV of the same rows
 
 
 @dataclass
@@ -198,6 +208,7 @@ def api_server(url: str) -> Iterator[tuple[str, psutil.Process]]:
     """uvicorn serving `audit_app.api:app` on a free loopback port against `url`."""
     port = free_port()
     env = dict(os.environ, AUDIT_DATABASE_URL=url, AUDIT_JWT_SECRET=SECRET, AUDIT_DEMO="0")
+    env["AUDIT_EXPORT_SIGNING_KEY"] = EXPORT_KEY
     cmd = [sys.executable, "-m", "uvicorn", "audit_app.api:app", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(cmd, env=env, cwd=RESULTS.parent.parent)
@@ -467,11 +478,19 @@ class PeakRss:
         self._thread.join()
 
 
+def export_case(fmt: str, rows: int, total: int) -> str:
+    """The name of an export case: "export csv 100,000 rows", "export bundle all"."""
+    return f"export {fmt} {rows:,} rows" if rows < total else f"export {fmt} all"
+
+
 def measure_export(
-    base: str, url: str, settings: Settings, server: psutil.Process, rows: int, total: int
+    base: str, url: str, settings: Settings, server: psutil.Process, rows: int, total: int, fmt: str = "csv"
 ) -> dict[str, Any]:
-    """Stream a CSV export of `rows` newest events (all of them when rows >= total)."""
-    params: dict[str, Any] = {"format": "csv"}
+    """Stream an export (CSV, or an evidence bundle) of `rows` newest events (all of them when rows >= total).
+
+    A bundle is written to a temporary file as it arrives and its row count read from its manifest.
+    """
+    params: dict[str, Any] = {"format": fmt}
     if rows < total:
         with Session(engine_for(url)) as session:
             start = session.execute(
@@ -482,17 +501,29 @@ def measure_export(
     rss_before = server.memory_info().rss / 2**20
     lines = 0
     size = 0
-    with PeakRss(server) as rss, httpx.Client(base_url=base, timeout=httpx.Timeout(600.0)) as client:
+    with (
+        tempfile.TemporaryFile() as saved,
+        PeakRss(server) as rss,
+        httpx.Client(base_url=base, timeout=httpx.Timeout(600.0)) as client,
+    ):
         started = time.perf_counter()
         with client.stream("GET", f"{AUDIT}/export", params=params, headers=headers) as response:
             response.raise_for_status()
             for chunk in response.iter_bytes():
                 size += len(chunk)
-                lines += chunk.count(b"\r\n")
+                if fmt == "csv":
+                    lines += chunk.count(b"\r\n")
+                else:
+                    saved.write(chunk)
         seconds = time.perf_counter() - started
-    exported = lines - 1  # the header; seeded fields hold no line breaks
+        if fmt == "csv":
+            exported = lines - 1  # the header; seeded fields hold no line breaks
+        else:
+            with zipfile.ZipFile(saved) as bundle:
+                exported = json.loads(bundle.read("manifest.json"))["events"]["rows"]
+    name = export_case(fmt, rows, total)
     result = {
-        "case": f"export csv {rows:,} rows" if rows < total else f"export csv all ({exported:,} rows)",
+        "case": name if rows < total else f"{name} ({exported:,} rows)",
         "rows": exported,
         "seconds": round(seconds, 2),
         "rows_per_s": round(exported / seconds),
@@ -501,10 +532,30 @@ def measure_export(
         "server_rss_peak_mib": round(rss.peak, 1),
     }
     log(
-        f"  {result['case']:28s} {result['rows_per_s']:>9,} rows/s  {seconds:6.1f} s  "
+        f"  {result['case']:28s} {result['rows_per_s']:>9,} rows/s  {seconds:6.1f} s  {size / 2**20:7.1f} MB  "
         f"RSS {rss_before:.0f} -> peak {rss.peak:.0f} MiB"
     )
     return result
+
+
+def measure_exports(
+    base: str, url: str, settings: Settings, server: psutil.Process, total: int, cases: list[str] | None
+) -> list[dict[str, Any]]:
+    """Each export size in each format; a bundle's row also gives its rows/s as a share of the CSV's."""
+    results: list[dict[str, Any]] = []
+    for rows in sorted({min(100_000, total), total}):
+        plain: dict[str, Any] | None = None
+        for fmt in EXPORT_FORMATS:
+            if not _selected(export_case(fmt, rows, total), cases):
+                continue
+            result = measure_export(base, url, settings, server, rows, total, fmt)
+            if fmt == "csv":
+                plain = result
+            elif plain is not None:
+                result["share_of_csv_rate"] = round(result["rows_per_s"] / plain["rows_per_s"], 2)
+                log(f"  {'':28s} bundle / csv rows/s = {result['share_of_csv_rate']:.2f}")
+            results.append(result)
+    return results
 
 
 def measure_ingest(base: str, settings: Settings, batches: int, clients: int = 1) -> dict[str, Any]:
@@ -599,11 +650,7 @@ def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: 
             for clients in (1, 2)
             if args.ingest_batches and _selected(INGEST_CASES[clients], args.cases)
         ]
-        report["exports"] = [
-            measure_export(base, url, settings, server, rows, total)
-            for rows in sorted({min(100_000, total), total})
-            if _selected(f"export csv {rows:,} rows" if rows < total else "export csv all", args.cases)
-        ]
+        report["exports"] = measure_exports(base, url, settings, server, total, args.cases)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
     if private:
@@ -680,8 +727,9 @@ def print_table(report: dict[str, Any]) -> None:
     print("|---|---:|---:|---:|")
     for row in report["exports"]:
         print(
-            f"| {row['case']} | {row['rows_per_s']:,} rows/s | {row['seconds']} s | "
-            f"{row['server_rss_before_mib']} -> {row['server_rss_peak_mib']} MiB |"
+            f"| {row['case']} | {row['rows_per_s']:,} rows/s"
+            + (f" ({row['share_of_csv_rate']:.2f} of CSV)" if "share_of_csv_rate" in row else "")
+            + f" | {row['seconds']} s | {row['server_rss_before_mib']} -> {row['server_rss_peak_mib']} MiB |"
         )
     for ingest in report.get("ingest") or []:
         print(f"| {ingest['case']} | {ingest['events_per_s']:,} events/s | batch p50 {ingest['batch_p50_ms']} ms | |")
@@ -714,7 +762,7 @@ def combined_table(reports: list[dict[str, Any]]) -> str:
                 if e
                 else "-"
             )
-        label = "export CSV, 100,000 rows" if index == 0 else "export CSV, all rows"
+        label = _case_key(first["exports"][index]["case"])
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for index, ingest in enumerate(first.get("ingest") or []):
         cells = []

@@ -17,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Browser, Locator, Page, Playwright, Route, expect, sync_playwright
 from sqlmodel import Session
 
@@ -80,6 +82,14 @@ class Console:
         return issue_token(self.settings, role=role, ttl=ttl, **claims)  # type: ignore[arg-type]
 
 
+E2E_EXPORT_KEY = (
+    Ed25519PrivateKey.generate()
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
+)
+"""The console's export-signing key (given, so demo mode writes no key file into the project)."""
+
+
 def _serving(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local test server)
@@ -99,6 +109,7 @@ def _environment(database_url: str, port: int) -> dict[str, str]:
         AUDIT_DATABASE_URL=database_url,
         AUDIT_DEMO="1",
         AUDIT_JWT_SECRET=E2E_SECRET,
+        AUDIT_EXPORT_SIGNING_KEY=E2E_EXPORT_KEY,
         AUDIT_CORS_ORIGINS=f"http://127.0.0.1:{port},http://localhost:{port}",
         PYTHONUNBUFFERED="1",
     )

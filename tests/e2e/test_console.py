@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -14,6 +16,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlmodel import col
 
+from audit_app.__main__ import main
 from audit_app.audit.export import iter_events
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import list_events
@@ -218,13 +221,14 @@ def test_related_events_link_opens_the_filtered_view(page: Page, console: Consol
     expect_total(page, total(console, "partner", AuditFilters(actor_id=actor_id)))
 
 
-def _download_csv(page: Page) -> tuple[list[dict[str, str]], str]:
+def _download(page: Page, choice: str) -> tuple[Path, str]:
+    """Pick `choice` in the Export menu; the downloaded file and the toast's text."""
     with page.expect_download() as download:
-        page.get_by_role("button", name="Export CSV").click()
-    toast = page.get_by_text(re.compile(r"Export started: [\d,]+ rows?"))
+        page.get_by_role("button", name="Export", exact=True).click()
+        page.get_by_role("menuitem", name=choice, exact=True).click()
+    toast = page.get_by_text(re.compile(r"Export started: [\d,]+ rows?")).last
     expect(toast).to_be_visible()
-    text = Path(download.value.path()).read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO(text))), toast.inner_text()
+    return Path(download.value.path()), toast.inner_text()
 
 
 def test_export_csv_holds_exactly_the_filtered_view(page: Page, console: Console) -> None:
@@ -233,14 +237,45 @@ def test_export_csv_holds_exactly_the_filtered_view(page: Page, console: Console
     filters = AuditFilters(result="failure")
     expected_total = total(console, "partner", filters)
     expect_total(page, expected_total)
-    rows, toast = _download_csv(page)
+    path, toast = _download(page, "CSV")
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     with console.session() as session:
         expected = [e.id for e in iter_events(session, console.principal("partner"), filters)]
     assert [row["id"] for row in rows] == expected
     assert len(expected) == expected_total > 25
-    assert f"{expected_total:,} row" in toast
+    assert f"{expected_total:,} rows in CSV" in toast
     assert {row["result"] for row in rows} == {"failure"}
     assert {TENANT_PARTNER[row["tenant_id"]] for row in rows} == {"northwind"}
+
+
+def test_export_menu_downloads_csv_for_excel_and_a_bundle_that_verifies(
+    page: Page, console: Console, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_in(page, "tenant")
+    page.goto("/events?result=denied")
+    filters = AuditFilters(result="denied")
+    expected_total = total(console, "tenant", filters)
+    expect_total(page, expected_total)
+    with console.session() as session:
+        expected = [e.id for e in iter_events(session, console.principal("tenant"), filters)]
+
+    excel, toast = _download(page, "CSV for Excel")
+    assert "in CSV for Excel" in toast
+    data = excel.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert [row["id"] for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))] == expected
+
+    bundle, toast = _download(page, "Evidence bundle (.zip)")
+    assert f"{expected_total:,} row" in toast
+    with zipfile.ZipFile(bundle) as archive:
+        assert archive.namelist() == ["events.csv", "manifest.json", "manifest.sig"]
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["exported_by"]["sub"] == "demo-tenant"
+    assert manifest["events"]["rows"] == len(expected)
+    capsys.readouterr()
+    keys_url = f"{console.base_url}/api/v1/admin/audit/export-keys"
+    assert main(["verify-export", str(bundle), "--keys-url", keys_url]) == 0, capsys.readouterr().out
+    assert "VERIFIED: the bundle is intact." in capsys.readouterr().out
 
 
 def test_charts_render_and_a_click_filters_the_events(page: Page, console: Console) -> None:
@@ -326,7 +361,8 @@ def test_a_tenant_admin_never_sees_another_tenant(page: Page, console: Console) 
     # the export holds only acme
     page.goto("/events?result=failure")
     expect_total(page, total(console, "tenant", AuditFilters(result="failure")))
-    rows, _ = _download_csv(page)
+    path, _ = _download(page, "CSV")
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     assert rows
     assert {row["tenant_id"] for row in rows} == {"acme"}
     # the statistics: pickers and numbers of acme only

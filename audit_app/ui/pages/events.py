@@ -1,4 +1,4 @@
-"""The events page: filters, the results table with paging, the detail drawer, CSV export."""
+"""The events page: filters, the results table with paging, the detail drawer, the Export menu."""
 
 # State attributes are Vars when a page is built, but mypy sees their Python types.
 # mypy: disable-error-code="index,operator,attr-defined,arg-type"
@@ -199,14 +199,24 @@ def toolbar() -> rx.Component:
             href="/statistics?" + EventsState.query_string,
             underline="none",
         ),
-        rx.button(
-            rx.icon("download", size=14),
-            "Export CSV",
-            on_click=EventsState.export_csv,
-            loading=EventsState.exporting,
-            disabled=EventsState.total == 0,
-            variant="outline",
-            size="2",
+        rx.menu.root(
+            rx.menu.trigger(
+                rx.button(
+                    rx.icon("download", size=14),
+                    "Export",
+                    rx.icon("chevron-down", size=14),
+                    loading=EventsState.exporting,
+                    disabled=EventsState.total == 0,
+                    variant="outline",
+                    size="2",
+                ),
+            ),
+            rx.menu.content(
+                rx.menu.item("CSV", on_click=EventsState.export_file("csv")),
+                rx.menu.item("CSV for Excel", on_click=EventsState.export_file("excel")),
+                rx.menu.separator(),
+                rx.menu.item("Evidence bundle (.zip)", on_click=EventsState.export_file("bundle")),
+            ),
         ),
         align="center",
         width="100%",

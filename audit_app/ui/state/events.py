@@ -1,4 +1,4 @@
-"""The events page: filters from the URL, one page of results, the detail drawer, CSV export."""
+"""The events page: filters from the URL, one page of results, the detail drawer, the exports."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import record_access
 from audit_app.audit.query import count_events, get_event, list_actions, list_events, list_resource_types, list_results
 from audit_app.audit.scope import Scope
+from audit_app.audit.signing import export_keys
 from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_download_token
-from audit_app.settings import get_settings
+from audit_app.settings import ConfigError, get_settings
 from audit_app.ui.state.auth import current_principal
 from audit_app.ui.state.present import change_rows, event_fields, event_row, pretty_details, related_links
 from audit_app.ui.state.session import in_thread
@@ -42,6 +43,12 @@ DOWNLOAD_SCRIPT = (
     " document.body.appendChild(a); a.click(); a.remove(); })()"
 )
 EXPORT_ROUTE = "/api/v1/admin/audit/export"
+EXPORT_KINDS: dict[str, tuple[dict[str, str], str]] = {
+    "csv": ({"format": "csv"}, "in CSV"),
+    "excel": ({"format": "csv", "excel": "1"}, "in CSV for Excel"),
+    "bundle": ({"format": "bundle"}, "in an evidence bundle"),
+}
+"""The Export menu's choices: the export route's parameters and how the toast names the file."""
 FILTERABLE = ("actor_id", "action", "resource_type", "resource_id", "ip_address", "tenant_id", "result")
 
 
@@ -262,17 +269,20 @@ class EventsState(rx.State):
         self.related = related_links(event)
 
     @rx.event
-    async def export_csv(self) -> AsyncIterator[Any]:
-        """Start a CSV download of exactly the filtered view through the streaming export route."""
+    async def export_file(self, kind: str) -> AsyncIterator[Any]:
+        """Start a download of exactly the filtered view (`kind`: csv, excel or bundle) through the export route."""
         principal = await self._principal()
         if not isinstance(principal, Principal):
             yield principal
             return
+        params, described = EXPORT_KINDS.get(kind, EXPORT_KINDS["csv"])
         try:
             principal.require_scope(SCOPE_EXPORT)
             view = ViewQuery.from_params(self.router.url.query_parameters)
             filters: AuditFilters = view.filters(datetime.now(UTC))
-        except (ForbiddenError, FilterError) as exc:
+            if kind == "bundle":
+                export_keys(get_settings()).signer()
+        except (ForbiddenError, FilterError, ConfigError) as exc:
             yield rx.toast.error(str(exc), close_button=True)
             return
         self.exporting = True
@@ -284,10 +294,10 @@ class EventsState(rx.State):
             yield rx.toast.error(str(exc), close_button=True)
             return
         token = issue_download_token(get_settings(), principal)
-        url = f"{EXPORT_ROUTE}?" + urlencode({"format": "csv", "download_token": token, **filters_params(filters)})
+        url = f"{EXPORT_ROUTE}?" + urlencode({**params, "download_token": token, **filters_params(filters)})
         self.exporting = False
         yield rx.toast.success(
-            f"Export started: {total:,} row{'s' if total != 1 else ''} in CSV.",
+            f"Export started: {total:,} row{'s' if total != 1 else ''} {described}.",
             description="Your browser is downloading the file.",
             close_button=True,
         )
