@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit_app.audit.bundle import BUNDLE_COLUMNS, EVENTS_FILE, MANIFEST_FILE, SIGNATURE_FILE, chain_ranges
+from audit_app.audit.bundle import BUNDLE_COLUMNS, EVENTS_FILE, MANIFEST_FILE, SIGNATURE_FILE, ChainRanges
 from audit_app.audit.export import FORMULA_PREFIXES
 from audit_app.audit.integrity import event_hash
 from audit_app.audit.signing import jwk_public_key, key_id, verify_signature
@@ -244,13 +244,14 @@ def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any]) -> list[C
 
 def _check_chains(check: Check, manifest: dict[str, Any], seen: dict[tuple[str, int], tuple[str, str, int]]) -> None:
     """The manifest's per-tenant ranges and rows are those of the file, and no row lies past its chain head."""
-    ranges = chain_ranges(iter(sorted(seen)))
+    ranges = ChainRanges()
+    ranges.add(sorted(seen))
     listed = {chain["tenant_id"]: chain for chain in manifest.get("chains", [])}
     if set(listed) != set(ranges.runs):
         check.fail(f"the manifest lists tenants {sorted(listed)}, the file holds {sorted(ranges.runs)}")
         return
     for tenant, chain in sorted(listed.items()):
-        if chain.get("chain_seq_ranges") != ranges.ranges(tenant) or chain.get("rows") != ranges.rows[tenant]:
+        if chain.get("chain_seq_ranges") != ranges.ranges(tenant) or chain.get("rows") != ranges.rows(tenant):
             check.fail(
                 f"tenant {tenant}: the file's chain_seq ranges {ranges.ranges(tenant)} differ from the manifest's"
             )
