@@ -8,10 +8,12 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import jwt
 
+from audit_app.oidc import ProviderKeyError, algorithms_for, provider_keys
 from audit_app.settings import ConfigError, Settings
 
 Role = Literal["super_admin", "partner_admin", "tenant_admin"]
@@ -31,8 +33,99 @@ class AuthError(Exception):
     """The caller is not authenticated (HTTP 401)."""
 
 
+class MissingCredentialsError(AuthError):
+    """The request carries no bearer token at all (HTTP 401 without an error code)."""
+
+
 class ForbiddenError(Exception):
     """The caller is authenticated but may not do this (HTTP 403)."""
+
+
+class UnmappedRoleError(AuthError):
+    """The token is genuine, but its role claim maps to no role of this product (AUDIT_ROLE_MAP)."""
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """What one entry of AUDIT_ROLE_MAP grants: a role and scopes added to the token's own."""
+
+    role: Role
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ClaimsMapping:
+    """Where a provider's token holds role, tenant, partner and scopes (AUDIT_*_CLAIM, AUDIT_ROLE_MAP)."""
+
+    role_claim: str = "role"
+    tenant_claim: str = "tenant_id"
+    partner_claim: str = "partner_id"
+    scope_claim: str = "scope"
+    role_map: tuple[tuple[str, RoleGrant], ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClaimsMapping:
+        """The mapping configured; raises ConfigError when AUDIT_ROLE_MAP cannot be read."""
+        return _claims_mapping(
+            settings.role_claim, settings.tenant_claim, settings.partner_claim, settings.scope_claim, settings.role_map
+        )
+
+    def grant_for(self, values: list[str]) -> RoleGrant | None:
+        """The first AUDIT_ROLE_MAP entry (in its order) naming one of the token's role values."""
+        return next((grant for name, grant in self.role_map if name in values), None)
+
+
+OWN_CLAIMS = ClaimsMapping()  # the claim names of tokens this product issues itself
+
+
+def parse_role_map(text: str) -> tuple[tuple[str, RoleGrant], ...]:
+    """Read AUDIT_ROLE_MAP: `group=role:scope scope,other-group=role:scope` (scopes optional)."""
+    entries: list[tuple[str, RoleGrant]] = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, grant = entry.rpartition("=")
+        role, _, scopes = grant.partition(":")
+        role = role.strip()
+        if not equals or not name.strip() or role not in ROLES:
+            raise ConfigError(
+                f"Invalid AUDIT_ROLE_MAP entry {entry!r}: write PROVIDER_ROLE=ROLE:SCOPES with ROLE one of "
+                f"{', '.join(ROLES)}, e.g. audit-viewers=tenant_admin:audit:read"
+            )
+        entries.append((name.strip(), RoleGrant(role=role, scopes=frozenset(scopes.split()))))  # type: ignore[arg-type]
+    return tuple(entries)
+
+
+@lru_cache(maxsize=8)
+def _claims_mapping(role: str, tenant: str, partner: str, scope: str, role_map: str | None) -> ClaimsMapping:
+    return ClaimsMapping(role, tenant, partner, scope, parse_role_map(role_map) if role_map else ())
+
+
+def claim_at(claims: dict[str, Any], path: str) -> Any:
+    """The value at a dotted claim path (`realm_access.roles`), or None."""
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _strings(value: Any, claim: str) -> list[str]:
+    """A claim holding a string (space-separated for scopes) or a list of strings, as a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise AuthError(f"The {claim!r} claim must be a string or a list of strings.")
+
+
+def _single(value: Any, claim: str) -> str | None:
+    """A tenant or partner claim: one string, or a list holding exactly one."""
+    values = _strings(value, claim)
+    if len(values) > 1:
+        raise AuthError(f"The {claim!r} claim names {len(values)} values; it must name one.")
+    return values[0] if values else None
 
 
 @dataclass(frozen=True)
@@ -62,26 +155,62 @@ class Principal:
         return f"tenant {self.tenant_id}"
 
 
-def _verification_key(settings: Settings) -> str:
-    if settings.jwt_public_key:
-        return settings.jwt_public_key
-    if settings.jwt_secret:
-        return settings.jwt_secret
-    raise ConfigError("No token key is configured (AUDIT_JWT_SECRET or AUDIT_JWT_PUBLIC_KEY).")
+@dataclass(frozen=True)
+class TokenCheck:
+    """How one bearer token is verified: key, algorithms, expected issuer and audience, claim names."""
+
+    key: Any
+    algorithms: list[str]
+    issuer: str | None
+    audience: str | None
+    mapping: ClaimsMapping
+
+
+def _token_check(token: str, settings: Settings) -> TokenCheck:
+    """Provider tokens (those naming a `kid`, when a JWKS is configured) go to the provider's key
+    of that `kid`; every other token to the local key (AUDIT_JWT_SECRET or AUDIT_JWT_PUBLIC_KEY)."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"Invalid token: {exc}.") from None
+    local_key = settings.jwt_public_key or settings.jwt_secret
+    if settings.uses_provider_keys and (kid is not None or not local_key):
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("Invalid token: it names no signing key (`kid` header) of the identity provider.")
+        try:
+            key = provider_keys(settings).signing_key(kid)
+            algorithms = algorithms_for(key)
+        except ProviderKeyError as exc:
+            raise AuthError(f"The token's signing key is unavailable: {exc}.") from None
+        return TokenCheck(
+            key.key,  # the bare public key: a PyJWK would pin PyJWT to its one default algorithm
+            algorithms,
+            settings.token_issuer,
+            settings.token_audience,
+            ClaimsMapping.from_settings(settings),
+        )
+    if not local_key:
+        raise ConfigError("No token key is configured (AUDIT_JWT_SECRET or AUDIT_JWT_PUBLIC_KEY).")
+    return TokenCheck(local_key, settings.jwt_algorithms, settings.jwt_issuer, settings.jwt_audience, OWN_CLAIMS)
 
 
 def decode_token(token: str, settings: Settings) -> Principal:
-    """Verify a bearer token and return its Principal, or raise AuthError saying why."""
+    """Verify a bearer token and return its Principal, or raise AuthError saying why.
+
+    With provider keys configured, the first token naming a new `kid` may fetch the provider's
+    key set (a blocking HTTP call): async callers run this in a worker thread.
+    """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise AuthError("Missing or oversized bearer token.")
-    options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(settings.jwt_audience)}
+    check = _token_check(token, settings)
+    options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(check.audience)}
     try:
         claims = jwt.decode(
             token,
-            _verification_key(settings),
-            algorithms=settings.jwt_algorithms,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            check.key,
+            algorithms=check.algorithms,
+            audience=check.audience,
+            issuer=check.issuer,
             options=options,  # type: ignore[arg-type]
             leeway=5,
         )
@@ -91,7 +220,7 @@ def decode_token(token: str, settings: Settings) -> Principal:
         raise AuthError(f"Invalid token: {exc}.") from None
     if claims.get("use") == DOWNLOAD_TOKEN_USE:
         raise AuthError("A download token is not a bearer token; it only works as `download_token` of an export.")
-    return principal_from_claims(claims)
+    return principal_from_claims(claims, check.mapping)
 
 
 def download_signing_key(settings: Settings) -> str:
@@ -159,26 +288,48 @@ def check_claim_values(claims: dict[str, Any]) -> None:
             raise AuthError(f"Invalid token: the {name!r} claim is longer than {limit} characters.")
 
 
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
-    """Check the claims a role needs and build the Principal."""
+def role_and_scopes(claims: dict[str, Any], mapping: ClaimsMapping) -> tuple[Role, frozenset[str]]:
+    """The role a token's role claim gives (through AUDIT_ROLE_MAP when set) and the scopes that adds."""
+    values = _strings(claim_at(claims, mapping.role_claim), mapping.role_claim)
+    if mapping.role_map:
+        grant = mapping.grant_for(values)
+        if grant is None:
+            raise UnmappedRoleError(
+                f"No role: the {mapping.role_claim!r} claim ({', '.join(values) or 'absent'}) matches no "
+                "entry of AUDIT_ROLE_MAP, so this person may not see audit logs."
+            )
+        return grant.role, grant.scopes
+    if not values:
+        return "tenant_admin", frozenset()
+    role = next((value for value in values if value in ROLES), None)
+    if role is None:
+        raise AuthError(f"Unknown role {values[0]!r} in token.")
+    return role, frozenset()  # type: ignore[return-value]
+
+
+def principal_from_claims(claims: dict[str, Any], mapping: ClaimsMapping = OWN_CLAIMS) -> Principal:
+    """Check the claims a role needs and build the Principal, reading them where `mapping` says."""
     check_claim_values(claims)
-    role = claims.get("role", "tenant_admin")
-    if role not in ROLES:
-        raise AuthError(f"Unknown role {role!r} in token.")
-    tenant_id = claims.get("tenant_id")
-    partner_id = claims.get("partner_id")
-    if role == "tenant_admin" and not isinstance(tenant_id, str):
-        raise AuthError("A tenant_admin token must carry a tenant_id claim.")
-    if role == "partner_admin" and not isinstance(partner_id, str):
-        raise AuthError("A partner_admin token must carry a partner_id claim.")
-    scope = claims.get("scope", "")
-    if not isinstance(scope, str):
-        raise AuthError("The scope claim must be a space-separated string.")
+    role, granted_scopes = role_and_scopes(claims, mapping)
+    tenant_id = _single(claim_at(claims, mapping.tenant_claim), mapping.tenant_claim)
+    partner_id = _single(claim_at(claims, mapping.partner_claim), mapping.partner_claim)
+    for name, value in (("tenant_id", tenant_id), ("partner_id", partner_id)):
+        if value is not None and len(value) > CLAIM_MAX_LENGTHS[name]:
+            raise AuthError(f"Invalid token: the {name} is longer than {CLAIM_MAX_LENGTHS[name]} characters.")
+    if role == "tenant_admin" and tenant_id is None:
+        raise AuthError(f"A tenant_admin token must carry a {mapping.tenant_claim} claim.")
+    if role == "partner_admin" and partner_id is None:
+        raise AuthError(f"A partner_admin token must carry a {mapping.partner_claim} claim.")
+    scopes = {
+        scope
+        for value in _strings(claim_at(claims, mapping.scope_claim), mapping.scope_claim)
+        for scope in value.split()
+    }
     return Principal(
         sub=str(claims["sub"]),
         email=str(claims.get("email", "")),
         role=role,
-        scopes=frozenset(scope.split()),
+        scopes=frozenset(scopes) | granted_scopes,
         tenant_id=tenant_id if role == "tenant_admin" else None,
         partner_id=partner_id if role == "partner_admin" else None,
         token_use=claims.get("use"),

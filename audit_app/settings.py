@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     cors_origins: str = "http://localhost:3000,http://127.0.0.1:3000"
     download_token_ttl: int = 120
     download_secret: str | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    jwt_jwks_url: str | None = None
+    jwks_min_refresh_seconds: float = 60.0
+    provider_timeout_seconds: float = 5.0
+    role_claim: str = "role"
+    tenant_claim: str = "tenant_id"
+    partner_claim: str = "partner_id"
+    scope_claim: str = "scope"
+    role_map: str | None = None
     export_signing_key: str | None = None
     export_public_keys: str | None = None
     max_future_skew: timedelta = timedelta(days=1)
@@ -73,6 +83,16 @@ class Settings(BaseSettings):
             value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         return value
 
+    @field_validator("oidc_issuer", "jwt_jwks_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
     @model_validator(mode="after")
     def _replica_needs_postgres(self) -> Settings:
         if self.read_database_url and (self.is_sqlite or self.read_database_url.startswith("sqlite")):
@@ -96,12 +116,34 @@ class Settings(BaseSettings):
         """The signature algorithms accepted: only those of the configured key's type."""
         return list(public_key_algorithms(self.jwt_public_key)) if self.jwt_public_key else ["HS256"]
 
+    @property
+    def uses_provider_keys(self) -> bool:
+        """True when tokens are verified by the keys an identity provider publishes (JWKS)."""
+        return bool(self.oidc_issuer or self.jwt_jwks_url)
+
+    @property
+    def token_issuer(self) -> str | None:
+        """The `iss` every bearer token must carry: AUDIT_JWT_ISSUER, else the OpenID issuer."""
+        return self.jwt_issuer or self.oidc_issuer
+
+    @property
+    def token_audience(self) -> str | None:
+        """The `aud` every bearer token must carry: AUDIT_JWT_AUDIENCE, else (provider keys) the client id."""
+        if self.jwt_audience:
+            return self.jwt_audience
+        return self.oidc_client_id if self.uses_provider_keys else None
+
     def require_signing_key(self) -> None:
         """Fail with a clear sentence when tokens could not be verified."""
-        if not (self.jwt_secret or self.jwt_public_key):
+        if not (self.jwt_secret or self.jwt_public_key or self.uses_provider_keys):
             raise ConfigError(
-                "No token key is configured: set AUDIT_JWT_SECRET (HS256) or "
-                "AUDIT_JWT_PUBLIC_KEY (PEM), or AUDIT_DEMO=1 for a local demo."
+                "No token key is configured: set AUDIT_JWT_SECRET (HS256), AUDIT_JWT_PUBLIC_KEY (PEM), "
+                "AUDIT_OIDC_ISSUER or AUDIT_JWT_JWKS_URL, or AUDIT_DEMO=1 for a local demo."
+            )
+        if self.uses_provider_keys and not self.token_audience:
+            raise ConfigError(
+                "Tokens of an identity provider need an audience: set AUDIT_JWT_AUDIENCE "
+                "(or AUDIT_OIDC_CLIENT_ID) to the `aud` its access tokens carry for this API."
             )
         if self.jwt_public_key and not self.jwt_algorithms:
             raise ConfigError(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
+from audit_app.auth import ClaimsMapping
 from audit_app.db import check_databases
+from audit_app.oidc import provider_keys
 from audit_app.settings import ConfigError, Settings, get_settings
 
 
@@ -28,7 +30,10 @@ def checked_settings() -> Settings:
     try:
         settings = get_settings()
         settings.require_signing_key()
+        ClaimsMapping.from_settings(settings)  # AUDIT_ROLE_MAP readable
         check_databases()
     except ConfigError as exc:
         exit_with(exc)
+    if settings.uses_provider_keys:
+        provider_keys(settings).warm_up()  # unreachable: one log sentence, retried when a token needs it
     return settings

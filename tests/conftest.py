@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from audit_app.auth import ALL_SCOPES, issue_token
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.settings import Settings, get_settings
+from tests.oidc_provider import Provider, provider_of
 
 TEST_SECRET = "test-secret-" + "x" * 32
 PG_ADMIN_URL = os.environ.get("AUDIT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -65,6 +67,17 @@ def postgres_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Provider settings a developer's environment might hold; the tests set those they need.
+PROVIDER_SETTINGS = (
+    "AUDIT_OIDC_ISSUER",
+    "AUDIT_OIDC_CLIENT_ID",
+    "AUDIT_JWT_JWKS_URL",
+    "AUDIT_ROLE_CLAIM",
+    "AUDIT_TENANT_CLAIM",
+    "AUDIT_PARTNER_CLAIM",
+    "AUDIT_SCOPE_CLAIM",
+    "AUDIT_ROLE_MAP",
+)
 RETENTION_TABLES = ("retention_default", "tenant_retention", "purge_checkpoint")
 
 
@@ -101,7 +114,7 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AUDIT_DATABASE_URL", database_url)
     monkeypatch.setenv("AUDIT_JWT_SECRET", TEST_SECRET)
-    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE", "AUDIT_DEMO"):
+    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE", "AUDIT_DEMO", *PROVIDER_SETTINGS):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield get_settings()
@@ -126,3 +139,9 @@ def make_token(settings: Settings) -> TokenFactory:
         return issue_token(settings, role=role, scope=scope, ttl=ttl, **claims)
 
     return make
+
+
+@pytest.fixture
+def provider(iam_server: Any) -> Iterator[Provider]:
+    """A real OpenID provider on loopback (Canaille through pytest-iam), keys restored afterwards."""
+    yield from provider_of(iam_server)

@@ -16,12 +16,17 @@ from audit_app import __version__
 from audit_app.api import feed_routes, integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
-from audit_app.auth import AuthError, ForbiddenError
+from audit_app.auth import AuthError, ForbiddenError, MissingCredentialsError
 from audit_app.settings import Settings, get_settings
 
 
 def _unauthorized(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    """401 with the RFC 6750 challenge: `error="invalid_token"` and why, unless no token was sent."""
+    challenge = "Bearer"
+    if not isinstance(exc, MissingCredentialsError):
+        description = "".join(c for c in str(exc) if " " <= c <= "~" and c not in '"\\')
+        challenge = f'Bearer error="invalid_token", error_description="{description}"'
+    return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": challenge})
 
 
 def _forbidden(_request: Request, exc: Exception) -> JSONResponse:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
+from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from audit_app.auth import (
@@ -13,6 +14,7 @@ from audit_app.auth import (
     SCOPE_READ,
     SCOPE_WRITE,
     AuthError,
+    MissingCredentialsError,
     Principal,
     decode_download_token,
     decode_token,
@@ -66,7 +68,7 @@ SettingsDep = Annotated[Settings, Depends(current_settings)]
 def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header, or AuthError (401)."""
     if not authorization:
-        raise AuthError("Missing Authorization header; send `Authorization: Bearer <token>`.")
+        raise MissingCredentialsError("Missing Authorization header; send `Authorization: Bearer <token>`.")
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
@@ -74,9 +76,16 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
+async def verified_principal(token: str, settings: Settings) -> Principal:
+    """`decode_token`, in a worker thread when it may fetch the identity provider's keys."""
+    if settings.uses_provider_keys:
+        return await run_in_threadpool(decode_token, token, settings)
+    return decode_token(token, settings)
+
+
 async def get_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
     """The caller of a bearer-token request."""
-    return decode_token(bearer_token(authorization), settings)
+    return await verified_principal(bearer_token(authorization), settings)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -106,7 +115,7 @@ async def get_exporter(
     if download_token is not None:
         principal = decode_download_token(download_token, settings)
     else:
-        principal = decode_token(bearer_token(authorization), settings)
+        principal = await verified_principal(bearer_token(authorization), settings)
     principal.require_scope(SCOPE_EXPORT)
     return principal
 
