@@ -79,6 +79,12 @@ def test_a_person_mapped_to_no_role_is_refused_saying_why(api: TestClient, provi
     assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token", error_description="No role')
 
 
+def test_a_request_without_a_token_gets_a_bare_challenge(api: TestClient) -> None:
+    response = api.get(LIST)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"  # RFC 6750: no error code without a token
+
+
 def test_a_token_for_another_audience_is_refused(api: TestClient, provider: Provider) -> None:
     provider.client("other-app", audience=())
     person = provider.person(groups=("audit-super",))
