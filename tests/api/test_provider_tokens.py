@@ -122,16 +122,21 @@ def test_rotation_on_the_provider_needs_no_restart(api: TestClient, provider: Pr
     assert api.get(LIST, headers=bearer(newest)).status_code == 200
 
 
-def forged(kid: str, issuer: str, algorithm: str = "RS256", key: object | None = None) -> str:
-    """A token with the right claims, signed by a key the provider never published."""
-    signer = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    claims = {
+def super_admin_claims(issuer: str) -> dict[str, object]:
+    """Claims that would make a super admin of the API, if the signature held."""
+    return {
         "sub": "mallory",
         "iss": issuer,
         "aud": API_AUDIENCE,
         "exp": int(time.time()) + 300,
         "groups": ["audit-super"],
     }
+
+
+def forged(kid: str, issuer: str, algorithm: str = "RS256", key: object | None = None) -> str:
+    """A token with the right claims, signed by a key the provider never published."""
+    signer = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = super_admin_claims(issuer)
     return jwt.encode(claims, signer, algorithm=algorithm, headers={"kid": kid})  # type: ignore[arg-type]
 
 
@@ -152,13 +157,7 @@ def test_unknown_kids_refetch_the_key_set_at_most_once_a_minute(provider: Provid
 
 def hmac_forged(kid: str, issuer: str, secret: bytes) -> str:
     """An HS256 token whose secret is `secret` (PyJWT refuses to sign with a public key, attackers don't)."""
-    claims = {
-        "sub": "mallory",
-        "iss": issuer,
-        "aud": API_AUDIENCE,
-        "exp": int(time.time()) + 300,
-        "groups": ["audit-super"],
-    }
+    claims = super_admin_claims(issuer)
     header = {"alg": "HS256", "typ": "JWT", "kid": kid}
     signing_input = ".".join(base64url_encode(json.dumps(part).encode()).decode() for part in (header, claims))
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
