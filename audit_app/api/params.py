@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 
 from audit_app.audit.filters import AuditFilters
 from audit_app.models import utc
 
 PartnerQuery = Annotated[str | None, Query(description="Filter by partner (all tenants in partner)")]
+# Extensions of the reference (documented in the README): optional, after the documented parameters.
+RequestIdQuery = Annotated[str | None, Query(description="Only events of this request (correlation id)")]
+StatsPartnerQuery = Annotated[str | None, Query(description="Only the tenants of this partner")]
 
 
 def _error(name: str, value: Any, message: str) -> dict[str, Any]:
@@ -56,8 +59,9 @@ async def list_filters(
     start_time: datetime | None = None,
     end_time: datetime | None = None,
     ip_address: str | None = None,
+    request_id: RequestIdQuery = None,
 ) -> AuditFilters:
-    """The documented filters of the list (and export) endpoint."""
+    """The documented filters of the list (and export) endpoint, plus `request_id`."""
     return validated_filters(
         tenant_id=tenant_id,
         partner_id=partner_id,
@@ -70,26 +74,18 @@ async def list_filters(
         start_time=start_time,
         end_time=end_time,
         ip_address=ip_address,
+        request_id=request_id,
     )
-
-
-async def export_filters(
-    base: Annotated[AuditFilters, Depends(list_filters)],
-    request_id: Annotated[str | None, Query(description="Only events of this request (correlation id)")] = None,
-) -> AuditFilters:
-    """The list filters plus `request_id`, so the console can export its "same request" view."""
-    if request_id is None:
-        return base
-    return base.replace(**validated_filters(request_id=request_id).active())
 
 
 async def stats_filters(
     tenant_id: str | None = None,
     start_time: datetime | None = None,
     end_time: datetime | None = None,
+    partner_id: StatsPartnerQuery = None,
 ) -> AuditFilters:
-    """The documented filters of the stats endpoint."""
-    return validated_filters(tenant_id=tenant_id, start_time=start_time, end_time=end_time)
+    """The documented filters of the stats endpoint, plus `partner_id`."""
+    return validated_filters(tenant_id=tenant_id, start_time=start_time, end_time=end_time, partner_id=partner_id)
 
 
 async def feed_filters(

@@ -19,7 +19,7 @@ from audit_app.api.deps import (
     SnapshotSessionDep,
     WriterPrincipal,
 )
-from audit_app.api.params import export_filters, list_filters, stats_filters
+from audit_app.api.params import list_filters, stats_filters
 from audit_app.api.schemas import (
     ActionList,
     AuditLogPage,
@@ -70,7 +70,6 @@ ingest_router = APIRouter(prefix="/api/v1/audit", tags=["Audit ingestion"])
 
 FiltersDep = Annotated[AuditFilters, Depends(list_filters)]
 StatsFiltersDep = Annotated[AuditFilters, Depends(stats_filters)]
-ExportFiltersDep = Annotated[AuditFilters, Depends(export_filters)]
 
 
 def _client(request: Request) -> tuple[str | None, str | None]:
@@ -211,7 +210,7 @@ def export_audit_logs(
     request: Request,
     session: ReadSessionDep,
     principal: ExporterPrincipal,
-    filters: ExportFiltersDep,
+    filters: FiltersDep,
     format: Annotated[
         Literal["csv", "jsonl", "bundle"],
         Query(description="csv (with a header row), jsonl, or bundle (a signed evidence zip)"),

@@ -251,3 +251,37 @@ def test_weird_filter_values_never_cause_server_errors(client: TestClient, as_su
     for raw in ("%FF", "%ED%A0%80", "%C0%AF", "%00"):  # invalid UTF-8 and NUL, sent as raw bytes
         response = client.get(f"{LIST}?tenant_id={raw}&action={raw}", headers=as_super)
         assert response.status_code in (200, 422), (raw, response.text)
+
+
+def test_list_filters_by_request_id(
+    client: TestClient, as_super: dict[str, str], as_acme: dict[str, str], session: Session
+) -> None:
+    mine = write(session, [event("acme", at(5, 9), request_id="req-7"), event("acme", at(5, 10), request_id="req-7")])
+    write(session, [event("globex", at(5, 11), request_id="req-7"), event("acme", at(5, 12), request_id="req-8")])
+    body = get_list(client, as_super, request_id="req-7")
+    assert body["total"] == 3
+    assert {item["request_id"] for item in body["items"]} == {"req-7"}
+    assert ids_of(get_list(client, as_acme, request_id="req-7")) == set(mine)
+    assert get_list(client, as_super, request_id="req-none")["total"] == 0
+    response = client.get(LIST, params={"request_id": "req\x00"}, headers=as_super)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "request_id"]
+
+
+def test_stats_filter_by_partner_within_the_scope(
+    client: TestClient, as_super: dict[str, str], as_northwind: dict[str, str], as_acme: dict[str, str]
+) -> None:
+    everything = client.get(LIST + "stats", headers=as_super).json()
+    northwind = client.get(LIST + "stats", params={"partner_id": "northwind"}, headers=as_super).json()
+    southwind = client.get(LIST + "stats", params={"partner_id": "southwind"}, headers=as_super).json()
+    assert (everything["total"], northwind["total"], southwind["total"]) == (11, 6, 3)
+    assert "initech.secret" in southwind["by_action"]
+    assert "initech.secret" not in northwind["by_action"]
+    assert client.get(LIST + "stats", params={"partner_id": "northwind"}, headers=as_northwind).json() == northwind
+    # A window starting mid-hour counts the events of its edge directly: the partner filter holds there too.
+    scan = client.get(
+        LIST + "stats", params={"partner_id": "southwind", "start_time": "2026-03-01T00:30:00Z"}, headers=as_super
+    )
+    assert scan.json()["total"] == 3
+    for headers in (as_northwind, as_acme):
+        assert client.get(LIST + "stats", params={"partner_id": "southwind"}, headers=headers).status_code == 403

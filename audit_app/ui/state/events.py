@@ -36,8 +36,8 @@ from audit_app.ui.state.url_filters import (
 
 logger = logging.getLogger(__name__)
 LOAD_FAILED = "The events could not be loaded (the database did not answer). Try again in a moment."
-# The export route takes the documented filters only; exporting a request's events would
-# silently widen to everything else matched, so it is refused rather than inexact.
+# The export route takes every filter of the events page (request_id included), so the CSV
+# holds exactly the filtered view.
 DOWNLOAD_SCRIPT = (
     "(() => { const a = document.createElement('a'); a.href = %s; a.download = '';"
     " document.body.appendChild(a); a.click(); a.remove(); })()"
