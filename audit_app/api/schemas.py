@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +63,10 @@ class AuditStats(BaseModel):
     by_result: dict[str, int]
     by_resource_type: dict[str, int]
     by_day: list[DayCount]
+    bucket: Literal["day", "week", "month", "year"] = Field(
+        default="day",
+        description="What each `by_day` entry counts: the day, week (from Monday), month or year from its `date`",
+    )
     top_actors: list[TopActor]
     unique_actors: int
     failure_rate: float

@@ -75,7 +75,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if not isinstance(stamp, str) or not isinstance(event_id, str):
             raise TypeError(stamp)
         return utc(datetime.fromisoformat(stamp)), event_id
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, TypeError, OverflowError) as exc:  # UnicodeDecodeError is a ValueError
         raise CursorError("cursor is not valid; use the next_cursor of a previous page") from exc
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, cast, func, select
@@ -16,7 +16,6 @@ from audit_app.auth import Principal
 from audit_app.models import AuditLog, utc
 
 TOP_ACTORS = 10
-MAX_DAYS = 3660  # a window wider than ten years is shown from its first to its last event
 
 
 def _day_column(session: Session) -> Any:
@@ -32,23 +31,123 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def _window_days(first: date | None, last: date | None, filters: AuditFilters) -> list[date]:
-    """Every day of the window; an open side runs to the first or last event."""
+BUCKET_SIZES = ("day", "week", "month", "year")
+MAX_BUCKETS = 400  # the bucket size is the smallest that keeps an answer within this many buckets
+# The window is cut to the days the splitting into days and hours can step through without overflow.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _representable(filters: AuditFilters) -> AuditFilters | None:
+    """`filters` with the window cut to [EARLIEST, LATEST]; None when nothing of it is left."""
+    start, end = filters.start_time, filters.end_time
+    if (start is not None and start >= LATEST) or (end is not None and end <= EARLIEST):
+        return None
+    return filters.replace(
+        start_time=None if start is None else max(start, EARLIEST),
+        end_time=None if end is None else min(end, LATEST),
+    )
+
+
+def _window_range(first: date | None, last: date | None, filters: AuditFilters) -> tuple[date, date] | None:
+    """The first and last day of the window; an open side runs to the first or last event."""
     start = filters.start_time.date() if filters.start_time else first
-    end = (filters.end_time - timedelta(microseconds=1)).date() if filters.end_time else last
+    try:
+        end = (filters.end_time - timedelta(microseconds=1)).date() if filters.end_time else last
+    except OverflowError:  # a window ending at the very first instant holds nothing
+        return None
     if start is None or end is None or end < start:
-        return []
-    if (end - start).days > MAX_DAYS:
-        if first is None or last is None:
-            return []  # a huge empty window would be millions of zero days
-        start, end = max(start, first), min(end, last)
-        if end < start:
-            return []
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        return None
+    return start, end
+
+
+def _bucket_start(day: date, size: str) -> date:
+    """The first day of the bucket of `size` holding `day` (weeks start on Monday)."""
+    if size == "week":
+        return day - timedelta(days=day.weekday())  # 0001-01-01 is a Monday: never before it
+    if size == "month":
+        return day.replace(day=1)
+    if size == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def next_bucket(start: date, size: str) -> date | None:
+    """The first day of the bucket after the one starting at `start`; None past year 9999."""
+    try:
+        if size == "day":
+            return start + timedelta(days=1)
+        if size == "week":
+            return start + timedelta(days=7)
+        if size == "month":
+            return date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        return date(start.year + 1, 1, 1)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _bucket_count(start: date, end: date, size: str) -> int:
+    if size == "day":
+        return (end - start).days + 1
+    if size == "week":
+        return (_bucket_start(end, size) - _bucket_start(start, size)).days // 7 + 1
+    if size == "month":
+        return (end.year - start.year) * 12 + end.month - start.month + 1
+    return end.year - start.year + 1
+
+
+def bucketed(daily: dict[date, dict[str, int]], filters: AuditFilters) -> tuple[str, list[dict[str, Any]]]:
+    """The bucket size for the window and its buckets (zero ones included), from counts per day and result.
+
+    The size is the smallest of day, week, month and year that keeps the answer within
+    MAX_BUCKETS; each bucket is `{"date": its first day, "count", "by_result"}`. A window of more
+    than MAX_BUCKETS years (only events written before the ingestion limits can span one) lists
+    the years holding events, so the answer stays as small as the data.
+    """
+    window = _window_range(min(daily) if daily else None, max(daily) if daily else None, filters)
+    if window is None:
+        return "day", []
+    start, end = window
+    size = next((s for s in BUCKET_SIZES if _bucket_count(start, end, s) <= MAX_BUCKETS), "year")
+    merged: dict[date, dict[str, int]] = {}
+    for day, per_result in daily.items():
+        into = merged.setdefault(_bucket_start(day, size), {})
+        for result, n in per_result.items():
+            into[result] = into.get(result, 0) + n
+    starts: list[date] = []
+    if _bucket_count(start, end, size) > MAX_BUCKETS:  # centuries of window: only the years holding events
+        starts = sorted(merged)
+    else:
+        current: date | None = _bucket_start(start, size)
+        while current is not None and current <= end:
+            starts.append(current)
+            current = next_bucket(current, size)
+    return size, [
+        {"date": b.isoformat(), "count": sum(merged.get(b, {}).values()), "by_result": merged.get(b, {})}
+        for b in starts
+    ]
+
+
+def _window_echo(filters: AuditFilters) -> dict[str, str | None]:
+    """The window asked for, as the response states it."""
+    return {
+        "start_time": filters.start_time.isoformat() if filters.start_time else None,
+        "end_time": filters.end_time.isoformat() if filters.end_time else None,
+    }
+
+
+def _empty_stats(filters: AuditFilters) -> dict[str, Any]:
+    """The answer for a window no event can fall in (it lies beyond the representable days)."""
+    return _stats_document({}, {}, AuditFilters()) | {"window": _window_echo(filters)}
 
 
 def compute_stats_scan(session: Session, principal: Principal, filters: AuditFilters) -> dict[str, Any]:
     """Aggregate the events matching `filters` within the caller's scope, all in SQL, from every event."""
+    bounded = _representable(filters)
+    if bounded is None:
+        check_filters_in_scope(session, principal, filters)
+        return _empty_stats(filters)
+    filters = bounded
     conditions = where_clause(session, principal, filters)
     day = _day_column(session).label("day")
 
@@ -65,12 +164,7 @@ def compute_stats_scan(session: Session, principal: Principal, filters: AuditFil
         select(day, col(AuditLog.result), func.count()).where(*conditions).group_by(day, AuditLog.result)
     ).all():
         daily.setdefault(_as_date(day_value), {})[result] = count
-    first = min(daily) if daily else None
-    last = max(daily) if daily else None
-    by_day = [
-        {"date": d.isoformat(), "count": sum(daily.get(d, {}).values()), "by_result": daily.get(d, {})}
-        for d in _window_days(first, last, filters)
-    ]
+    bucket, by_day = bucketed(daily, filters)
     top = session.execute(
         select(col(AuditLog.actor_id), func.max(AuditLog.actor_email), func.count().label("n"))
         .where(*conditions)
@@ -85,13 +179,11 @@ def compute_stats_scan(session: Session, principal: Principal, filters: AuditFil
         "by_result": by_result,
         "by_resource_type": grouped(AuditLog.resource_type),
         "by_day": by_day,
+        "bucket": bucket,
         "top_actors": [{"actor_id": a, "actor_email": e, "count": n} for a, e, n in top],
         "unique_actors": unique_actors,
         "failure_rate": round(failures / total, 4) if total else 0.0,
-        "window": {
-            "start_time": filters.start_time.isoformat() if filters.start_time else None,
-            "end_time": filters.end_time.isoformat() if filters.end_time else None,
-        },
+        "window": _window_echo(filters),
     }
 
 
@@ -109,6 +201,10 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
     if not set(filters.active()) <= DAILY_FILTERS:
         return compute_stats_scan(session, principal, filters)
     check_filters_in_scope(session, principal, filters)
+    bounded = _representable(filters)
+    if bounded is None:
+        return _empty_stats(filters)
+    filters = bounded
     full_days, edges = _split_window(filters)
     counts: dict[tuple[date, str, str, str], int] = {}
     actors: dict[str, list[Any]] = {}
@@ -240,12 +336,7 @@ def _stats_document(
         per_day = daily.setdefault(day_value, {})
         per_day[result] = per_day.get(result, 0) + n
     total = sum(by_result.values())
-    first = min(daily) if daily else None
-    last = max(daily) if daily else None
-    by_day = [
-        {"date": d.isoformat(), "count": sum(daily.get(d, {}).values()), "by_result": daily.get(d, {})}
-        for d in _window_days(first, last, filters)
-    ]
+    bucket, by_day = bucketed(daily, filters)
     top = sorted(actors.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_ACTORS]
     failures = total - by_result.get("success", 0)
     return {
@@ -254,11 +345,9 @@ def _stats_document(
         "by_result": _ranked(by_result),
         "by_resource_type": _ranked(by_resource_type),
         "by_day": by_day,
+        "bucket": bucket,
         "top_actors": [{"actor_id": a, "actor_email": e, "count": n} for a, (n, e) in top],
         "unique_actors": len(actors),
         "failure_rate": round(failures / total, 4) if total else 0.0,
-        "window": {
-            "start_time": filters.start_time.isoformat() if filters.start_time else None,
-            "end_time": filters.end_time.isoformat() if filters.end_time else None,
-        },
+        "window": _window_echo(filters),
     }

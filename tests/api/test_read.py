@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -285,3 +288,70 @@ def test_stats_filter_by_partner_within_the_scope(
     assert scan.json()["total"] == 3
     for headers in (as_northwind, as_acme):
         assert client.get(LIST + "stats", params={"partner_id": "southwind"}, headers=headers).status_code == 403
+
+
+def test_stats_stay_small_whatever_the_data(
+    client: TestClient, as_super: dict[str, str], as_acme: dict[str, str], session: Session
+) -> None:
+    # Events at both ends of time, as a writer could store before ingestion refused them.
+    write(
+        session,
+        [
+            event("acme", datetime(1, 1, 1, tzinfo=UTC)),
+            event("acme", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ],
+    )
+    for headers in (as_super, as_acme):
+        response = client.get(LIST + "stats", headers=headers)
+        assert response.status_code == 200, response.text
+        stats = response.json()
+        assert len(response.content) < 20_000
+        assert stats["bucket"] == "year"
+        assert [row["date"] for row in stats["by_day"]] == ["0001-01-01", "2026-01-01", "9999-01-01"]
+        assert sum(row["count"] for row in stats["by_day"]) == stats["total"]
+
+
+@pytest.mark.parametrize(
+    ("window", "bucket", "buckets"),
+    [
+        ({"start_time": "2026-03-01T00:00:00Z", "end_time": "2026-03-04T00:00:00Z"}, "day", 3),
+        ({"start_time": "2025-01-01T00:00:00Z", "end_time": "2026-12-31T00:00:00Z"}, "week", 105),
+        ({"start_time": "2010-01-01T00:00:00Z", "end_time": "2026-12-31T00:00:00Z"}, "month", 204),
+    ],
+)
+def test_stats_bucket_size_follows_the_window(
+    client: TestClient, as_super: dict[str, str], window: dict[str, str], bucket: str, buckets: int
+) -> None:
+    stats = client.get(LIST + "stats", params=window, headers=as_super).json()
+    assert (stats["bucket"], len(stats["by_day"])) == (bucket, buckets)
+    assert sum(row["count"] for row in stats["by_day"]) == stats["total"] == 11
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"end_time": "0001-01-01T00:00:00Z"},
+        {"start_time": "9999-12-31T12:00:00Z"},
+        {"start_time": "9999-12-31T23:59:59.999999Z"},
+        {"start_time": "0001-01-01T00:00:00Z", "end_time": "0001-01-01T00:00:01Z"},
+        {"start_time": "0001-01-01T00:00:00Z", "end_time": "9999-12-31T23:59:59.999999Z"},
+    ],
+)
+def test_edge_dates_are_never_a_server_error(
+    client: TestClient, as_super: dict[str, str], params: dict[str, str]
+) -> None:
+    for path in (LIST + "stats", LIST, LIST + "export"):
+        response = client.get(path, params=params, headers=as_super)
+        assert response.status_code in (200, 422), (path, params, response.text)
+    stats = client.get(LIST + "stats", params=params, headers=as_super)
+    if params.get("end_time", "").startswith("0001") or params.get("start_time", "").startswith("9999"):
+        assert stats.json()["total"] == 0
+        assert stats.json()["by_day"] == []
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-99-99"])
+def test_a_cursor_whose_time_overflows_is_422(client: TestClient, as_super: dict[str, str], stamp: str) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps([stamp, "some-id"]).encode()).decode().rstrip("=")
+    response = client.get(LIST, params={"cursor": cursor}, headers=as_super)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]

@@ -106,3 +106,12 @@ def test_ranked_charts_put_the_largest_on_top() -> None:
         "start_time": "2026-04-30T00:00:00+00:00",
         "end_time": "2026-05-01T00:00:00+00:00",
     }
+
+
+def test_a_chart_click_opens_the_whole_bucket() -> None:
+    assert charts.day_window("2026-04-27", "week") == {
+        "start_time": "2026-04-27T00:00:00+00:00",
+        "end_time": "2026-05-04T00:00:00+00:00",
+    }
+    assert charts.day_window("2026-12-01", "month")["end_time"] == "2027-01-01T00:00:00+00:00"
+    assert charts.day_window("2026-01-01", "year")["end_time"] == "2027-01-01T00:00:00+00:00"

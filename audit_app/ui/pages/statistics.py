@@ -68,7 +68,7 @@ def kpi(label: str, value: rx.Var | str, icon: str) -> rx.Component:
     )
 
 
-def chart_card(title: str, hint: str, chart: str, figure: rx.Var, wide: bool = False) -> rx.Component:
+def chart_card(title: str | rx.Var[str], hint: str, chart: str, figure: rx.Var, wide: bool = False) -> rx.Component:
     """A titled chart that filters the events page on click."""
     return rx.el.section(
         rx.hstack(
@@ -117,11 +117,18 @@ def statistics_page() -> rx.Component:
                     class_name="kpi-grid",
                 ),
                 rx.el.div(
-                    chart_card("Events per day", "stacked by result", "daily", StatsState.daily, wide=True),
+                    chart_card(
+                        "Events per " + StatsState.bucket, "stacked by result", "daily", StatsState.daily, wide=True
+                    ),
                     chart_card("Top actions", "click to filter", "actions", StatsState.actions),
                     chart_card("Results", "click a slice", "results", StatsState.results),
                     chart_card("Top actors", "click to filter", "actors", StatsState.actors),
-                    chart_card("Failure rate per day", "failure, denied and error", "failures", StatsState.failures),
+                    chart_card(
+                        "Failure rate per " + StatsState.bucket,
+                        "failure, denied and error",
+                        "failures",
+                        StatsState.failures,
+                    ),
                     class_name=rx.cond(StatsState.loading, "chart-grid is-loading", "chart-grid"),
                 ),
                 position="relative",

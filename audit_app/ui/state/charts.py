@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import plotly.graph_objects as go
+
+from audit_app.audit.stats import next_bucket
 
 RESULT_COLORS = {"success": "#2f9e6f", "failure": "#e5484d", "denied": "#f08c00", "error": "#8e4ec6"}
 OTHER_COLOR = "#8b8d98"
@@ -138,10 +140,11 @@ def results_figure(stats: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def day_window(day: str) -> dict[str, str]:
-    """The URL parameters of one UTC calendar day."""
+def day_window(day: str, bucket: str = "day") -> dict[str, str]:
+    """The URL parameters of the UTC bucket (day, week, month or year of `/stats`) starting on `day`."""
     start = date.fromisoformat(day[:10])
+    end = next_bucket(start, bucket)
     return {
         "start_time": f"{start.isoformat()}T00:00:00+00:00",
-        "end_time": f"{(start + timedelta(days=1)).isoformat()}T00:00:00+00:00",
+        "end_time": f"{end.isoformat()}T00:00:00+00:00" if end else "",
     }

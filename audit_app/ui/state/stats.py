@@ -42,6 +42,7 @@ class StatsState(rx.State):
     unique_actors: str = "0"
     failure_rate: str = "0%"
     top_action: str = "—"
+    bucket: str = "day"  # what one bar of the time charts counts: day, week, month or year
     daily: go.Figure = go.Figure()
     failures: go.Figure = go.Figure()
     actions: go.Figure = go.Figure()
@@ -105,6 +106,7 @@ class StatsState(rx.State):
         self.failure_rate = f"{100 * stats['failure_rate']:.1f}%"
         ranked = charts.top_actions(stats)
         self.top_action = ranked[0][0] if ranked else "—"
+        self.bucket = stats["bucket"]
         self.daily = charts.daily_figure(stats)
         self.failures = charts.failure_figure(stats)
         self.actions = charts.actions_figure(stats)
@@ -162,7 +164,7 @@ class StatsState(rx.State):
             day = str(point.get("x") or "")
             if not day:
                 return None
-            view.values.update(charts.day_window(day))
+            view.values.update(charts.day_window(day, self.bucket))
             view.preset = "custom"
             curve = point.get("curveNumber")
             if chart == "daily" and isinstance(curve, int) and curve < len(labels):
