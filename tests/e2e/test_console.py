@@ -361,7 +361,7 @@ def test_statistics_show_the_buckets_the_endpoint_chose(page: Page, console: Con
     token = console.token(role="super_admin")
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     sign_in(page, "super")
-    windows: list[dict[str, str]] = [{}, {"start_time": (end - timedelta(days=3 * 365)).isoformat()}]
+    windows: list[dict[str, str | float | bool]] = [{}, {"start_time": (end - timedelta(days=3 * 365)).isoformat()}]
     for window in windows:
         response = page.request.get(
             "/api/v1/admin/audit/stats", params=window, headers={"Authorization": f"Bearer {token}"}
