@@ -24,6 +24,7 @@ SCOPE_WRITE = "audit:write"
 ALL_SCOPES = f"{SCOPE_READ} {SCOPE_EXPORT} {SCOPE_WRITE}"
 DOWNLOAD_TOKEN_USE = "download"  # noqa: S105 (a claim value, not a secret)
 MAX_TOKEN_LENGTH = 8192
+TOKEN_LEEWAY = 5  # seconds of clock skew allowed on `exp`/`nbf`
 # Claims that end up in stored columns are bounded like those columns (audit_log.actor_id, actor_email).
 CLAIM_MAX_LENGTHS = {"sub": 255, "email": 320, "tenant_id": 255, "partner_id": 255}
 _PROCESS_DOWNLOAD_SECRET = secrets.token_urlsafe(32)
@@ -139,6 +140,8 @@ class Principal:
     tenant_id: str | None = None
     partner_id: str | None = None
     token_use: str | None = None
+    token_id: str | None = None  # the `jti` of a download token, spent on its first use
+    token_expires: int | None = None  # its `exp`
 
     def require_scope(self, scope: str) -> None:
         """Raise ForbiddenError unless the token carries `scope`."""
@@ -212,7 +215,7 @@ def decode_token(token: str, settings: Settings) -> Principal:
             audience=check.audience,
             issuer=check.issuer,
             options=options,  # type: ignore[arg-type]
-            leeway=5,
+            leeway=TOKEN_LEEWAY,
         )
     except jwt.ExpiredSignatureError:
         raise AuthError("The token has expired.") from None
@@ -245,8 +248,8 @@ def decode_download_token(token: str, settings: Settings) -> Principal:
             token,
             download_signing_key(settings),
             algorithms=["HS256"],
-            options={"require": ["exp", "sub", "use"]},
-            leeway=5,
+            options={"require": ["exp", "sub", "use", "jti"]},
+            leeway=TOKEN_LEEWAY,
         )
     except jwt.ExpiredSignatureError:
         raise AuthError("The download token has expired.") from None
@@ -263,6 +266,8 @@ def decode_download_token(token: str, settings: Settings) -> Principal:
         tenant_id=principal.tenant_id,
         partner_id=principal.partner_id,
         token_use=DOWNLOAD_TOKEN_USE,
+        token_id=str(claims["jti"])[:64],
+        token_expires=int(claims["exp"]),
     )
 
 

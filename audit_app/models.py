@@ -189,6 +189,15 @@ class FeedCollector(SQLModel, table=True):
     events: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class SpentDownloadToken(SQLModel, table=True):
+    """A download token already used: its `jti`, kept until the token would have expired anyway."""
+
+    __tablename__ = "spent_download_token"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """The outcome of an ingestion request, so a retried batch returns the same ids."""
 

@@ -26,6 +26,7 @@ TABLES = (
     "tenant",
     "chain_head",
     "idempotency_record",
+    "spent_download_token",
     "audit_daily_count",
     "audit_daily_actor",
     "audit_hourly_count",

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
+from audit_app.audit.download_tokens import spend_download_token
 from audit_app.auth import (
     SCOPE_EXPORT,
     SCOPE_READ,
     SCOPE_WRITE,
+    TOKEN_LEEWAY,
     AuthError,
     MissingCredentialsError,
     Principal,
@@ -20,6 +23,7 @@ from audit_app.auth import (
     decode_token,
 )
 from audit_app.db import close_session, read_only_session, session_scope
+from audit_app.models import utcnow
 from audit_app.settings import Settings, get_settings
 
 
@@ -114,10 +118,23 @@ async def get_exporter(
     """A caller allowed to export (`audit:export`), by bearer token or by download token."""
     if download_token is not None:
         principal = decode_download_token(download_token, settings)
+        await run_in_threadpool(spend, principal)
     else:
         principal = await verified_principal(bearer_token(authorization), settings)
     principal.require_scope(SCOPE_EXPORT)
     return principal
+
+
+def spend(download: Principal) -> None:
+    """Spend a download token's `jti`, or AuthError when it was used before (single use)."""
+    assert download.token_id is not None
+    assert download.token_expires is not None
+    expires = datetime.fromtimestamp(download.token_expires + TOKEN_LEEWAY, UTC)
+    with session_scope() as session:
+        fresh = spend_download_token(session, download.token_id, expires, utcnow())
+        session.commit()
+    if not fresh:
+        raise AuthError("This download token was already used; start the export again from the console.")
 
 
 ReaderPrincipal = Annotated[Principal, Depends(get_reader)]

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -14,9 +15,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from audit_app.api import create_api
-from audit_app.auth import SCOPE_EXPORT, SCOPE_READ, SCOPE_WRITE, Principal, issue_download_token
+from audit_app.auth import (
+    SCOPE_EXPORT,
+    SCOPE_READ,
+    SCOPE_WRITE,
+    Principal,
+    download_signing_key,
+    issue_download_token,
+)
+from audit_app.models import SpentDownloadToken, utcnow
 from audit_app.settings import ConfigError, Settings, get_settings
 from tests.api.conftest import LIST, World, bearer, ids_of
 from tests.conftest import TEST_SECRET, TokenFactory
@@ -197,7 +208,9 @@ def test_download_token_exports_with_the_callers_scope_and_nothing_else(
     assert response.status_code == 200
     rows = [json.loads(line) for line in response.text.splitlines()]
     assert {row["id"] for row in rows} == world.of("acme")
-    assert client.get(LIST + "export", params={"download_token": token, "tenant_id": "globex"}).status_code == 403
+    assert_401(client.get(LIST + "export", params={"download_token": token}))  # single use: spent above
+    another = issue_download_token(settings, acme)
+    assert client.get(LIST + "export", params={"download_token": another, "tenant_id": "globex"}).status_code == 403
     # Useless anywhere else, and not a bearer token.
     assert_401(client.get(LIST, params={"download_token": token}))
     assert_401(client.get(LIST, headers=bearer(token)))
@@ -314,3 +327,36 @@ def test_claims_at_the_column_limits_still_authenticate(client: TestClient, worl
     some_id = sorted(world.all)[0]
     assert client.get(LIST + some_id, headers=bearer(token)).status_code == 200
     assert client.get(LIST + "verify", headers=bearer(token)).status_code == 200
+
+
+def test_a_download_token_works_once_whichever_worker_sees_it(
+    settings: Settings, session: Session, world: World
+) -> None:
+    acme = Principal(
+        sub="tia", email="tia@acme.example", role="tenant_admin", scopes=frozenset({SCOPE_EXPORT}), tenant_id="acme"
+    )
+    token = issue_download_token(settings, acme)
+    first, second = TestClient(create_api()), TestClient(create_api())  # two API workers on one database
+    response = first.get(LIST + "export", params={"download_token": token})
+    assert response.status_code == 200, response.text
+    for worker in (first, second):
+        response = worker.get(LIST + "export", params={"download_token": token})
+        assert_401(response)
+        assert "already used" in response.json()["detail"]
+    # Spent tokens are forgotten once they have expired anyway.
+    session.add(SpentDownloadToken(jti="long-expired", expires_at=utcnow() - timedelta(minutes=1)))
+    session.commit()
+    assert (
+        second.get(LIST + "export", params={"download_token": issue_download_token(settings, acme)}).status_code == 200
+    )
+    session.expire_all()
+    spent = session.execute(select(col(SpentDownloadToken.jti))).scalars().all()
+    assert len(spent) == 2
+    assert "long-expired" not in spent
+
+
+def test_a_download_token_without_jti_is_refused(client: TestClient, settings: Settings) -> None:
+    unnamed = jwt.encode(
+        claims(use="download", scope=SCOPE_EXPORT) | {"sub": "tia"}, download_signing_key(settings), algorithm="HS256"
+    )
+    assert_401(client.get(LIST + "export", params={"download_token": unnamed}))
