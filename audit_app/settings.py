@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from audit_app.proxies import IPNetwork, parse_networks
+
 SUPPORTED_DRIVERS = ("sqlite", "postgresql+psycopg", "postgresql")
 DEMO_SECRET_FILE = Path(".demo-secret")
 
@@ -51,12 +53,24 @@ class Settings(BaseSettings):
     export_signing_key: str | None = None
     export_public_keys: str | None = None
     max_future_skew: timedelta = timedelta(days=1)
+    trusted_proxies: str = ""
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
 
     @field_validator("min_event_time")
     @classmethod
     def _aware_min_time(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPNetwork]:
+        """The peers whose X-Forwarded-For names the client (AUDIT_TRUSTED_PROXIES; default none)."""
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("max_future_skew")
     @classmethod

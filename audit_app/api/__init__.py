@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from functools import cache
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -16,10 +18,28 @@ __all__ = ["app", "create_api"]
 globals().pop("app", None)
 
 
+def _leave_forwarded_headers_to_the_app() -> None:
+    """Stop uvicorn from rewriting the client address from X-Forwarded-For (ClientAddress decides).
+
+    uvicorn wraps the app it loads in its ProxyHeadersMiddleware, trusting FORWARDED_ALLOW_IPS
+    (default 127.0.0.1): any local client could choose the address access events record. It
+    wraps right after importing `audit_app.api:app`, looking the class up then, so the
+    pass-through set here (while the app is built) is what it uses.
+    """
+    config = sys.modules.get("uvicorn.config")
+    if config is not None:
+        config.ProxyHeadersMiddleware = _as_is  # type: ignore[attr-defined]
+
+
+def _as_is(app: Any, **_options: Any) -> Any:
+    return app
+
+
 @cache
 def _standalone_app() -> FastAPI:
     """The app of `uvicorn audit_app.api:app`: built once, with CORS (no Reflex around it)."""
     checked_settings()
+    _leave_forwarded_headers_to_the_app()
     return create_api(cors=True)
 
 

@@ -17,6 +17,7 @@ from audit_app.api import feed_routes, integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
 from audit_app.auth import AuthError, ForbiddenError, MissingCredentialsError
+from audit_app.proxies import ClientAddress
 from audit_app.settings import Settings, get_settings
 
 
@@ -134,6 +135,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.add_exception_handler(IdempotencyConflictError, _conflict)
     api.add_exception_handler(IngestError, _invalid_batch)
     api.add_middleware(BodySizeLimit)  # type: ignore[arg-type]
+    api.add_middleware(ClientAddress, trusted=settings.trusted_proxy_networks)  # type: ignore[arg-type]
     if cors:
         add_cors(api, settings)
     return api
