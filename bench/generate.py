@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 from sqlmodel import Session
 
+from audit_app.audit.chain import event_hash
 from audit_app.audit.daily import rebuild_daily_counts
-from audit_app.audit.integrity import event_hash
 from audit_app.db import engine_for, psycopg_url
 from audit_app.migrations import upgrade
 from audit_app.models import EVENT_FIELDS

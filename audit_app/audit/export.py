@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from sqlalchemy import String, Text, case, cast, func, literal, select
 from sqlmodel import Session
 
+from audit_app.audit.chain import iso_utc
 from audit_app.audit.filters import AuditFilters, where_clause
-from audit_app.audit.integrity import iso_utc
 from audit_app.audit.query import NEWEST_FIRST
 from audit_app.auth import Principal
 from audit_app.models import EXPORT_COLUMNS, AuditLog, utc

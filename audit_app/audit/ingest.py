@@ -20,10 +20,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from audit_app.audit.chain import event_hash
 from audit_app.audit.daily import add_to_daily_counts
 from audit_app.audit.feed_position import assign_position
 from audit_app.audit.filters import SYSTEM_TENANT, AuditFilters
-from audit_app.audit.integrity import event_hash
 from audit_app.audit.scope import Scope
 from audit_app.auth import SCOPE_WRITE, ForbiddenError, Principal
 from audit_app.models import AuditEventIn, AuditLog, ChainHead, IdempotencyRecord, Tenant, utcnow

@@ -1,66 +1,20 @@
-"""Tamper evidence: the canonical form of an event, its hash, and verification of the chains."""
+"""Tamper evidence: verification of the per-tenant hash chains (their links, heads and purge checkpoints)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from audit_app.audit.chain import GENESIS_HASH, HASHED_FIELDS, PURGE_ACTION, SEAL_HASH, SEAL_SEQ, event_hash
+from audit_app.audit.ingest import record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
-from audit_app.models import EVENT_FIELDS, AuditLog, ChainHead, PurgeCheckpoint, utc
+from audit_app.models import AuditLog, ChainHead, PurgeCheckpoint
 
-GENESIS_HASH = ""
-HASHED_FIELDS: tuple[str, ...] = (*EVENT_FIELDS, "chain_seq", "prev_hash")
 VERIFY_BATCH = 5000
-PURGE_ACTION = "audit.purge"
-SEAL_SEQ, SEAL_HASH = "through_seq", "through_hash"  # the checkpoint an audit.purge event seals
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with microseconds and a `Z`, the one spelling used for hashing and export."""
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _canonical_json(value: Any) -> Any:
-    """`value` with numbers spelled the same however the database hands them back.
-
-    PostgreSQL's JSONB keeps numbers as decimals: a float such as `1e+20` or `2.0` comes back
-    as the integer `100000000000000000000` or the float `2.0`. Whole-valued floats therefore
-    hash as the exact integer of their decimal spelling; other floats keep their shortest
-    round-trip spelling, which JSONB preserves.
-    """
-    if isinstance(value, dict):
-        return {key: _canonical_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_canonical_json(item) for item in value]
-    if isinstance(value, float):
-        exact = Decimal(repr(value))
-        return int(exact) if exact == exact.to_integral_value() else value
-    return value
-
-
-# What json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds per call, built once.
-_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_form(event: dict[str, Any]) -> bytes:
-    """The bytes that are hashed: the hashed fields as sorted, compact JSON."""
-    doc = {name: event.get(name) for name in HASHED_FIELDS}
-    doc["timestamp"] = iso_utc(event["timestamp"])
-    doc["details"] = _canonical_json(doc["details"])
-    return _CANONICAL_ENCODER.encode(doc).encode()
-
-
-def event_hash(event: dict[str, Any]) -> str:
-    """SHA-256 of the canonical form; it covers `prev_hash`, so each hash seals the chain so far."""
-    return hashlib.sha256(canonical_form(event)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -260,8 +214,6 @@ def verify_chains(
 
     Raises ForbiddenError when `tenant_id` is outside the caller's scope. Commits the session.
     """
-    from audit_app.audit.ingest import record_access
-
     chains = [verify_chain(session, tenant) for tenant in tenants_to_verify(session, principal, tenant_id)]
     session.rollback()  # end the read transaction before writing the audit event
     first_broken = next((chain.broken for chain in chains if chain.broken), None)

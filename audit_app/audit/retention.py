@@ -19,9 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
+from audit_app.audit.chain import SEAL_HASH, SEAL_SEQ
 from audit_app.audit.daily import recount_daily_counts
 from audit_app.audit.ingest import record_access
-from audit_app.audit.integrity import SEAL_HASH, SEAL_SEQ
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
 from audit_app.models import (

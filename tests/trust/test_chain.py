@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlmodel import Session, col
 
+from audit_app.audit.chain import canonical_form, event_hash
 from audit_app.audit.ingest import ingest_events
-from audit_app.audit.integrity import canonical_form, event_hash, verify_chains
+from audit_app.audit.integrity import verify_chains
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.db import engine_for
 from audit_app.models import AuditEventIn, AuditLog
