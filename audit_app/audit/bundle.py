@@ -22,9 +22,9 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from audit_app import __version__
+from audit_app.audit.chain import iso_utc
 from audit_app.audit.export import csv_export, read_ahead
 from audit_app.audit.filters import AuditFilters
-from audit_app.audit.integrity import iso_utc
 from audit_app.audit.signing import SIGNATURE_ALGORITHM, ExportKeys, key_id
 from audit_app.auth import Principal
 from audit_app.models import EXPORT_COLUMNS, ChainHead

@@ -21,8 +21,8 @@ from typing import IO, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit_app.audit.bundle import BUNDLE_COLUMNS, EVENTS_FILE, MANIFEST_FILE, SIGNATURE_FILE, ChainRanges
+from audit_app.audit.chain import event_hash
 from audit_app.audit.export import FORMULA_PREFIXES
-from audit_app.audit.integrity import event_hash
 from audit_app.audit.signing import jwk_public_key, key_id, verify_signature
 from audit_app.models import EVENT_FIELDS
 
