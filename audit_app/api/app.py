@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -15,7 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from audit_app import __version__
 from audit_app.api import feed_routes, integrity_routes, routes
 from audit_app.api.limits import BodySizeLimit
+from audit_app.audit.access import EventNotFoundError, ExportUnavailableError
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
+from audit_app.audit.query import CursorError
+from audit_app.audit.retention import RetentionError
 from audit_app.auth import AuthError, ForbiddenError, MissingCredentialsError
 from audit_app.proxies import ClientAddress
 from audit_app.settings import Settings, get_settings
@@ -30,12 +34,29 @@ def _unauthorized(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": challenge})
 
 
-def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=403)
+def _status(code: int, headers: dict[str, str] | None = None) -> Callable[[Request, Exception], JSONResponse]:
+    """A handler answering a domain error with `code` and its message as `detail`."""
+
+    def handler(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+    return handler
 
 
-def _conflict(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=409)
+DOMAIN_ERRORS: dict[type[Exception], int] = {
+    ForbiddenError: 403,
+    EventNotFoundError: 404,
+    IdempotencyConflictError: 409,
+    RetentionError: 422,
+}
+"""Domain errors answered with their message and a status (others have handlers of their own below)."""
+
+
+def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
+    """A `cursor` this server did not hand out: the validation shape, pointing at the parameter."""
+    error = {"type": "value_error", "loc": ["query", "cursor"], "msg": f"Value error, {exc}"}
+    cursor = request.query_params.get("cursor")
+    return JSONResponse({"detail": [error | ({"input": cursor} if _echoable(cursor) else {})]}, status_code=422)
 
 
 def _invalid_batch(_request: Request, exc: Exception) -> JSONResponse:
@@ -131,8 +152,10 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(OperationalError, _database_unavailable)
     api.add_exception_handler(AuthError, _unauthorized)
-    api.add_exception_handler(ForbiddenError, _forbidden)
-    api.add_exception_handler(IdempotencyConflictError, _conflict)
+    for error, code in DOMAIN_ERRORS.items():
+        api.add_exception_handler(error, _status(code))
+    api.add_exception_handler(ExportUnavailableError, _status(503, {"Retry-After": "1"}))
+    api.add_exception_handler(CursorError, _invalid_cursor)
     api.add_exception_handler(IngestError, _invalid_batch)
     api.add_middleware(BodySizeLimit)  # type: ignore[arg-type]
     api.add_middleware(ClientAddress, trusted=settings.trusted_proxy_networks)  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ from audit_app.audit.integrity import verify_chains
 from audit_app.audit.retention import (
     MAX_RETENTION_DAYS,
     UNSET,
-    RetentionError,
     retention_settings,
     set_default_retention,
     set_tenant_retention,
@@ -138,10 +137,7 @@ def get_retention(session: SessionDep, principal: ReaderPrincipal) -> RetentionO
 @router.put("/retention", summary="Set Default Retention")
 def put_default_retention(session: SessionDep, principal: ReaderPrincipal, body: DefaultRetentionIn) -> RetentionOut:
     """Set the platform default retention (super admin); the change is audited."""
-    try:
-        set_default_retention(session, principal, body.days)
-    except RetentionError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    set_default_retention(session, principal, body.days)
     return _retention_out(session, principal)
 
 
@@ -152,14 +148,11 @@ def put_tenant_retention(
     """Set a tenant's own retention and/or legal hold (super admin); the change is audited."""
     if not 0 < len(tenant_id) <= 255 or "\x00" in tenant_id:
         raise HTTPException(status_code=422, detail="tenant_id must be 1 to 255 characters without NUL.")
-    try:
-        policy = set_tenant_retention(
-            session,
-            principal,
-            tenant_id,
-            days=body.days if "days" in body.model_fields_set else UNSET,
-            legal_hold=body.legal_hold,
-        )
-    except RetentionError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    policy = set_tenant_retention(
+        session,
+        principal,
+        tenant_id,
+        days=body.days if "days" in body.model_fields_set else UNSET,
+        legal_hold=body.legal_hold,
+    )
     return TenantPolicyOut.model_validate(policy, from_attributes=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -28,33 +26,24 @@ from audit_app.api.schemas import (
     IngestResult,
     ResourceTypeList,
 )
-from audit_app.audit.bundle import bundle_export
+from audit_app.audit.access import Client, export_events, view_event
 from audit_app.audit.export import (
-    EXCEL_BOM,
     EXPORT_EXTENSIONS,
     EXPORT_FORMATS,
-    csv_export,
     export_filename,
-    export_row,
-    iter_events,
-    jsonl_chunks,
 )
-from audit_app.audit.filters import AuditFilters, check_filters_in_scope
-from audit_app.audit.ingest import EventTimeLimits, ingest_batch, record_access
+from audit_app.audit.filters import AuditFilters
+from audit_app.audit.ingest import EventTimeLimits, ingest_batch
 from audit_app.audit.query import (
     DEFAULT_PER_PAGE,
     MAX_PER_PAGE,
-    CursorError,
-    get_event,
     list_actions,
     list_events,
     list_resource_types,
 )
-from audit_app.audit.signing import NO_SIGNING_KEY, ExportKeys, export_keys, key_id
+from audit_app.audit.signing import NO_SIGNING_KEY, export_keys
 from audit_app.audit.stats import compute_stats
-from audit_app.auth import Principal
-from audit_app.db import session_scope
-from audit_app.models import AuditLogPublic, utcnow
+from audit_app.models import AuditLogPublic
 from audit_app.settings import get_settings
 
 AUDIT_PREFIX = "/api/v1/admin/audit"
@@ -72,10 +61,9 @@ FiltersDep = Annotated[AuditFilters, Depends(list_filters)]
 StatsFiltersDep = Annotated[AuditFilters, Depends(stats_filters)]
 
 
-def _client(request: Request) -> tuple[str | None, str | None]:
+def _client(request: Request) -> Client:
     """The caller's address and user agent, for access events."""
-    host = request.client.host if request.client else None
-    return host, request.headers.get("user-agent")
+    return Client(request.client.host if request.client else None, request.headers.get("user-agent"))
 
 
 @router.get("/", summary="List Audit Logs", response_model=AuditLogPage)
@@ -91,12 +79,7 @@ def list_audit_logs(
     ] = None,
 ) -> Response:
     """List audit logs with filtering."""
-    try:
-        result = list_events(session, principal, filters, page=page, per_page=per_page, cursor=cursor)
-    except CursorError as exc:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("query", "cursor"), "msg": f"Value error, {exc}", "input": cursor}]
-        ) from None
+    result = list_events(session, principal, filters, page=page, per_page=per_page, cursor=cursor)
     page_body = {
         "items": result.items,
         "total": result.total,
@@ -134,72 +117,6 @@ def get_audit_stats(session: SnapshotSessionDep, principal: ReaderPrincipal, fil
     return AuditStats.model_validate(compute_stats(session, principal, filters))
 
 
-def _export_stream(
-    principal: Principal,
-    filters: AuditFilters,
-    fmt: str,
-    client: tuple[str | None, str | None],
-    *,
-    excel: bool = False,
-    keys: ExportKeys | None = None,
-    exported_at: datetime | None = None,
-) -> Generator[str | bytes, None, None]:
-    """The export's chunks, then an `audit.export` event with the row count (own sessions).
-
-    A bundle's record also carries the SHA-256 of its `events.csv` and the signing key's `kid`.
-    """
-    rows = 0
-    complete = False
-    evidence: dict[str, Any] = {}
-
-    def count_rows(n: int) -> None:
-        nonlocal rows
-        rows += n
-
-    def counted(events: Iterator[Any]) -> Iterator[dict[str, Any]]:
-        nonlocal rows
-        for event in events:
-            rows += 1
-            yield export_row(event)
-
-    def digested(digest: str) -> None:
-        evidence["sha256"] = digest
-
-    try:
-        with session_scope(read=True) as session:
-            if fmt == "bundle":
-                assert keys is not None
-                evidence["kid"] = key_id(keys.signer().public_key())
-                yield from bundle_export(
-                    session,
-                    principal,
-                    filters,
-                    keys=keys,
-                    exported_at=exported_at or utcnow(),
-                    on_rows=count_rows,
-                    on_digest=digested,
-                )
-            elif fmt == "csv":
-                if excel:
-                    yield EXCEL_BOM
-                yield from csv_export(session, principal, filters, on_rows=count_rows)
-            else:
-                yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
-        complete = True
-    finally:
-        with session_scope() as session:
-            record_access(
-                session,
-                principal,
-                "audit.export",
-                filters=filters,
-                details={"format": fmt, "rows": rows, "complete": complete, **evidence}
-                | ({"excel": True} if excel else {}),
-                ip_address=client[0],
-                user_agent=client[1],
-            )
-
-
 @router.get(
     "/export",
     summary="Export Audit Logs",
@@ -208,7 +125,6 @@ def _export_stream(
 )
 def export_audit_logs(
     request: Request,
-    session: ReadSessionDep,
     principal: ExporterPrincipal,
     filters: FiltersDep,
     format: Annotated[
@@ -237,15 +153,13 @@ def export_audit_logs(
     keys = export_keys(get_settings()) if format == "bundle" else None
     if keys is not None and keys.signing is None:
         raise HTTPException(status_code=503, detail=NO_SIGNING_KEY)
-    check_filters_in_scope(session, principal, filters)  # 403 now, not halfway through a stream
-    session.close()
-    exported_at = utcnow()
-    filters = filters.replace(end_time=filters.end_time or exported_at)
+    export = export_events(principal, filters, format, _client(request), excel=excel, keys=keys)
+    filename = export_filename(export.filters, EXPORT_EXTENSIONS[format])
     return StreamingResponse(
-        _export_stream(principal, filters, format, _client(request), excel=excel, keys=keys, exported_at=exported_at),
+        export.chunks,
         media_type=EXPORT_FORMATS[format],
         headers={
-            "Content-Disposition": f'attachment; filename="{export_filename(filters, EXPORT_EXTENSIONS[format])}"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
         },
     )
@@ -261,26 +175,9 @@ def list_export_keys() -> dict[str, list[dict[str, str]]]:
 
 
 @entry_router.get("/{log_id}", summary="Get Audit Log")
-def get_audit_log(request: Request, session: ReadSessionDep, principal: ReaderPrincipal, log_id: str) -> AuditLogPublic:
+def get_audit_log(request: Request, principal: ReaderPrincipal, log_id: str) -> AuditLogPublic:
     """Get a single audit log entry with full details."""
-    event = None
-    if len(log_id) <= MAX_LOG_ID_LENGTH and "\x00" not in log_id:
-        event = get_event(session, principal, log_id)
-    if event is None:
-        raise HTTPException(status_code=404, detail=NOT_FOUND)
-    body = AuditLogPublic.model_validate(event)
-    address, user_agent = _client(request)
-    with session_scope() as primary:  # the read database may be a replica: the record goes to the primary
-        record_access(
-            primary,
-            principal,
-            "audit.view",
-            resource_id=body.id,
-            tenant_id=body.tenant_id,
-            ip_address=address,
-            user_agent=user_agent,
-        )
-    return body
+    return AuditLogPublic.model_validate(view_event(principal, log_id, _client(request)))
 
 
 @ingest_router.post("/events", status_code=201, summary="Write Audit Events")

@@ -36,7 +36,7 @@ ListedEvent = Row[*tuple[Any, ...]]
 
 
 class CursorError(ValueError):
-    """A `cursor` that this server did not hand out (HTTP 400/422)."""
+    """A `cursor` that this server did not hand out (HTTP 422)."""
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ def test_a_bundle_verifies_and_its_manifest_says_what_was_exported(
         assert chain["chain_seq_ranges"] == [[seqs[0], seqs[-1]]]
         assert chain["head"] == {"chain_seq": heads[tenant].seq, "hash": heads[tenant].hash}
 
-    (record,) = session.execute(select(AuditLog).where(AuditLog.action == "audit.export")).scalars()  # type: ignore[arg-type]
+    (record,) = session.execute(select(AuditLog).where(AuditLog.action == "audit.export.end")).scalars()  # type: ignore[arg-type]
     assert record.details["format"] == "bundle"
     assert record.details["sha256"] == manifest["events"]["sha256"]
     assert record.details["rows"] == 8
@@ -310,8 +310,10 @@ def test_the_csv_for_excel_has_a_bom_crlf_and_opens_with_the_right_characters(
     plain = client.get(EXPORT, params={"tenant_id": "acme"}, headers=as_super).content
     assert not plain.startswith(b"\xef\xbb\xbf")
 
-    def events(text: bytes) -> list[bytes]:  # without the audit.export record of the first export
-        return [line for line in text.split(b"\r\n") if b",audit.export," not in line]
+    def events(text: bytes) -> list[bytes]:  # without the audit.export records of the first export
+        return [
+            line for line in text.split(b"\r\n") if b",audit.export," not in line and b",audit.export.end," not in line
+        ]
 
     assert events(data[3:]) == events(plain)
     assert client.get(EXPORT, params={"excel": "1", "format": "jsonl"}, headers=as_super).status_code == 422

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, col
 
-from audit_app.api.routes import _export_stream
+from audit_app.audit.access import Client, ExportUnavailableError, export_events
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import ingest_events
 from audit_app.auth import Principal
@@ -120,31 +121,40 @@ def test_unknown_format_and_bad_filters_are_422(client: TestClient, as_super: di
         assert response.status_code == 422, params
 
 
+def _records(session: Session, action: str) -> list[AuditLog]:
+    stmt = select(AuditLog).where(col(AuditLog.action) == action).order_by(col(AuditLog.timestamp))
+    return list(session.execute(stmt).scalars())
+
+
 def test_exports_are_audited_with_filters_and_row_count(
     client: TestClient, as_acme: dict[str, str], as_super: dict[str, str], world: World, session: Session
 ) -> None:
     response = client.get(EXPORT, params={"result": "success", "format": "jsonl"}, headers=as_acme)
     assert len(response.text.splitlines()) == 2
-    exports = session.execute(select(AuditLog).where(AuditLog.action == "audit.export")).scalars().all()  # type: ignore[arg-type]
-    assert len(exports) == 1
-    (audit,) = exports
+    (audit,) = _records(session, "audit.export")
     assert audit.tenant_id == "acme"  # the tenant admin can see its own export events
     recorded = dict(audit.details["filters"])
     end = datetime.fromisoformat(recorded.pop("end_time"))  # the window resolved when the export started
     assert recorded == {"result": "success"}
     assert audit.timestamp - timedelta(minutes=1) < end <= audit.timestamp
-    assert audit.details["rows"] == 2
     assert audit.details["format"] == "jsonl"
-    assert audit.details["complete"] is True
+    assert datetime.fromisoformat(audit.details["started_at"]) == end
     assert audit.actor_id == "tenant_admin-local"
+    (ended,) = _records(session, "audit.export.end")
+    assert (ended.tenant_id, ended.resource_id, ended.details["export_id"]) == ("acme", audit.id, audit.id)
+    assert ended.details["rows"] == 2
+    assert ended.details["complete"] is True
+    assert ended.details["filters"] == audit.details["filters"]
     mine = listed(client, as_acme, action="audit.export")
     assert [item["id"] for item in mine] == [audit.id]
     csv_rows = parse_csv(client.get(EXPORT, params={"action": "user.login"}, headers=as_acme).text)
     latest = listed(client, as_acme, action="audit.export")[0]
-    assert latest["details"]["rows"] == len(csv_rows) == 2
     assert latest["details"]["filters"].keys() == {"action", "end_time"}
     assert latest["details"]["filters"]["action"] == "user.login"
     assert latest["details"]["format"] == "csv"
+    latest_end = listed(client, as_acme, action="audit.export.end")[0]
+    assert latest_end["resource_id"] == latest["id"]
+    assert latest_end["details"]["rows"] == len(csv_rows) == 2
 
 
 def test_large_exports_stream_every_row_without_a_cap(
@@ -164,17 +174,57 @@ def test_large_exports_stream_every_row_without_a_cap(
     assert len(jsonl) == 1500
 
 
+QUITTER = Principal(sub="quitter", email="", role="super_admin", scopes=frozenset({"audit:export"}))
+
+
 @pytest.mark.usefixtures("world")
-def test_an_interrupted_export_is_still_audited(session: Session) -> None:
-    """A client that hangs up mid-download leaves an audit.export event marked incomplete."""
-    principal = Principal(sub="quitter", email="", role="super_admin", scopes=frozenset({"audit:export"}))
-    stream = _export_stream(principal, AuditFilters(tenant_id="acme"), "jsonl", ("192.0.2.1", "agent"))
-    next(stream)
-    stream.close()  # what the server does when the client disconnects
-    (audit,) = session.execute(select(AuditLog).where(AuditLog.action == "audit.export")).scalars().all()  # type: ignore[arg-type]
-    assert audit.details["complete"] is False
-    assert audit.actor_id == "quitter"
-    assert audit.ip_address == "192.0.2.1"
+def test_the_export_is_recorded_before_its_first_byte_and_ended_when_the_client_hangs_up(session: Session) -> None:
+    """A client that hangs up mid-download leaves its audit.export record, ended as incomplete."""
+    export = export_events(QUITTER, AuditFilters(tenant_id="acme"), "jsonl", Client("192.0.2.1", "agent"))
+    (started,) = _records(session, "audit.export")  # written before anything was streamed
+    assert (started.id, started.actor_id, started.ip_address) == (export.record_id, "quitter", "192.0.2.1")
+    assert _records(session, "audit.export.end") == []
+    next(export.chunks)
+    export.chunks.close()  # what the server does when the client disconnects
+    session.expire_all()
+    (ended,) = _records(session, "audit.export.end")
+    assert ended.details["complete"] is False
+    assert (ended.resource_id, ended.actor_id, ended.ip_address) == (started.id, "quitter", "192.0.2.1")
+
+
+@pytest.mark.usefixtures("world")
+def test_a_failing_stream_ends_its_record_as_incomplete(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        yield export_row_failure()
+
+    def export_row_failure() -> str:
+        raise RuntimeError("the read database went away")
+
+    monkeypatch.setattr("audit_app.audit.access.iter_events", broken)
+    export = export_events(QUITTER, AuditFilters(), "jsonl")
+    with pytest.raises(RuntimeError):
+        list(export.chunks)
+    (ended,) = _records(session, "audit.export.end")
+    assert (ended.resource_id, ended.details["complete"], ended.details["rows"]) == (export.record_id, False, 0)
+
+
+def test_an_export_whose_record_cannot_be_written_is_refused_with_503(
+    client: TestClient, as_super: dict[str, str], session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(session, [event("acme", at(1, 9))])
+    # A subject the record cannot hold (over 255 characters): nothing may leave unaudited.
+    with pytest.raises(ExportUnavailableError):
+        export_events(Principal(sub="s" * 300, email="", role="super_admin"), AuditFilters(), "csv")
+
+    def locked(*_args: Any, **_kwargs: Any) -> str:
+        raise OperationalError("INSERT INTO audit_log", None, Exception("database is locked"))
+
+    monkeypatch.setattr("audit_app.audit.access.record_access", locked)  # the primary refuses the write
+    response = client.get(EXPORT, headers=as_super)
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert "acme" not in response.text
+    assert _records(session, "audit.export") == []
 
 
 def test_export_can_narrow_to_one_request_within_scope(client: TestClient, session: Session, make_token: Any) -> None:

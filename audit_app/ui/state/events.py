@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -14,12 +15,13 @@ from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from audit_app.audit.access import Client, EventNotFoundError, view_event
 from audit_app.audit.filters import AuditFilters
-from audit_app.audit.ingest import record_access
-from audit_app.audit.query import count_events, get_event, list_actions, list_events, list_resource_types, list_results
+from audit_app.audit.query import count_events, list_actions, list_events, list_resource_types, list_results
 from audit_app.audit.scope import Scope
 from audit_app.audit.signing import export_keys
 from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_download_token
+from audit_app.models import AuditLog
 from audit_app.settings import ConfigError, get_settings
 from audit_app.ui.state.auth import current_principal
 from audit_app.ui.state.present import change_rows, event_fields, event_row, pretty_details, related_links
@@ -239,25 +241,11 @@ class EventsState(rx.State):
         self.event = {"id": event_id}
         self.fields, self.changes, self.related, self.details_json = [], [], [], ""
         yield
-        client_ip = self.router.session.client_ip
-        user_agent = self.router.headers.user_agent
-
-        def read(session: Session) -> Any:
-            event = get_event(session, principal, event_id)
-            if event is None:
-                return None
-            record_access(
-                session,
-                principal,
-                "audit.view",
-                resource_id=event.id,
-                tenant_id=event.tenant_id,
-                ip_address=client_ip,
-                user_agent=user_agent,
-            )
-            return event
-
-        event = await in_thread(read, writes=True)
+        client = Client(self.router.session.client_ip, self.router.headers.user_agent)
+        try:
+            event: AuditLog | None = await asyncio.to_thread(view_event, principal, event_id, client)
+        except EventNotFoundError:
+            event = None
         self.event_loading = False
         if event is None:
             self.event = {"id": event_id, "missing": "1"}

@@ -1,0 +1,186 @@
+"""Reading the audit log and recording that it was read: each action is one function here.
+
+`view_event` (one event, `audit.view`) and `export_events` (the filtered view, `audit.export`)
+serve the API and the console alike. They read from the read database (a replica, when
+configured) and write their access records to the primary, each in its own committed session.
+
+Who commits: a domain action (these, `ingest_batch`, `verify_chains`, the retention changes,
+`record_access`) commits its own work; the building blocks (`ingest_events`, `record_access(...,
+commit=False)`) join the caller's transaction and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from audit_app.audit.bundle import bundle_export
+from audit_app.audit.chain import iso_utc
+from audit_app.audit.export import EXCEL_BOM, csv_export, export_row, iter_events, jsonl_chunks
+from audit_app.audit.filters import AuditFilters, check_filters_in_scope
+from audit_app.audit.ingest import record_access
+from audit_app.audit.query import get_event
+from audit_app.audit.signing import ExportKeys, key_id
+from audit_app.auth import Principal
+from audit_app.db import session_scope
+from audit_app.models import AuditLog, utcnow
+
+MAX_LOG_ID_LENGTH = 64
+EXPORT_STARTED, EXPORT_ENDED = "audit.export", "audit.export.end"
+
+
+class EventNotFoundError(LookupError):
+    """No event with this id within the caller's scope (HTTP 404; outside the scope looks the same)."""
+
+    def __init__(self) -> None:
+        super().__init__("Audit log entry not found.")
+
+
+class ExportUnavailableError(Exception):
+    """The export's access record could not be written, so nothing is exported (HTTP 503)."""
+
+    def __init__(self) -> None:
+        super().__init__("The export cannot be recorded right now, so it was not started; retry shortly.")
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request comes from, for access records."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+def view_event(principal: Principal, log_id: str, client: Client = Client()) -> AuditLog:
+    """One event within the caller's scope, after recording that the caller saw it (`audit.view`).
+
+    EventNotFoundError when it does not exist or is outside the scope (no leak).
+    """
+    event = None
+    if len(log_id) <= MAX_LOG_ID_LENGTH and "\x00" not in log_id:
+        with session_scope(read=True) as session:
+            event = get_event(session, principal, log_id)
+    if event is None:
+        raise EventNotFoundError
+    with session_scope() as primary:
+        record_access(
+            primary,
+            principal,
+            "audit.view",
+            resource_id=event.id,
+            tenant_id=event.tenant_id,
+            ip_address=client.ip_address,
+            user_agent=client.user_agent,
+        )
+    return event
+
+
+@dataclass(frozen=True)
+class ExportStream:
+    """A recorded, not yet started export: its resolved filters, its record's id, and its chunks."""
+
+    filters: AuditFilters
+    record_id: str
+    chunks: Generator[str | bytes, None, None]
+
+
+def export_events(
+    principal: Principal,
+    filters: AuditFilters,
+    fmt: str,
+    client: Client = Client(),
+    *,
+    excel: bool = False,
+    keys: ExportKeys | None = None,
+    now: datetime | None = None,
+) -> ExportStream:
+    """Record an export (`audit.export`: who, filters, format, when) and return its chunks to stream.
+
+    The record is written before the first byte: ForbiddenError (403) when a filter leaves the
+    scope, ExportUnavailableError (503) when the record cannot be written (nothing leaves
+    unaudited). Without `end_time` the window ends now. The stream, once run or closed, appends
+    `audit.export.end` naming the record, with the row count and whether it completed (a
+    client that disconnects or a failing read leaves `complete: false`).
+    """
+    with session_scope(read=True) as session:
+        check_filters_in_scope(session, principal, filters)
+    exported_at = now or utcnow()
+    filters = filters.replace(end_time=filters.end_time or exported_at)
+    details: dict[str, Any] = {"format": fmt, "started_at": iso_utc(exported_at)} | ({"excel": True} if excel else {})
+    try:
+        with session_scope() as primary:
+            record_id = record_access(
+                primary,
+                principal,
+                EXPORT_STARTED,
+                filters=filters,
+                details=details,
+                ip_address=client.ip_address,
+                user_agent=client.user_agent,
+            )
+    except Exception as exc:  # any reason the record cannot be written refuses the export
+        raise ExportUnavailableError from exc
+    chunks = _recorded_chunks(principal, filters, fmt, client, record_id, excel=excel, keys=keys, at=exported_at)
+    return ExportStream(filters=filters, record_id=record_id, chunks=chunks)
+
+
+def _recorded_chunks(
+    principal: Principal,
+    filters: AuditFilters,
+    fmt: str,
+    client: Client,
+    record_id: str,
+    *,
+    excel: bool,
+    keys: ExportKeys | None,
+    at: datetime,
+) -> Generator[str | bytes, None, None]:
+    """The export's chunks (own read session), then `audit.export.end` with the row count.
+
+    A bundle's end record also carries the SHA-256 of its `events.csv` and the signing key's `kid`.
+    """
+    rows = 0
+    complete = False
+    evidence: dict[str, Any] = {}
+
+    def count_rows(n: int) -> None:
+        nonlocal rows
+        rows += n
+
+    def counted(events: Iterator[AuditLog]) -> Iterator[dict[str, Any]]:
+        for event in events:
+            count_rows(1)
+            yield export_row(event)
+
+    def digested(digest: str) -> None:
+        evidence["sha256"] = digest
+
+    try:
+        with session_scope(read=True) as session:
+            if fmt == "bundle":
+                assert keys is not None
+                evidence["kid"] = key_id(keys.signer().public_key())
+                yield from bundle_export(
+                    session, principal, filters, keys=keys, exported_at=at, on_rows=count_rows, on_digest=digested
+                )
+            elif fmt == "csv":
+                if excel:
+                    yield EXCEL_BOM
+                yield from csv_export(session, principal, filters, on_rows=count_rows)
+            else:
+                yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
+        complete = True
+    finally:
+        with session_scope() as primary:
+            record_access(
+                primary,
+                principal,
+                EXPORT_ENDED,
+                filters=filters,
+                resource_id=record_id,
+                details={"export_id": record_id, "format": fmt, "rows": rows, "complete": complete, **evidence},
+                ip_address=client.ip_address,
+                user_agent=client.user_agent,
+            )
