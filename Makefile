@@ -17,10 +17,11 @@ export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
 
 setup: $(VENV)/.installed $(BUN)
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 $(BUN):

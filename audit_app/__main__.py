@@ -1,4 +1,7 @@
-"""Command line: `python -m audit_app migrate|seed|token|check|verify|verify-export|purge|retention|partition`."""
+"""Command line: `audit-app` (or `python -m audit_app`) followed by a command; `audit-app --help` lists them.
+
+Long commands show their progress on standard error (audit_app/cli_progress.py); `--quiet` hides it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from audit_app.auth import ALL_SCOPES, ROLES, Principal, issue_token
+from audit_app.cli_progress import reporting
 from audit_app.db import check_database, check_databases, psycopg_url, session_scope
 from audit_app.models import utc
 from audit_app.settings import ConfigError, Settings, get_settings
@@ -33,7 +37,8 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
         if existing and not args.force:
             print(f"The database already holds {existing:,} events; not seeding (use --force to add).")
             return 0
-        written = seed(session, args.events, seed_value=args.seed, as_of=args.as_of)
+        with reporting(quiet=args.quiet) as progress:
+            written = seed(session, args.events, seed_value=args.seed, as_of=args.as_of, progress=progress)
     print(f"Seeded {written:,} demo events into {_safe_url(settings)}.")
     return 0
 
@@ -76,8 +81,8 @@ def cmd_verify(_settings: Settings, args: argparse.Namespace) -> int:
     from audit_app.audit.integrity import verify_chains
 
     check_database()
-    with session_scope() as session:
-        report = verify_chains(session, _cli_principal(), args.tenant)
+    with session_scope() as session, reporting(quiet=args.quiet) as progress:
+        report = verify_chains(session, _cli_principal(), args.tenant, progress=progress)
     print(f"Checked {report.events_checked:,} events in {report.tenants_checked:,} tenant chains.")
     broken = report.first_broken
     if broken is None:
@@ -94,8 +99,10 @@ def cmd_purge(_settings: Settings, args: argparse.Namespace) -> int:
     from audit_app.audit.retention import purge_expired
 
     check_database()
-    with session_scope() as session:
-        report = purge_expired(session, _cli_principal(), tenant_id=args.tenant, batch_size=args.batch_size)
+    with session_scope() as session, reporting(quiet=args.quiet) as progress:
+        report = purge_expired(
+            session, _cli_principal(), tenant_id=args.tenant, batch_size=args.batch_size, progress=progress
+        )
     for run in report.purged:
         print(
             f"{run.tenant_id}: purged {run.events_purged:,} events older than {run.retention_days} days "
@@ -166,7 +173,8 @@ def cmd_partition(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     check_database()
     dsn = psycopg_url(settings.database_url)
-    count = partition_audit_log(dsn, months_ahead=args.months_ahead)  # 0: it already was
+    with reporting(quiet=args.quiet) as progress:
+        count = partition_audit_log(dsn, months_ahead=args.months_ahead, progress=progress)  # 0: it already was
     if count:
         print(f"audit_log is now partitioned by month into {count} partitions (including DEFAULT).")
     else:
@@ -215,13 +223,38 @@ def _instant(value: str) -> datetime:
         raise argparse.ArgumentTypeError("must be an ISO 8601 time, e.g. 2026-03-02T12:00:00Z") from exc
 
 
+EXAMPLES = {  # one per command, shown at the end of its --help
+    "migrate": "audit-app migrate",
+    "check": "audit-app check",
+    "seed": "audit-app seed --events 200000 --as-of 2026-03-02T12:00:00Z",
+    "token": "audit-app token --role tenant_admin --tenant-id acme",
+    "verify": "audit-app verify --tenant acme",
+    "purge": "audit-app purge --batch-size 5000 --quiet",
+    "retention": "audit-app retention --tenant acme --days 90 --legal-hold off",
+    "partition": "audit-app partition --months-ahead 6",
+    "verify-export": "audit-app verify-export evidence.zip --keys-url https://audit.example.com/api/v1/export-keys",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m audit_app", description="audit_app administration")
+    parser = argparse.ArgumentParser(
+        prog="audit-app", description="audit_app administration (also runs as `python -m audit_app`)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("check", help="check configuration and database").set_defaults(func=cmd_check)
-    seed = sub.add_parser("seed", help="write realistic demo events")
+
+    def command(name: str, summary: str, *, long: bool = False) -> argparse.ArgumentParser:
+        """A subcommand whose --help ends with its example; long ones take --quiet."""
+        parser = sub.add_parser(name, help=summary, description=summary, epilog=f"example: {EXAMPLES[name]}")
+        if long:
+            parser.add_argument(
+                "--quiet", action="store_true", help="print only the result (no progress on standard error)"
+            )
+        return parser
+
+    command("migrate", "apply database migrations").set_defaults(func=cmd_migrate)
+    command("check", "check configuration and database").set_defaults(func=cmd_check)
+    seed = command("seed", "write realistic demo events", long=True)
     seed.add_argument("--events", type=_positive, default=50_000, help="how many events (default 50,000)")
     seed.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same data")
     seed.add_argument("--force", action="store_true", help="seed even when the database holds events")
@@ -231,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate the data as of this ISO time, then move it to end now (the same data on any day)",
     )
     seed.set_defaults(func=cmd_seed)
-    token = sub.add_parser("token", help="print a signed bearer token for local use")
+    token = command("token", "print a signed bearer token for local use")
     token.add_argument("--role", choices=ROLES, required=True)
     token.add_argument("--tenant-id")
     token.add_argument("--partner-id")
@@ -240,14 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", help="subject (user id) of the token")
     token.add_argument("--email", help="email claim of the token")
     token.set_defaults(func=cmd_token)
-    verify = sub.add_parser("verify", help="verify the per-tenant hash chains (exit 1 when broken)")
+    verify = command("verify", "verify the per-tenant hash chains (exit 1 when broken)", long=True)
     verify.add_argument("--tenant", help="verify only this tenant's chain")
     verify.set_defaults(func=cmd_verify)
-    purge = sub.add_parser("purge", help="delete events past their retention, in small batches")
+    purge = command("purge", "delete events past their retention, in small batches", long=True)
     purge.add_argument("--tenant", help="purge only this tenant")
     purge.add_argument("--batch-size", type=_positive, default=1000, help="events per transaction (default 1000)")
     purge.set_defaults(func=cmd_purge)
-    retention = sub.add_parser("retention", help="show or set retention days and legal hold")
+    retention = command("retention", "show or set retention days and legal hold")
     retention.add_argument(
         "--default", type=_days, default=UNCHANGED, metavar="DAYS|none", help="set the platform default retention"
     )
@@ -257,12 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retention.add_argument("--legal-hold", choices=("on", "off"), help="put the tenant under legal hold or lift it")
     retention.set_defaults(func=cmd_retention)
-    partition = sub.add_parser("partition", help="PostgreSQL: partition audit_log by month, or add months ahead")
+    partition = command("partition", "PostgreSQL: partition audit_log by month, or add months ahead", long=True)
     partition.add_argument(
         "--months-ahead", type=_positive, default=3, help="keep partitions this many months ahead (default 3)"
     )
     partition.set_defaults(func=cmd_partition)
-    check = sub.add_parser("verify-export", help="verify an evidence bundle offline (exit 1 naming what failed)")
+    check = command("verify-export", "verify an evidence bundle offline (exit 1 naming what failed)")
     check.add_argument("bundle", help="the evidence bundle (.zip)")
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument("--key", metavar="PEM", help="a file holding the Ed25519 public key (PEM)")
@@ -285,5 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `audit-app` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -30,7 +30,10 @@ from datetime import UTC, date, datetime
 
 import psycopg
 
+from audit_app.progress import Progress, no_progress
+
 PARENT = "audit_log"
+PARTITIONING = "partitioning audit_log (steps)"  # what partition_audit_log reports to its progress callback
 
 
 def _month_start(value: date) -> date:
@@ -67,8 +70,11 @@ def is_partitioned(conn: psycopg.Connection) -> bool:
     return bool(row and row[0] == "p")
 
 
-def partition_audit_log(dsn: str, *, months_ahead: int = 3) -> int:
-    """Turn `audit_log` into a monthly partitioned table in one transaction; return the partition count."""
+def partition_audit_log(dsn: str, *, months_ahead: int = 3, progress: Progress = no_progress) -> int:
+    """Turn `audit_log` into a monthly partitioned table in one transaction; return the partition count.
+
+    `progress` hears of the steps done: the copy of the rows, then each constraint, index and trigger.
+    """
     with psycopg.connect(dsn) as conn:
         if is_partitioned(conn):
             return 0
@@ -105,21 +111,25 @@ def partition_audit_log(dsn: str, *, months_ahead: int = 3) -> int:
         )
         months = create_month_partitions(conn, first, last)
         conn.execute(f"CREATE TABLE audit_log_default PARTITION OF {PARENT} DEFAULT")
+        steps = 5 + len(indexes) + len(triggers)  # copy, drop, two constraints, each index and trigger, analyze
+        progress(PARTITIONING, 0, steps)
         conn.execute("INSERT INTO audit_log SELECT * FROM audit_log_flat")
+        progress(PARTITIONING, 1, steps)
         conn.execute("DROP TABLE audit_log_flat")
         conn.execute(f'ALTER TABLE {PARENT} ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id, "timestamp")')
         conn.execute(
             f"ALTER TABLE {PARENT} ADD CONSTRAINT uq_audit_log_tenant_chain_seq "
             'UNIQUE (tenant_id, chain_seq, "timestamp")'
         )
+        progress(PARTITIONING, 4, steps)
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
-        for definition in indexes:
+        for done, definition in enumerate([*indexes, *triggers], start=5):
             conn.execute(definition)
-        for definition in triggers:
-            conn.execute(definition)
+            progress(PARTITIONING, done, steps)
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"ANALYZE {PARENT}")
+    progress(PARTITIONING, steps, steps)
     return len(months) + 1
 
 

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from audit_app.audit.ingest import ingest_events
 from audit_app.models import AuditEventIn, AuditLog, utc, utcnow
+from audit_app.progress import Progress, no_progress
 
 PARTNERS: dict[str, list[str]] = {
     "northwind": ["acme", "globex", "initech", "hooli"],
@@ -359,17 +360,20 @@ def seed(
     now: datetime | None = None,
     as_of: datetime | None = None,
     batch: int = 5000,
+    progress: Progress = no_progress,
 ) -> int:
     """Write `count` demo events (ids derived from the seed) and return how many were written.
 
-    `as_of` freezes the data: see `generate_events`.
+    `as_of` freezes the data: see `generate_events`. `progress` hears of each batch written.
     """
     events = generate_events(count, seed=seed_value, now=now, as_of=as_of)
     rng = random.Random(seed_value * 7919)
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in events]
+    progress("writing events", 0, len(events))
     for offset in range(0, len(events), batch):
         ingest_events(session, events[offset : offset + batch], ids=ids[offset : offset + batch], now=now)
         session.commit()
+        progress("writing events", min(offset + batch, len(events)), len(events))
     return len(events)
 
 

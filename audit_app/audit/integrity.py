@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from audit_app.audit.chain import GENESIS_HASH, HASHED_FIELDS, PURGE_ACTION, SEAL_HASH, SEAL_SEQ, event_hash
@@ -13,8 +14,10 @@ from audit_app.audit.ingest import record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
 from audit_app.models import AuditLog, ChainHead, PurgeCheckpoint
+from audit_app.progress import Progress, no_progress
 
 VERIFY_BATCH = 5000
+VERIFYING = "verifying chains"  # what verify_chains reports to its progress callback
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,16 @@ def _head(session: Session, tenant_id: str) -> tuple[int, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def verify_chain(session: Session, tenant_id: str, *, attempts: int = 3) -> ChainReport:
+def _links_to_verify(session: Session, tenants: list[str]) -> int:
+    """How many links the chains of `tenants` hold between their purge checkpoints and heads."""
+    heads = select(func.coalesce(func.sum(ChainHead.seq), 0)).where(col(ChainHead.tenant_id).in_(tenants))
+    purged = select(func.coalesce(func.sum(PurgeCheckpoint.seq), 0)).where(col(PurgeCheckpoint.tenant_id).in_(tenants))
+    return int(session.execute(heads).scalar_one()) - int(session.execute(purged).scalar_one())
+
+
+def verify_chain(
+    session: Session, tenant_id: str, *, attempts: int = 3, progress: Callable[[int], None] = lambda _checked: None
+) -> ChainReport:
     """Walk one tenant's chain from its purge checkpoint (or the start) to its head.
 
     The head is read first and only links up to it are checked, so events appended while
@@ -102,16 +114,22 @@ def verify_chain(session: Session, tenant_id: str, *, attempts: int = 3) -> Chai
     for _ in range(attempts - 1):
         checkpoint = _checkpoint(session, tenant_id)  # before the head: a purge in between is then seen
         head = _head(session, tenant_id)
-        report = _walk(session, tenant_id, checkpoint, head)
+        report = _walk(session, tenant_id, checkpoint, head, progress)
         broken = report.broken
         moved = broken is not None and broken.check in ("chain_seq", "checkpoint")
         if not moved or _checkpoint(session, tenant_id) == checkpoint:
             return report
     checkpoint = _checkpoint(session, tenant_id)
-    return _walk(session, tenant_id, checkpoint, _head(session, tenant_id))
+    return _walk(session, tenant_id, checkpoint, _head(session, tenant_id), progress)
 
 
-def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: tuple[int, str] | None) -> ChainReport:
+def _walk(
+    session: Session,
+    tenant_id: str,
+    checkpoint: tuple[int, str],
+    head: tuple[int, str] | None,
+    progress: Callable[[int], None],
+) -> ChainReport:
     seq, prev = checkpoint
     first_seq = seq + 1
     checked = 0
@@ -171,6 +189,7 @@ def _walk(session: Session, tenant_id: str, checkpoint: tuple[int, str], head: t
             seq, prev, last_id = event["chain_seq"], event["hash"], event["id"]
             checked += 1
         cursor = seq
+        progress(checked)
     head_seq, head_hash = head or (0, GENESIS_HASH)
     if (head_seq, head_hash) != (seq, prev):
         return broken(
@@ -209,12 +228,23 @@ def verify_chains(
     *,
     ip_address: str | None = None,
     user_agent: str | None = None,
+    progress: Progress = no_progress,
 ) -> VerifyReport:
     """Verify every chain `principal` may see (or `tenant_id`'s) and record an `audit.verify` event.
 
     Raises ForbiddenError when `tenant_id` is outside the caller's scope. Commits the session.
     """
-    chains = [verify_chain(session, tenant) for tenant in tenants_to_verify(session, principal, tenant_id)]
+    tenants = tenants_to_verify(session, principal, tenant_id)
+    total = _links_to_verify(session, tenants)
+    chains: list[ChainReport] = []
+    verified = 0  # links checked in the chains before this one
+    for tenant in tenants:
+
+        def walked(checked: int, before: int = verified) -> None:
+            progress(VERIFYING, before + checked, total)
+
+        chains.append(verify_chain(session, tenant, progress=walked))
+        verified += chains[-1].events_checked
     session.rollback()  # end the read transaction before writing the audit event
     first_broken = next((chain.broken for chain in chains if chain.broken), None)
     report = VerifyReport(

@@ -33,8 +33,10 @@ from audit_app.models import (
     TenantRetention,
     utcnow,
 )
+from audit_app.progress import Progress, no_progress
 
 PURGE_BATCH = 1000
+PURGING = "purging tenants"  # what purge_expired reports to its progress callback
 MAX_RETENTION_DAYS = 36_500
 PURGER = Principal(sub="retention-purge", email="", role="super_admin")
 
@@ -292,11 +294,13 @@ def purge_expired(
     tenant_id: str | None = None,
     now: datetime | None = None,
     batch_size: int = PURGE_BATCH,
+    progress: Progress = no_progress,
 ) -> PurgeReport:
     """Delete every expired event (of every tenant, or of `tenant_id`) and audit what was removed.
 
     Tenants under legal hold, and tenants without any retention, keep everything. Each batch
     appends an `audit.purge` event to the tenant's own chain saying what it removed.
+    `progress` hears of the tenants done (events purged are in the report).
     """
     _require_super_admin(principal)
     now = now or utcnow()
@@ -308,7 +312,8 @@ def purge_expired(
     )
     session.rollback()
     report = PurgeReport()
-    for tenant in tenants:
+    for done, tenant in enumerate(tenants):
+        progress(PURGING, done, len(tenants))
         policy = tenant_policy(session, tenant, default)
         session.rollback()
         if policy.legal_hold:
@@ -323,4 +328,5 @@ def purge_expired(
             recount_daily_counts(session, tenant, run.newest)  # /stats must not count purged events
             session.commit()
             report.purged.append(run)
+    progress(PURGING, len(tenants), len(tenants))
     return report

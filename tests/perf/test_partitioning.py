@@ -86,6 +86,7 @@ def test_partitioned_audit_log_keeps_reads_writes_chains_and_append_only(partiti
 def test_the_partition_command_converts_once_then_keeps_months_ahead(partitioned_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
     env |= {"AUDIT_DATABASE_URL": partitioned_url, "AUDIT_JWT_SECRET": "s", "PYTHONPATH": str(ROOT)}
+    env["AUDIT_PROGRESS_INTERVAL"] = "0"  # a progress line for every step
 
     def partition(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "audit_app", "partition", *args]
@@ -94,6 +95,7 @@ def test_the_partition_command_converts_once_then_keeps_months_ahead(partitioned
     first = partition("--months-ahead", "1")
     assert first.returncode == 0, first.stderr
     assert "now partitioned by month" in first.stdout
+    assert "partitioning audit_log (steps): " in first.stderr  # progress on standard error, not a terminal
     later = partition("--months-ahead", "4")
     assert later.returncode == 0, later.stderr
     assert "added 3 month(s) ahead" in later.stdout

@@ -1,0 +1,164 @@
+"""Long commands show their progress: plain lines on standard error when it is not a terminal, none with --quiet;
+the `audit-app` console script installs and runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audit_app.cli_progress import BarProgress, LineProgress, progress_line, reporting
+from audit_app.progress import no_progress
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = 10_000
+AS_OF = "2026-03-02T12:00:00Z"
+# e.g. "writing events: 15,000/20,000 (75%), 4,812/s, elapsed 0:00:03, remaining 0:00:01"
+LINE = r"{what}: [\d,]+/{total} \(\d+%\), [\d,]+/s, elapsed \d+:\d\d:\d\d(, remaining \d+:\d\d:\d\d)?$"
+
+
+def run_cli(*args: str, database_url: str, cwd: Path, interval: str) -> subprocess.CompletedProcess[str]:
+    """`python -m audit_app ...` with its output piped (not a terminal), a line at most every `interval` s."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+    env |= {
+        "AUDIT_DATABASE_URL": database_url,
+        "AUDIT_JWT_SECRET": "s",
+        "AUDIT_PROGRESS_INTERVAL": interval,
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "audit_app", *args]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=240)
+
+
+def lines(text: str, what: str, total: str) -> list[str]:
+    return [line for line in text.splitlines() if re.match(LINE.format(what=re.escape(what), total=total), line)]
+
+
+def test_long_runs_print_plain_progress_lines_and_quiet_prints_only_the_result(
+    database_url: str, tmp_path: Path
+) -> None:
+    seeded = run_cli(
+        "seed", "--events", str(EVENTS), "--as-of", AS_OF, database_url=database_url, cwd=tmp_path, interval="0.2"
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    assert seeded.stdout.startswith(f"Seeded {EVENTS:,} demo events")
+    assert lines(seeded.stderr, "writing events", f"{EVENTS:,}"), seeded.stderr  # a run of seconds: lines appear
+    assert f"Seeded {EVENTS:,}" not in seeded.stderr  # the result stays on standard output
+
+    verified = run_cli("verify", database_url=database_url, cwd=tmp_path, interval="0")
+    assert verified.returncode == 0, verified.stderr
+    assert "OK: every chain is intact." in verified.stdout
+    progress = lines(verified.stderr, "verifying chains", r"[\d,]+")
+    assert progress, verified.stderr
+    assert progress[-1].startswith(f"verifying chains: {EVENTS:,}/{EVENTS:,} (100%)")  # the links in the chains
+
+    purged = run_cli("purge", database_url=database_url, cwd=tmp_path, interval="0")
+    assert purged.returncode == 0, purged.stderr
+    assert lines(purged.stderr, "purging tenants", r"[\d,]+"), purged.stderr
+
+    seed_more = ["seed", "--events", "10", "--force", "--seed"]  # another seed each time: other event ids
+    for loud_args, quiet_args in ((["verify"],) * 2, (["purge"],) * 2, ([*seed_more, "1"], [*seed_more, "2"])):
+        loud = run_cli(*loud_args, database_url=database_url, cwd=tmp_path, interval="0")
+        quiet = run_cli(*quiet_args, "--quiet", database_url=database_url, cwd=tmp_path, interval="0")
+        assert quiet.returncode == loud.returncode == 0, quiet.stderr
+        assert quiet.stderr == ""
+        assert loud.stderr != ""
+        assert quiet.stdout.splitlines()[-1] == loud.stdout.splitlines()[-1]
+
+
+def test_verify_answers_the_same_with_and_without_progress(database_url: str, tmp_path: Path) -> None:
+    seeded = run_cli("seed", "--events", "500", "--as-of", AS_OF, database_url=database_url, cwd=tmp_path, interval="0")
+    assert seeded.returncode == 0, seeded.stderr
+    missing = run_cli("verify", "--tenant", "no-such-tenant", database_url=database_url, cwd=tmp_path, interval="0")
+    quiet = run_cli(
+        "verify", "--tenant", "no-such-tenant", "--quiet", database_url=database_url, cwd=tmp_path, interval="0"
+    )
+    assert missing.returncode == quiet.returncode
+    assert missing.stdout == quiet.stdout
+    assert quiet.stderr == ""
+
+
+def test_progress_line_names_what_done_total_rate_elapsed_and_remaining() -> None:
+    assert progress_line("writing events", 15_000, 20_000, 3.0) == (
+        "writing events: 15,000/20,000 (75%), 5,000/s, elapsed 0:00:03, remaining 0:00:01"
+    )
+    assert progress_line("purging", 7, None, 2.0) == "purging: 7, 4/s, elapsed 0:00:02"
+
+
+def test_reporting_picks_bar_on_a_terminal_lines_otherwise_and_nothing_when_quiet(tmp_path: Path) -> None:
+    with (tmp_path / "out").open("w") as piped, reporting(stream=piped) as progress:
+        assert isinstance(progress, LineProgress)
+    with reporting(quiet=True) as progress:
+        assert progress is no_progress
+
+    class Terminal:  # what rich writes to, claiming to be a terminal
+        def __init__(self) -> None:
+            self.text: list[str] = []
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> int:
+            self.text.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    terminal = Terminal()
+    with reporting(stream=terminal) as progress:  # type: ignore[arg-type]
+        assert isinstance(progress, BarProgress)
+        progress("writing events", 5_000, 20_000)
+    shown = "".join(terminal.text)
+    assert "writing events" in shown
+    assert "5,000/20,000" in shown or "5000/20000" in shown
+
+
+def test_the_console_script_installs_and_runs(tmp_path: Path) -> None:
+    """`pip install .` (what the Makefile's set-up does, editable) gives an `audit-app` that runs the commands."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "audit_app", source / "audit_app", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", source)
+    prefix = tmp_path / "prefix"
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", str(prefix), str(source)]
+    subprocess.run(install, check=True, capture_output=True, timeout=240)
+    site = next(prefix.glob("lib/python*/site-packages"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")} | {"PYTHONPATH": str(site)}
+    script = prefix / "bin" / "audit-app"
+    listed = subprocess.run([script, "--help"], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert "seed" in listed.stdout
+    assert "verify" in listed.stdout
+    seed_help = subprocess.run([script, "seed", "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert seed_help.returncode == 0
+    assert "example: audit-app seed --events" in seed_help.stdout
+    assert "--quiet" in seed_help.stdout
+    token = subprocess.run(
+        [script, "token", "--role", "super_admin"],
+        env=env | {"AUDIT_JWT_SECRET": "s"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.count(".") == 2  # a signed JWT
+
+
+@pytest.mark.parametrize(
+    "command", ["migrate", "check", "seed", "token", "verify", "purge", "retention", "partition", "verify-export"]
+)
+def test_every_command_help_shows_one_example(command: str) -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "audit_app", command, "--help"],
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0
+    assert shown.stdout.count("example: audit-app ") == 1
