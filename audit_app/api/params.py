@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
+from pydantic import Field, create_model
 
-from audit_app.audit.filters import AuditFilters
+from audit_app.audit.filters import TIME_FILTERS, AuditFilters
 from audit_app.models import utc
 
-PartnerQuery = Annotated[str | None, Query(description="Filter by partner (all tenants in partner)")]
-# Extensions of the reference (documented in the README): optional, after the documented parameters.
-RequestIdQuery = Annotated[str | None, Query(description="Only events of this request (correlation id)")]
-StatsPartnerQuery = Annotated[str | None, Query(description="Only the tenants of this partner")]
+FILTER_DESCRIPTIONS: dict[str, str] = {
+    "partner_id": "Filter by partner (all tenants in partner)",
+    "request_id": "Only events of this request (correlation id)",  # an extension of the reference
+}
+
+
+def filter_query(name: str, names: Sequence[str], descriptions: Mapping[str, str] = FILTER_DESCRIPTIONS) -> Any:
+    """A Pydantic model of query parameters: the filters `names` of AuditFilters, typed as it types them.
+
+    FastAPI spreads its fields into the operation's query parameters, in this order. (Built at
+    run time, so mypy sees the models as variables: the dependencies below say so.)
+    """
+    declared: dict[str, Any] = {
+        filter_name: (
+            datetime | None if filter_name in TIME_FILTERS else str | None,
+            Field(default=None, description=descriptions.get(filter_name)),
+        )
+        for filter_name in names
+    }
+    return create_model(name, **declared)
+
+
+ListQuery = filter_query("ListQuery", [f.name for f in fields(AuditFilters)])
+"""Every filter of AuditFilters, as the list and export take them (`request_id` last: an extension)."""
+StatsQuery = filter_query(
+    "StatsQuery",
+    ("tenant_id", "start_time", "end_time", "partner_id"),  # partner_id: an extension of the reference
+    {"partner_id": "Only the tenants of this partner"},
+)
+FeedQuery = filter_query("FeedQuery", ("tenant_id", "partner_id", "action", "resource_type", "result"))
+"""The feed's filters: exact matches, no time window (a feed is followed, not windowed)."""
 
 
 def _error(name: str, value: Any, message: str) -> dict[str, Any]:
@@ -47,55 +77,16 @@ def validated_filters(**values: Any) -> AuditFilters:
     return AuditFilters(**clean)
 
 
-async def list_filters(
-    tenant_id: str | None = None,
-    partner_id: PartnerQuery = None,
-    actor_id: str | None = None,
-    actor_email: str | None = None,
-    action: str | None = None,
-    resource_type: str | None = None,
-    resource_id: str | None = None,
-    result: str | None = None,
-    start_time: datetime | None = None,
-    end_time: datetime | None = None,
-    ip_address: str | None = None,
-    request_id: RequestIdQuery = None,
-) -> AuditFilters:
+async def list_filters(query: Annotated[ListQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
     """The documented filters of the list (and export) endpoint, plus `request_id`."""
-    return validated_filters(
-        tenant_id=tenant_id,
-        partner_id=partner_id,
-        actor_id=actor_id,
-        actor_email=actor_email,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        result=result,
-        start_time=start_time,
-        end_time=end_time,
-        ip_address=ip_address,
-        request_id=request_id,
-    )
+    return validated_filters(**query.model_dump())  # type: ignore[attr-defined]
 
 
-async def stats_filters(
-    tenant_id: str | None = None,
-    start_time: datetime | None = None,
-    end_time: datetime | None = None,
-    partner_id: StatsPartnerQuery = None,
-) -> AuditFilters:
+async def stats_filters(query: Annotated[StatsQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
     """The documented filters of the stats endpoint, plus `partner_id`."""
-    return validated_filters(tenant_id=tenant_id, start_time=start_time, end_time=end_time, partner_id=partner_id)
+    return validated_filters(**query.model_dump())  # type: ignore[attr-defined]
 
 
-async def feed_filters(
-    tenant_id: str | None = None,
-    partner_id: PartnerQuery = None,
-    action: str | None = None,
-    resource_type: str | None = None,
-    result: str | None = None,
-) -> AuditFilters:
-    """The filters of the feed (exact matches; no time window: a feed is followed, not windowed)."""
-    return validated_filters(
-        tenant_id=tenant_id, partner_id=partner_id, action=action, resource_type=resource_type, result=result
-    )
+async def feed_filters(query: Annotated[FeedQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
+    """The filters of the feed."""
+    return validated_filters(**query.model_dump())  # type: ignore[attr-defined]
