@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import psycopg.errors
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
@@ -21,18 +22,39 @@ from audit_app.settings import ConfigError, get_settings
 
 
 @lru_cache(maxsize=16)
-def engine_for(url: str, autocommit: bool = False) -> Engine:
+def engine_for(
+    url: str, autocommit: bool = False, pool_timeout: float = 10.0, lock_timeout: float | None = None
+) -> Engine:
     """One pooled engine per database URL, and one more for its transaction-less reads.
 
     `autocommit` connections run each statement on its own snapshot and never send BEGIN or
     ROLLBACK; they live in a pool of their own, so no checkout switches a connection's mode.
+    A checkout waits at most `pool_timeout` seconds (then `sqlalchemy.exc.TimeoutError`: 503).
+    On PostgreSQL, a statement waits at most `lock_timeout` seconds for a lock such as a
+    tenant's chain head (then `LockNotAvailable`: 503); None waits without limit.
     """
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    options["pool_timeout"] = pool_timeout
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **options)
+    if lock_timeout is not None:
+        options["connect_args"] = {"options": f"-c lock_timeout={round(lock_timeout * 1000)}"}
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **options)
+    event.listen(engine, "handle_error", _discard_read_only)
+    return engine
+
+
+def _discard_read_only(context: ExceptionContext) -> None:
+    """Treat "read-only transaction" as a lost connection, so the pool drops it (and its peers).
+
+    A connection opened while the server was read-only (`default_transaction_read_only`, or a
+    demoted primary after a failover) keeps that state and still passes the pre-ping; dropped,
+    the next checkout connects afresh and writes recover without a restart.
+    """
+    if isinstance(context.original_exception, psycopg.errors.ReadOnlySqlTransaction):
+        context.is_disconnect = True
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -51,13 +73,14 @@ def psycopg_url(url: str) -> str:
 
 def get_engine() -> Engine:
     """The engine of the primary database (every write goes here)."""
-    return engine_for(get_settings().database_url)
+    settings = get_settings()
+    return engine_for(settings.database_url, pool_timeout=settings.pool_timeout, lock_timeout=settings.lock_timeout)
 
 
 def get_read_engine(autocommit: bool = False) -> Engine:
     """The engine for reads that may lag: the read replica if one is configured, else the primary."""
     settings = get_settings()
-    return engine_for(settings.read_database_url or settings.database_url, autocommit)
+    return engine_for(settings.read_database_url or settings.database_url, autocommit, settings.pool_timeout)
 
 
 def read_only_session() -> Session:

@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_future_skew: timedelta = timedelta(days=1)
     trusted_proxies: str = ""
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    pool_timeout: float = Field(10.0, gt=0)
+    lock_timeout: float = Field(5.0, gt=0)
+    max_writers: int = Field(8, ge=1)
+    tenant_writers: int = Field(4, ge=1)
 
     @field_validator("min_event_time")
     @classmethod

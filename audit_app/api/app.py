@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import psycopg
+import psycopg.errors
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit_app import __version__
 from audit_app.api import feed_routes, integrity_routes, routes
+from audit_app.api.admission import WriterAdmission, WritersBusyError
 from audit_app.api.limits import BodySizeLimit
 from audit_app.audit.access import EventNotFoundError, ExportUnavailableError
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
@@ -69,11 +73,38 @@ def _invalid_batch(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}, status_code=422)
 
 
-def _database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
-    """The database is down or restarting: 503, so clients retry (the pool reconnects by itself)."""
-    return JSONResponse(
-        {"detail": "The database is unavailable; retry shortly."}, status_code=503, headers={"Retry-After": "1"}
-    )
+def _outage(exc: Exception) -> tuple[str, int] | None:
+    """What a database error means to the client and the seconds to wait, or None for a defect.
+
+    Every outage is a JSON 503 with `Retry-After`: the condition passes without a restart
+    (db.py drops read-only connections; the pool reconnects after a restart).
+    """
+    if isinstance(exc, PoolTimeoutError):
+        return "The server is busy (no database connection came free in time); retry shortly.", 2
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(error, psycopg.errors.LockNotAvailable):
+        return "The tenant's audit chain is busy (locked longer than AUDIT_LOCK_TIMEOUT); retry shortly.", 2
+    if isinstance(error, psycopg.errors.DiskFull):
+        return "The database is out of disk space; retry later.", 30
+    if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
+        return "The database is read-only (maintenance or failover); retry shortly.", 5
+    if isinstance(error, psycopg.OperationalError) or isinstance(exc, OperationalError):
+        return "The database is unavailable; retry shortly.", 1
+    return None
+
+
+def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A database outage (see `_outage`) as a JSON 503 with `Retry-After`; anything else stays a 500."""
+    outage = _outage(exc)
+    if outage is None:
+        raise exc
+    detail, retry_after = outage
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(retry_after)})
+
+
+def _writers_busy(_request: Request, exc: Exception) -> JSONResponse:
+    """Too many writers wait (for one tenant's chain, or in all): 503, before touching the database."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -136,6 +167,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     settings = get_settings()
     settings.require_signing_key()
     api = FastAPI(title="audit_app", version=__version__, docs_url=None, redoc_url=None)
+    api.state.writers = WriterAdmission(settings.max_writers, settings.tenant_writers)
 
     @api.get("/api/v1/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -150,7 +182,10 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.include_router(routes.entry_router)
     api.add_exception_handler(RequestValidationError, _invalid_request)
     api.add_exception_handler(StarletteHTTPException, _http_error)
-    api.add_exception_handler(OperationalError, _database_unavailable)
+    for database_error in (OperationalError, InternalError, PoolTimeoutError, psycopg.OperationalError):
+        api.add_exception_handler(database_error, _database_unavailable)
+    api.add_exception_handler(psycopg.errors.ReadOnlySqlTransaction, _database_unavailable)
+    api.add_exception_handler(WritersBusyError, _writers_busy)
     api.add_exception_handler(AuthError, _unauthorized)
     for error, code in DOMAIN_ERRORS.items():
         api.add_exception_handler(error, _status(code))

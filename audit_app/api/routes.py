@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
+from audit_app.api.admission import WriterAdmission, write_until_disconnect
 from audit_app.api.deps import (
     ExporterPrincipal,
     ReaderPrincipal,
     ReadSessionDep,
-    SessionDep,
     SettingsDep,
     SnapshotSessionDep,
     WriterPrincipal,
@@ -181,10 +181,10 @@ def get_audit_log(request: Request, principal: ReaderPrincipal, log_id: str) -> 
 
 
 @ingest_router.post("/events", status_code=201, summary="Write Audit Events")
-def write_audit_events(
+async def write_audit_events(
+    request: Request,
     batch: EventBatch,
     response: Response,
-    session: SessionDep,
     principal: WriterPrincipal,
     settings: SettingsDep,
     idempotency_key: Annotated[
@@ -207,7 +207,14 @@ def write_audit_events(
             ]
         )
     limits = EventTimeLimits(earliest=settings.min_event_time, max_future_skew=settings.max_future_skew)
-    outcome = ingest_batch(session, principal, batch.events, idempotency_key=idempotency_key, time_limits=limits)
+    admission: WriterAdmission = request.app.state.writers
+    async with admission.admit((event.tenant_id for event in batch.events), settings.pool_timeout):
+        outcome = await write_until_disconnect(
+            request,
+            lambda session: ingest_batch(
+                session, principal, batch.events, idempotency_key=idempotency_key, time_limits=limits
+            ),
+        )
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return IngestResult(ids=outcome.ids, count=len(outcome.ids))
