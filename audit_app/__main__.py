@@ -10,11 +10,20 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import psycopg
+from sqlalchemy.exc import DBAPIError
+
 from audit_app.auth import ALL_SCOPES, ROLES, Principal, issue_token
 from audit_app.cli_progress import reporting
 from audit_app.db import check_database, check_databases, psycopg_url, session_scope
 from audit_app.models import utc
 from audit_app.settings import ConfigError, Settings, get_settings
+
+# Exit codes of `verify`: a broken chain is never confused with a verification that could not run.
+VERIFY_OK = 0  # every chain intact, and the audit.verify record written
+VERIFY_BROKEN = 1  # a chain is broken (reported even when the record could not be written)
+VERIFY_NOT_RUN = 2  # could not run: configuration, or the database unreachable or failing
+VERIFY_NOT_RECORDED = 3  # every chain intact, but the audit.verify record could not be written
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -77,21 +86,37 @@ def _cli_principal() -> Principal:
 
 
 def cmd_verify(_settings: Settings, args: argparse.Namespace) -> int:
-    """Walk the hash chains and report the first broken link; exit 1 when one is broken."""
-    from audit_app.audit.integrity import verify_chains
+    """Walk the hash chains and report the first broken link; exit with one of the VERIFY_* codes."""
+    from audit_app.audit.integrity import AccessNotRecordedError, verify_chains
 
     check_database()
-    with session_scope() as session, reporting(quiet=args.quiet) as progress:
-        report = verify_chains(session, _cli_principal(), args.tenant, progress=progress)
+    not_recorded: AccessNotRecordedError | None = None
+    try:
+        with session_scope() as session, reporting(quiet=args.quiet) as progress:
+            report = verify_chains(session, _cli_principal(), args.tenant, progress=progress)
+    except AccessNotRecordedError as exc:
+        report, not_recorded = exc.report, exc
+    except (DBAPIError, psycopg.Error) as exc:
+        print(f"error: the verification could not run: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return VERIFY_NOT_RUN
     print(f"Checked {report.events_checked:,} events in {report.tenants_checked:,} tenant chains.")
     broken = report.first_broken
     if broken is None:
         print("OK: every chain is intact.")
-        return 0
-    print(f"BROKEN: tenant {broken.tenant_id!r}, event {broken.event_id} (link {broken.chain_seq}): {broken.message}")
-    print(f"  {broken.check} expected: {broken.expected}")
-    print(f"  {broken.check} found:    {broken.found}")
-    return 1
+    else:
+        print(
+            f"BROKEN: tenant {broken.tenant_id!r}, event {broken.event_id} (link {broken.chain_seq}): {broken.message}"
+        )
+        print(f"  {broken.check} expected: {broken.expected}")
+        print(f"  {broken.check} found:    {broken.found}")
+    if broken is not None:
+        if not_recorded is not None:
+            print(f"warning: {not_recorded}", file=sys.stderr)
+        return VERIFY_BROKEN
+    if not_recorded is not None:
+        print(f"error: {not_recorded}", file=sys.stderr)
+        return VERIFY_NOT_RECORDED
+    return VERIFY_OK
 
 
 def cmd_purge(_settings: Settings, args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from audit_app.api.admission import WriterAdmission, WritersBusyError
 from audit_app.api.limits import BodySizeLimit
 from audit_app.audit.access import EventNotFoundError, ExportUnavailableError
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
+from audit_app.audit.integrity import AccessNotRecordedError
 from audit_app.audit.query import CursorError
 from audit_app.audit.retention import RetentionError
 from audit_app.auth import AuthError, ForbiddenError, MissingCredentialsError
@@ -79,6 +80,8 @@ def _outage(exc: Exception) -> tuple[str, int] | None:
     Every outage is a JSON 503 with `Retry-After`: the condition passes without a restart
     (db.py drops read-only connections; the pool reconnects after a restart).
     """
+    if isinstance(exc, AccessNotRecordedError) and isinstance(exc.__cause__, Exception):
+        exc = exc.__cause__  # a verification that could not be recorded is not answered
     if isinstance(exc, PoolTimeoutError):
         return "The server is busy (no database connection came free in time); retry shortly.", 2
     error = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -185,6 +188,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     for database_error in (OperationalError, InternalError, PoolTimeoutError, psycopg.OperationalError):
         api.add_exception_handler(database_error, _database_unavailable)
     api.add_exception_handler(psycopg.errors.ReadOnlySqlTransaction, _database_unavailable)
+    api.add_exception_handler(AccessNotRecordedError, _database_unavailable)
     api.add_exception_handler(WritersBusyError, _writers_busy)
     api.add_exception_handler(AuthError, _unauthorized)
     for error, code in DOMAIN_ERRORS.items():

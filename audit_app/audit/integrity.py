@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from audit_app.audit.chain import GENESIS_HASH, HASHED_FIELDS, PURGE_ACTION, SEAL_HASH, SEAL_SEQ, event_hash
@@ -74,6 +76,15 @@ class VerifyReport:
             "broken_tenants": sum(1 for chain in self.chains if not chain.ok),
             "first_broken": asdict(self.first_broken) if self.first_broken else None,
         }
+
+
+class AccessNotRecordedError(RuntimeError):
+    """The chains were verified, but the `audit.verify` record could not be written; `report` holds the result."""
+
+    def __init__(self, report: VerifyReport, cause: Exception) -> None:
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        super().__init__(f"The audit.verify access record could not be written: {reason}")
+        self.report = report
 
 
 def _row_event(row: Any) -> dict[str, Any]:
@@ -232,7 +243,9 @@ def verify_chains(
 ) -> VerifyReport:
     """Verify every chain `principal` may see (or `tenant_id`'s) and record an `audit.verify` event.
 
-    Raises ForbiddenError when `tenant_id` is outside the caller's scope. Commits the session.
+    Raises ForbiddenError when `tenant_id` is outside the caller's scope, and
+    AccessNotRecordedError (holding the report) when the record cannot be written, e.g. while
+    the database is read-only or full. Commits the session.
     """
     tenants = tenants_to_verify(session, principal, tenant_id)
     total = _links_to_verify(session, tenants)
@@ -256,13 +269,17 @@ def verify_chains(
     # Recorded in the tenant checked when it has a chain; a name that matches nothing must not create a tenant.
     known = tenant_id is not None and _head(session, tenant_id) is not None
     details = report.summary() | ({"tenant_id": tenant_id} if tenant_id is not None else {})
-    event_id = record_access(
-        session,
-        principal,
-        "audit.verify",
-        tenant_id=tenant_id if known else None,
-        details=details,
-        ip_address=ip_address,
-        user_agent=user_agent,
-    )
+    try:
+        event_id = record_access(
+            session,
+            principal,
+            "audit.verify",
+            tenant_id=tenant_id if known else None,
+            details=details,
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
+    except (DBAPIError, psycopg.Error) as exc:
+        session.rollback()
+        raise AccessNotRecordedError(report, exc) from exc
     return VerifyReport(report.events_checked, report.tenants_checked, chains, first_broken, event_id)
