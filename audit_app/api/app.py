@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from audit_app import __version__
 from audit_app.api import feed_routes, integrity_routes, routes
 from audit_app.api.admission import WriterAdmission, WritersBusyError
-from audit_app.api.limits import BodySizeLimit
+from audit_app.api.limits import BodySizeLimit, HeaderSizeLimit
 from audit_app.audit.access import EventNotFoundError, ExportUnavailableError
 from audit_app.audit.ingest import IdempotencyConflictError, IngestError
 from audit_app.audit.integrity import AccessNotRecordedError
@@ -198,6 +198,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.add_exception_handler(IngestError, _invalid_batch)
     api.add_middleware(BodySizeLimit)  # type: ignore[arg-type]
     api.add_middleware(ClientAddress, trusted=settings.trusted_proxy_networks)  # type: ignore[arg-type]
+    api.add_middleware(HeaderSizeLimit)  # type: ignore[arg-type]  # outermost: checked first
     if cors:
         add_cors(api, settings)
     return api
