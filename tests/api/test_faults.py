@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
@@ -196,3 +197,42 @@ def test_the_database_work_of_a_gone_client_is_cancelled(
         holder.execute("ROLLBACK")
     get_engine().dispose()
     get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_reads_do_not_queue_behind_blocked_writers(
+    fast_faults: Settings, monkeypatch: pytest.MonkeyPatch, as_super: dict[str, str]
+) -> None:
+    """SQLite's write lock held by another connection, 50 writers blocked: a list answers at once."""
+    monkeypatch.setenv("AUDIT_POOL_TIMEOUT", "3")
+    get_settings.cache_clear()
+    path = make_url(fast_faults.database_url).database
+    assert path is not None
+    with TestClient(create_api()) as client:
+        assert client.post(EVENTS, json={"events": [ev("acme")]}, headers=as_super).status_code == 201
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long write elsewhere holds it
+        answers: list[int] = []
+        try:
+            writers = [
+                threading.Thread(
+                    target=lambda: answers.append(
+                        client.post(EVENTS, json={"events": [ev("acme")]}, headers=as_super).status_code
+                    )
+                )
+                for _ in range(50)
+            ]
+            for thread in writers:
+                thread.start()
+            time.sleep(0.5)
+            started = time.monotonic()
+            listed = client.get("/api/v1/admin/audit/", headers=as_super)
+            assert listed.status_code == 200
+            assert time.monotonic() - started < 1.5
+        finally:
+            holder.rollback()
+            holder.close()
+        for thread in writers:
+            thread.join()
+        assert len(answers) == 50
+        assert set(answers) <= {201, 503}  # written once the lock went, or turned away: never a 500
