@@ -13,7 +13,7 @@ from datetime import datetime
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from audit_app.auth import ALL_SCOPES, ROLES, Principal, issue_token
+from audit_app.auth import ALL_SCOPES, ROLES, SCOPE_ADMIN, Principal, issue_token
 from audit_app.cli_progress import reporting
 from audit_app.db import check_database, check_databases, psycopg_url, session_scope
 from audit_app.models import utc
@@ -293,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", choices=ROLES, required=True)
     token.add_argument("--tenant-id")
     token.add_argument("--partner-id")
-    token.add_argument("--scope", default=ALL_SCOPES, help=f'space-separated scopes (default "{ALL_SCOPES}")')
+    token.add_argument(
+        "--scope",
+        help=f'space-separated scopes (default "{ALL_SCOPES}", and {SCOPE_ADMIN} for a super admin)',
+    )
     token.add_argument("--ttl", type=_positive, default=3600, help="lifetime in seconds (default 3600)")
     token.add_argument("--sub", help="subject (user id) of the token")
     token.add_argument("--email", help="email claim of the token")

@@ -21,7 +21,9 @@ ROLES: tuple[str, ...] = ("super_admin", "partner_admin", "tenant_admin")
 SCOPE_READ = "audit:read"
 SCOPE_EXPORT = "audit:export"
 SCOPE_WRITE = "audit:write"
+SCOPE_ADMIN = "audit:admin"  # administrative changes: retention, legal hold, the tenant registry
 ALL_SCOPES = f"{SCOPE_READ} {SCOPE_EXPORT} {SCOPE_WRITE}"
+SUPER_ADMIN_SCOPES = f"{ALL_SCOPES} {SCOPE_ADMIN}"
 DOWNLOAD_TOKEN_USE = "download"  # noqa: S105 (a claim value, not a secret)
 MAX_TOKEN_LENGTH = 8192
 TOKEN_LEEWAY = 5  # seconds of clock skew allowed on `exp`/`nbf`
@@ -40,6 +42,14 @@ class MissingCredentialsError(AuthError):
 
 class ForbiddenError(Exception):
     """The caller is authenticated but may not do this (HTTP 403)."""
+
+
+def default_scopes(role: str) -> str:
+    """The scopes a locally issued token of `role` holds unless told otherwise.
+
+    `audit:admin` only changes anything for a super admin, so only its tokens carry it by default.
+    """
+    return SUPER_ADMIN_SCOPES if role == "super_admin" else ALL_SCOPES
 
 
 class UnmappedRoleError(AuthError):
@@ -349,11 +359,14 @@ def issue_token(
     email: str | None = None,
     tenant_id: str | None = None,
     partner_id: str | None = None,
-    scope: str = ALL_SCOPES,
+    scope: str | None = None,
     ttl: int = 3600,
     use: str | None = None,
 ) -> str:
-    """Sign a token with the configured HS256 secret (local use, demo mode, tests)."""
+    """Sign a token with the configured HS256 secret (local use, demo mode, tests).
+
+    `scope` defaults to what `default_scopes(role)` gives the role.
+    """
     if not settings.jwt_secret:
         raise ConfigError(
             "Only a public key is configured (AUDIT_JWT_PUBLIC_KEY): tokens are issued by the "
@@ -370,7 +383,7 @@ def issue_token(
         "sub": sub or f"{role}-local",
         "email": email or f"{role.replace('_', '.')}@example.com",
         "role": role,
-        "scope": scope,
+        "scope": default_scopes(role) if scope is None else scope,
         "iat": now,
         "exp": now + ttl,
         "jti": str(uuid.uuid4()),

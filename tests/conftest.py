@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from audit_app.auth import ALL_SCOPES, issue_token
+from audit_app.auth import issue_token
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.settings import Settings, get_settings
@@ -134,9 +134,12 @@ TokenFactory = Callable[..., str]
 
 @pytest.fixture
 def make_token(settings: Settings) -> TokenFactory:
-    """Mint a token: make_token("tenant_admin", tenant_id="acme", scope="audit:read")."""
+    """Mint a token: make_token("tenant_admin", tenant_id="acme", scope="audit:read").
 
-    def make(role: str = "super_admin", *, scope: str = ALL_SCOPES, ttl: int = 600, **claims: str) -> str:
+    Without `scope`, the role's default scopes (`audit:admin` too for a super admin).
+    """
+
+    def make(role: str = "super_admin", *, scope: str | None = None, ttl: int = 600, **claims: str) -> str:
         return issue_token(settings, role=role, scope=scope, ttl=ttl, **claims)
 
     return make

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from audit_app.audit.download_tokens import spend_download_token
 from audit_app.auth import (
+    SCOPE_ADMIN,
     SCOPE_EXPORT,
     SCOPE_READ,
     SCOPE_WRITE,
@@ -107,6 +108,12 @@ async def get_writer(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
+async def get_administrator(principal: CurrentPrincipal) -> Principal:
+    """A caller allowed to make administrative changes (`audit:admin`): retention, legal hold, tenants."""
+    principal.require_scope(SCOPE_ADMIN)
+    return principal
+
+
 async def get_exporter(
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
@@ -140,3 +147,4 @@ def spend(download: Principal) -> None:
 ReaderPrincipal = Annotated[Principal, Depends(get_reader)]
 WriterPrincipal = Annotated[Principal, Depends(get_writer)]
 ExporterPrincipal = Annotated[Principal, Depends(get_exporter)]
+AdminPrincipal = Annotated[Principal, Depends(get_administrator)]

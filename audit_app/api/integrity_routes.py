@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit_app.api.deps import CurrentPrincipal, ReaderPrincipal, SessionDep
+from audit_app.api.deps import AdminPrincipal, CurrentPrincipal, ReaderPrincipal, SessionDep
 from audit_app.audit.integrity import verify_chains
 from audit_app.audit.retention import (
     MAX_RETENTION_DAYS,
@@ -135,7 +135,7 @@ def get_retention(session: SessionDep, principal: ReaderPrincipal) -> RetentionO
 
 
 @router.put("/retention", summary="Set Default Retention")
-def put_default_retention(session: SessionDep, principal: ReaderPrincipal, body: DefaultRetentionIn) -> RetentionOut:
+def put_default_retention(session: SessionDep, principal: AdminPrincipal, body: DefaultRetentionIn) -> RetentionOut:
     """Set the platform default retention (super admin); the change is audited."""
     set_default_retention(session, principal, body.days)
     return _retention_out(session, principal)
@@ -143,7 +143,7 @@ def put_default_retention(session: SessionDep, principal: ReaderPrincipal, body:
 
 @router.put("/retention/tenants/{tenant_id}", summary="Set Tenant Retention")
 def put_tenant_retention(
-    session: SessionDep, principal: ReaderPrincipal, tenant_id: str, body: TenantRetentionIn
+    session: SessionDep, principal: AdminPrincipal, tenant_id: str, body: TenantRetentionIn
 ) -> TenantPolicyOut:
     """Set a tenant's own retention and/or legal hold (super admin); the change is audited."""
     if not 0 < len(tenant_id) <= 255 or "\x00" in tenant_id:
