@@ -189,6 +189,31 @@ def cmd_retention(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tenant(_settings: Settings, args: argparse.Namespace) -> int:
+    """Register a tenant with its partner (or move it), or list the registered tenants."""
+    from audit_app.audit.tenants import list_tenants, register_tenant
+
+    check_database()
+    principal = _cli_principal()
+    with session_scope() as session:
+        if args.action == "add":
+            partner = None if args.no_partner else args.partner_id
+            outcome = register_tenant(session, principal, args.tenant_id, partner)
+            owner = f"partner {partner}" if partner else "no partner"
+            if outcome.created:
+                print(f"Registered tenant {args.tenant_id} ({owner}).")
+            elif outcome.changed:
+                was = outcome.previous_partner_id or "no partner"
+                print(f"Moved tenant {args.tenant_id} from {was} to {owner}.")
+            else:
+                print(f"Tenant {args.tenant_id} is already registered ({owner}); nothing changed.")
+            return 0
+        for tenant in list_tenants(session, principal):
+            if args.partner_id is None or tenant.partner_id == args.partner_id:
+                print(f"{tenant.id}\t{tenant.partner_id or '-'}\t{tenant.created_at.isoformat()}")
+    return 0
+
+
 def cmd_partition(settings: Settings, args: argparse.Namespace) -> int:
     """Partition audit_log by month (first run), or add the missing months ahead (later runs)."""
     from audit_app.partitioning import add_months_ahead, partition_audit_log
@@ -257,6 +282,7 @@ EXAMPLES = {  # one per command, shown at the end of its --help
     "purge": "audit-app purge --batch-size 5000 --quiet",
     "retention": "audit-app retention --tenant acme --days 90 --legal-hold off",
     "partition": "audit-app partition --months-ahead 6",
+    "tenant": "audit-app tenant add wayne-enterprises --partner-id northwind",
     "verify-export": "audit-app verify-export evidence.zip --keys-url https://audit.example.com/api/v1/export-keys",
 }
 
@@ -318,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retention.add_argument("--legal-hold", choices=("on", "off"), help="put the tenant under legal hold or lift it")
     retention.set_defaults(func=cmd_retention)
+    tenant = command("tenant", "register tenants and their partners, or list them")
+    tenant_actions = tenant.add_subparsers(dest="action", required=True)
+    add = tenant_actions.add_parser("add", help="register a tenant with its partner, or move it to another partner")
+    add.add_argument("tenant_id")
+    owner = add.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--partner-id", help="the partner owning the tenant")
+    owner.add_argument("--no-partner", action="store_true", help="a tenant of no partner (super admins see it)")
+    listing = tenant_actions.add_parser("list", help="list registered tenants: id, partner (- for none), created")
+    listing.add_argument("--partner-id", help="only the tenants of this partner")
+    tenant.set_defaults(func=cmd_tenant)
     partition = command("partition", "PostgreSQL: partition audit_log by month, or add months ahead", long=True)
     partition.add_argument(
         "--months-ahead", type=_positive, default=3, help="keep partitions this many months ahead (default 3)"

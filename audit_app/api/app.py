@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit_app import __version__
-from audit_app.api import feed_routes, integrity_routes, routes
+from audit_app.api import feed_routes, integrity_routes, routes, tenant_routes
 from audit_app.api.admission import WriterAdmission, WritersBusyError
 from audit_app.api.limits import BodySizeLimit, HeaderSizeLimit
 from audit_app.audit.access import EventNotFoundError, ExportUnavailableError
@@ -181,6 +181,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.include_router(routes.ingest_router)
     api.include_router(integrity_routes.router)
     api.include_router(feed_routes.router)
+    api.include_router(tenant_routes.router)
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
     api.add_exception_handler(RequestValidationError, _invalid_request)

@@ -86,11 +86,33 @@ def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> 
     session.execute(stmt.on_conflict_do_nothing())
 
 
-def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
-    """Record each tenant and, where an event names one, the partner that owns it.
+def insert_tenants(session: Session, owners: dict[str, str | None]) -> set[str]:
+    """Register the tenants of `owners` (tenant -> partner) that are not registered yet; return those created.
 
-    A tenant already owned by another partner is refused: a producer cannot move a tenant
-    (and with it the right to read its events) to a different partner.
+    Rows are inserted in tenant order, the one order every writer uses, so concurrent writers
+    cannot deadlock; a tenant registered meanwhile by another transaction is left as it is.
+    """
+    if not owners:
+        return set()
+    dialect = session.get_bind().dialect.name
+    created = utcnow()
+    rows = [{"id": tenant, "partner_id": owners[tenant], "created_at": created} for tenant in sorted(owners)]
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Tenant).values(rows)
+    return set(session.execute(stmt.on_conflict_do_nothing().returning(col(Tenant.id))).scalars())
+
+
+def registered_owners(session: Session, tenant_ids: Iterable[str]) -> dict[str, str | None]:
+    """The partner of each registered tenant among `tenant_ids` (unregistered ones are absent)."""
+    found = session.execute(select(col(Tenant.id), col(Tenant.partner_id)).where(col(Tenant.id).in_(set(tenant_ids))))
+    return {tenant_id: owner for tenant_id, owner in found.all()}
+
+
+def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
+    """The platform's own ingestion: register each new tenant with the partner its events name.
+
+    A registered tenant keeps its partner: an event naming another one (or one for a tenant
+    registered without a partner) is refused, since moving a tenant moves the right to read its
+    events (a super admin does that through the registry, where it is recorded).
     """
     claimed: dict[str, str | None] = {}
     for index, event in enumerate(events):
@@ -101,16 +123,11 @@ def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
             )
         if event.partner_id or event.tenant_id not in claimed:
             claimed[event.tenant_id] = event.partner_id or known
-    tenant_ids = sorted(claimed)  # one order for every writer: concurrent batches cannot deadlock
-    created = utcnow()
-    _insert_ignore(session, Tenant, [{"id": t, "partner_id": claimed[t], "created_at": created} for t in tenant_ids])
-    found = session.execute(select(col(Tenant.id), col(Tenant.partner_id)).where(col(Tenant.id).in_(tenant_ids)))
-    owners: dict[str, str | None] = {tenant_id: owner for tenant_id, owner in found.all()}
-    for tenant_id in tenant_ids:
-        partner_id, owner = claimed[tenant_id], owners[tenant_id]
-        if partner_id and owner is None:
-            session.execute(update(Tenant).where(Tenant.id == tenant_id).values(partner_id=partner_id))  # type: ignore[arg-type]
-        elif partner_id and owner != partner_id:
+    insert_tenants(session, claimed)
+    owners = registered_owners(session, claimed)
+    for tenant_id in sorted(claimed):
+        partner_id = claimed[tenant_id]
+        if partner_id and owners[tenant_id] != partner_id:
             index = next(i for i, e in enumerate(events) if e.tenant_id == tenant_id and e.partner_id)
             raise IngestError(index, "partner_id", f"tenant {tenant_id!r} belongs to another partner")
 
@@ -159,16 +176,20 @@ def ingest_events(
     *,
     ids: Sequence[str] | None = None,
     now: datetime | None = None,
+    register: bool = True,
 ) -> list[str]:
     """Append `events` to their tenants' chains and return their ids, in input order.
 
-    The caller commits; on any error the caller rolls back and nothing is written.
+    With `register`, new tenants are registered first (`register_tenants`: the platform's own
+    ingestion); without it the caller vouches that they are. The caller commits; on any error
+    the caller rolls back and nothing is written.
     """
     if not events:
         return []
     now = now or utcnow()
     event_ids = list(ids) if ids is not None else [new_event_id() for _ in events]
-    register_tenants(session, events)
+    if register:
+        register_tenants(session, events)
     rows: list[dict[str, Any]] = []
     by_tenant: dict[str, list[int]] = {}
     for index, event in enumerate(events):
@@ -217,6 +238,7 @@ def record_access(
     action: str,
     *,
     filters: AuditFilters | None = None,
+    resource_type: str = "audit_log",
     resource_id: str | None = None,
     tenant_id: str | None = None,
     details: dict[str, Any] | None = None,
@@ -228,13 +250,15 @@ def record_access(
 
     With `commit=False` the event joins the caller's transaction (the purge seals each batch so).
 
-    It lands in the tenant concerned when there is one, else in the platform's own tenant,
-    which only super admins see.
+    It lands in `tenant_id` when given (the caller vouches it is registered), else in the
+    registered tenant the filters or the token name, else in the platform's own tenant, which
+    only super admins see. Recording never registers a tenant a caller named.
     """
-    named = filters.tenant_id if filters else None
-    if named and session.get(Tenant, named) is None:
-        named = None  # a filter naming no known tenant must not create one
-    tenant = tenant_id or named or principal.tenant_id or SYSTEM_TENANT
+    inferred = [name for name in (filters.tenant_id if filters else None, principal.tenant_id) if name]
+    registered = registered_owners(session, inferred) if inferred and not tenant_id else {}
+    tenant = tenant_id or next((name for name in inferred if name in registered), SYSTEM_TENANT)
+    if tenant == SYSTEM_TENANT:
+        insert_tenants(session, {SYSTEM_TENANT: None})  # the platform's own tenant, registered on first use
     body: dict[str, Any] = {"role": principal.role, "scope": principal.describes_scope}
     if filters is not None:
         body["filters"] = filters.active()
@@ -245,13 +269,13 @@ def record_access(
         actor_email=principal.email or None,
         actor_type="user",
         action=action,
-        resource_type="audit_log",
+        resource_type=resource_type,
         resource_id=resource_id,
         ip_address=_valid_ip(ip_address),
         user_agent=(user_agent or "")[:1024].replace("\x00", "") or None,
         details=body,
     )
-    (event_id,) = ingest_events(session, [event])
+    (event_id,) = ingest_events(session, [event], register=False)
     if commit:
         session.commit()
     return event_id
@@ -269,11 +293,21 @@ class IngestOutcome:
     replayed: bool = False
 
 
+def not_writable(tenant_id: str) -> ForbiddenError:
+    """The one refusal of a tenant outside the writer's scope, registered elsewhere or not at all.
+
+    Both cases answer alike, so a writer cannot learn which tenant ids exist.
+    """
+    return ForbiddenError(f"Tenant {tenant_id!r} is not a registered tenant of your scope.")
+
+
 def authorize_ingest(session: Session, principal: Principal, events: Sequence[AuditEventIn]) -> list[AuditEventIn]:
     """Check that `principal` may write every event; raise ForbiddenError otherwise.
 
-    A tenant-bound token writes only its tenant and cannot hand it to a partner. A partner
-    admin writes only its partner's tenants, or new tenants, which join its partner.
+    A super admin writes any tenant (new ones are registered). A tenant-bound token writes only
+    its tenant, once registered, and cannot hand it to a partner. A partner admin writes only
+    registered tenants of its partner; an unregistered tenant is refused exactly like one of
+    another partner.
     """
     principal.require_scope(SCOPE_WRITE)
     scope = Scope.of(principal)
@@ -282,24 +316,20 @@ def authorize_ingest(session: Session, principal: Principal, events: Sequence[Au
     if scope.is_empty:
         raise ForbiddenError("This token's scope covers no tenant.")
     tenant_ids = {event.tenant_id for event in events}
-    owners: dict[str, str | None] = {
-        tenant_id: owner
-        for tenant_id, owner in session.execute(
-            select(col(Tenant.id), col(Tenant.partner_id)).where(col(Tenant.id).in_(tenant_ids))
-        ).all()
-    }
+    owners = registered_owners(session, tenant_ids)
     if scope.tenant_id is not None:
         if tenant_ids != {scope.tenant_id}:
             raise ForbiddenError("A tenant-bound token may only write events of its own tenant.")
-        owner = owners.get(scope.tenant_id)
+        if scope.tenant_id not in owners:
+            raise not_writable(scope.tenant_id)
+        owner = owners[scope.tenant_id]
         if any(event.partner_id and event.partner_id != owner for event in events):
             raise ForbiddenError("A tenant-bound token cannot assign its tenant to a partner.")
         return list(events)
     partner_id = scope.partner_id
-    for tenant_id in tenant_ids:
-        known = tenant_id in owners
-        if tenant_id == SYSTEM_TENANT or (known and owners[tenant_id] != partner_id):
-            raise ForbiddenError("A partner admin may only write events of its own partner's tenants.")
+    for tenant_id in sorted(tenant_ids):  # one order: the answer names the same tenant every time
+        if tenant_id not in owners or owners[tenant_id] != partner_id:
+            raise not_writable(tenant_id)
     if any(event.partner_id not in (None, partner_id) for event in events):
         raise ForbiddenError("A partner admin may only name its own partner_id.")
     return [event if event.partner_id else event.model_copy(update={"partner_id": partner_id}) for event in events]
@@ -358,7 +388,7 @@ def ingest_batch(
             # Claimed first: a concurrent delivery of the same key waits here, then fails below.
             session.add(IdempotencyRecord(key=idempotency_key, caller=caller, request_hash=request_hash, ids=ids))
             session.flush()
-        ingest_events(session, events, ids=ids)
+        ingest_events(session, events, ids=ids, register=Scope.of(principal).everything)
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -30,6 +30,7 @@ from audit_app.models import (
     PurgeCheckpoint,
     PurgeGuard,
     RetentionDefault,
+    Tenant,
     TenantRetention,
     utcnow,
 )
@@ -159,6 +160,8 @@ def set_tenant_retention(
     if days is not UNSET:
         _check_days(days)
     Scope.of(principal).check_named(session, tenant_id)
+    if session.get(Tenant, tenant_id) is None:  # its audit event must not start a chain of no tenant
+        raise RetentionError(f"Tenant {tenant_id!r} is not registered: register it first (PUT /api/v1/admin/tenants).")
     before = tenant_policy(session, tenant_id)
     row = session.get(TenantRetention, tenant_id) or TenantRetention(tenant_id=tenant_id)
     if days is not UNSET:

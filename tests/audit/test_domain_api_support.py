@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from audit_app.audit.export import csv_chunks, export_filename, jsonl_chunks, neutralise_cell
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
-from audit_app.audit.ingest import authorize_ingest, batch_hash, ingest_batch, ingest_events
+from audit_app.audit.ingest import authorize_ingest, batch_hash, ingest_batch, ingest_events, insert_tenants
 from audit_app.audit.stats import _window_range, bucketed
 from audit_app.auth import (
     ALL_SCOPES,
@@ -150,8 +150,11 @@ def test_scope_checks_of_filters(session: Session) -> None:
             check_filters_in_scope(session, principal, filters)
 
 
-def test_authorize_ingest_fills_the_partner_of_new_tenants(session: Session) -> None:
+def test_authorize_ingest_fills_the_partner_of_registered_tenants(session: Session) -> None:
     events = [AuditEventIn(tenant_id="newco", actor_id="a", action="x")]
+    with pytest.raises(ForbiddenError):
+        authorize_ingest(session, NORTHWIND, events)  # not registered yet
+    insert_tenants(session, {"newco": "northwind"})
     (authorized,) = authorize_ingest(session, NORTHWIND, events)
     assert authorized.partner_id == "northwind"
     assert authorize_ingest(session, SUPER, events) == events
