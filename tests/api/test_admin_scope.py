@@ -15,6 +15,7 @@ RETENTION = "/api/v1/admin/audit/retention"
 def test_retention_changes_need_the_admin_scope(client: TestClient, make_token: TokenFactory) -> None:
     reader = bearer(make_token("super_admin", scope="audit:read audit:export audit:write"))
     admin = bearer(make_token("super_admin", scope="audit:admin"))
+    assert client.put("/api/v1/admin/tenants/acme", headers=admin, json={"partner_id": "northwind"}).status_code == 200
     assert client.put(RETENTION, headers=reader, json={"days": 30}).status_code == 403
     tenant = client.put(f"{RETENTION}/tenants/acme", headers=reader, json={"legal_hold": True})
     assert tenant.status_code == 403
