@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit_app.api.deps import AdminPrincipal, CurrentPrincipal, ReaderPrincipal, SessionDep
@@ -12,6 +13,7 @@ from audit_app.audit.integrity import verify_chains
 from audit_app.audit.retention import (
     MAX_RETENTION_DAYS,
     UNSET,
+    UnregisteredTenantError,
     retention_settings,
     set_default_retention,
     set_tenant_retention,
@@ -148,11 +150,16 @@ def put_tenant_retention(
     """Set a tenant's own retention and/or legal hold (super admin); the change is audited."""
     if not 0 < len(tenant_id) <= 255 or "\x00" in tenant_id:
         raise HTTPException(status_code=422, detail="tenant_id must be 1 to 255 characters without NUL.")
-    policy = set_tenant_retention(
-        session,
-        principal,
-        tenant_id,
-        days=body.days if "days" in body.model_fields_set else UNSET,
-        legal_hold=body.legal_hold,
-    )
+    try:
+        policy = set_tenant_retention(
+            session,
+            principal,
+            tenant_id,
+            days=body.days if "days" in body.model_fields_set else UNSET,
+            legal_hold=body.legal_hold,
+        )
+    except UnregisteredTenantError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("path", "tenant_id"), "msg": f"Value error, {exc}", "input": tenant_id}]
+        ) from None
     return TenantPolicyOut.model_validate(policy, from_attributes=True)

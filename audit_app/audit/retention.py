@@ -46,6 +46,10 @@ class RetentionError(ValueError):
     """A retention setting that cannot be applied (HTTP 422)."""
 
 
+class UnregisteredTenantError(RetentionError):
+    """A tenant's retention named a tenant that is not registered (HTTP 422 on the path's tenant_id)."""
+
+
 @dataclass(frozen=True)
 class TenantPolicy:
     """What applies to one tenant: its own days (None = the default), the effective days, legal hold."""
@@ -161,7 +165,7 @@ def set_tenant_retention(
         _check_days(days)
     Scope.of(principal).check_named(session, tenant_id)
     if session.get(Tenant, tenant_id) is None:  # its audit event must not start a chain of no tenant
-        raise RetentionError(f"Tenant {tenant_id!r} is not registered: register it first (PUT /api/v1/admin/tenants).")
+        raise UnregisteredTenantError(f"tenant {tenant_id!r} is not registered; register it first")
     before = tenant_policy(session, tenant_id)
     row = session.get(TenantRetention, tenant_id) or TenantRetention(tenant_id=tenant_id)
     if days is not UNSET:

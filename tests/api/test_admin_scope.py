@@ -35,3 +35,11 @@ def test_the_admin_scope_does_not_lift_the_role(client: TestClient, make_token: 
 def test_local_super_admin_tokens_hold_the_admin_scope(settings: Settings, make_token: TokenFactory) -> None:
     assert SCOPE_ADMIN in decode_token(make_token("super_admin"), settings).scopes
     assert SCOPE_ADMIN not in decode_token(make_token("tenant_admin", tenant_id="acme"), settings).scopes
+
+
+def test_retention_of_an_unregistered_tenant_is_a_validation_error(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    response = client.put(f"{RETENTION}/tenants/ghost", headers=bearer(make_token("super_admin")), json={})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "tenant_id"]
