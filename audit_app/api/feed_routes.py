@@ -1,4 +1,5 @@
-"""The lossless feed for SIEM collectors (`GET /api/v1/admin/audit/feed`), over `audit_app.audit.feed`."""
+"""The lossless feed for SIEM collectors (`GET /api/v1/admin/audit/feed`) and the action catalog
+(`GET /api/v1/admin/audit/catalog`), over `audit_app.audit.feed`, `.catalog` and `.ocsf`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from fastapi.responses import JSONResponse
 
 from audit_app.api.deps import ReaderPrincipal, ReadSessionDep
 from audit_app.api.params import feed_filters
-from audit_app.api.schemas import FeedAnswer, FeedGone
+from audit_app.api.schemas import ActionCatalog, CatalogAction, FeedAnswer, FeedGone, OcsfFeedAnswer
+from audit_app.audit.catalog import CATALOG, CatalogEntry, catalog_entry
 from audit_app.audit.feed import (
     DEFAULT_FEED_LIMIT,
     MAX_FEED_LIMIT,
@@ -22,6 +24,8 @@ from audit_app.audit.feed import (
     record_poll,
 )
 from audit_app.audit.filters import AuditFilters
+from audit_app.audit.ocsf import OCSF_VERSION, to_ocsf
+from audit_app.audit.query import list_actions
 from audit_app.db import session_scope
 from audit_app.models import utc
 
@@ -51,7 +55,7 @@ def _start(after: str | None, since: datetime | None) -> FeedCursor:
 @router.get(
     "/feed",
     summary="Follow the Audit Feed",
-    response_model=FeedAnswer,
+    response_model=FeedAnswer | OcsfFeedAnswer,
     responses={410: {"model": FeedGone, "description": "The cursor points into purged history"}},
 )
 def follow_feed(
@@ -62,7 +66,9 @@ def follow_feed(
     after: Annotated[str | None, Query(max_length=512, description="The `next` of the previous answer")] = None,
     since: Annotated[datetime | None, Query(description="Without `after`: start at events ingested from then")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEED_LIMIT)] = DEFAULT_FEED_LIMIT,
-    format: Annotated[Literal["json"], Query(description="json")] = "json",
+    format: Annotated[
+        Literal["json", "ocsf"], Query(description="json (events as the list returns them) or ocsf (OCSF 1.5.0)")
+    ] = "json",
 ) -> Response:
     """Every event of the caller's scope exactly once, in a stable order: follow `Link: rel="next"` forever."""
     cursor = _start(after, since)
@@ -82,10 +88,39 @@ def follow_feed(
             ip_address=request.client.host if request.client else None,
             user_agent=request.headers.get("user-agent"),
         )
-    body = FeedAnswer.model_validate({"items": page.items, "next": following}, from_attributes=True)
+    if format == "ocsf":
+        body: FeedAnswer | OcsfFeedAnswer = OcsfFeedAnswer(items=[to_ocsf(row) for row in page.items], next=following)
+    else:
+        body = FeedAnswer.model_validate({"items": page.items, "next": following}, from_attributes=True)
     link = request.url.remove_query_params(["after", "since"]).include_query_params(after=following)
     return Response(
         body.model_dump_json(),
         media_type="application/json",
         headers={"Link": f'<{link}>; rel="next"', "Cache-Control": "no-store"},
+    )
+
+
+def _catalog_action(entry: CatalogEntry) -> CatalogAction:
+    return CatalogAction(
+        action=entry.action,
+        description=entry.description,
+        ocsf_class_uid=entry.ocsf_class.uid,
+        ocsf_class_name=entry.ocsf_class.name,
+        ocsf_category_uid=entry.ocsf_class.category_uid,
+        activity_id=int(entry.activity),
+        activity_name=entry.activity_name,
+        type_uid=entry.type_uid,
+        security_relevant=entry.security_relevant,
+    )
+
+
+@router.get("/catalog", summary="Get the Action Catalog")
+def get_action_catalog(session: ReadSessionDep, principal: ReaderPrincipal) -> ActionCatalog:
+    """Every known action with its description, OCSF class and activity, and security relevance;
+    plus the actions in the caller's scope the catalog does not know (sent as API Activity: Other)."""
+    unknown = [action for action in list_actions(session, principal) if action not in CATALOG]
+    return ActionCatalog(
+        ocsf_version=OCSF_VERSION,
+        actions=[_catalog_action(entry) for entry in CATALOG.values()],
+        uncatalogued=[_catalog_action(catalog_entry(action)) for action in unknown],
     )

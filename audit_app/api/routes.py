@@ -128,8 +128,10 @@ def export_audit_logs(
     principal: ExporterPrincipal,
     filters: FiltersDep,
     format: Annotated[
-        Literal["csv", "jsonl", "bundle"],
-        Query(description="csv (with a header row), jsonl, or bundle (a signed evidence zip)"),
+        Literal["csv", "jsonl", "ocsf", "bundle"],
+        Query(
+            description="csv (with a header row), jsonl, ocsf (OCSF 1.5.0, JSON lines), or bundle (signed evidence zip)"
+        ),
     ] = "csv",
     excel: Annotated[
         bool, Query(description="csv only: a UTF-8 byte-order mark first, so Excel reads accents and CJK right")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,6 +92,35 @@ class FeedAnswer(BaseModel):
 
     items: list[AuditLogPublic]
     next: str = Field(description='Pass as `after` next time (the `Link: rel="next"` header holds the whole URL)')
+
+
+class OcsfFeedAnswer(BaseModel):
+    """One answer of the feed with `format=ocsf`: OCSF 1.5.0 events in feed order."""
+
+    items: list[dict[str, Any]]
+    next: str
+
+
+class CatalogAction(BaseModel):
+    """One action of the catalog and the OCSF class and activity its events are sent as."""
+
+    action: str
+    description: str
+    ocsf_class_uid: int
+    ocsf_class_name: str
+    ocsf_category_uid: int
+    activity_id: int
+    activity_name: str
+    type_uid: int
+    security_relevant: bool
+
+
+class ActionCatalog(BaseModel):
+    """The action catalog, and the actions in the caller's scope it does not know (sent as API Activity: Other)."""
+
+    ocsf_version: str
+    actions: list[CatalogAction]
+    uncatalogued: list[CatalogAction]
 
 
 class FeedGone(BaseModel):

@@ -18,9 +18,10 @@ from typing import Any
 
 from audit_app.audit.bundle import bundle_export
 from audit_app.audit.chain import iso_utc
-from audit_app.audit.export import EXCEL_BOM, csv_export, export_row, iter_events, jsonl_chunks
+from audit_app.audit.export import EXCEL_BOM, csv_export, export_row, iter_events, json_lines, jsonl_chunks
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
 from audit_app.audit.ingest import record_access
+from audit_app.audit.ocsf import to_ocsf
 from audit_app.audit.query import get_event
 from audit_app.audit.signing import ExportKeys, key_id
 from audit_app.auth import Principal
@@ -149,10 +150,13 @@ def _recorded_chunks(
         nonlocal rows
         rows += n
 
-    def counted(events: Iterator[AuditLog]) -> Iterator[dict[str, Any]]:
+    def counted_events(events: Iterator[AuditLog]) -> Iterator[AuditLog]:
         for event in events:
             count_rows(1)
-            yield export_row(event)
+            yield event
+
+    def counted(events: Iterator[AuditLog]) -> Iterator[dict[str, Any]]:
+        return (export_row(event) for event in counted_events(events))
 
     def digested(digest: str) -> None:
         evidence["sha256"] = digest
@@ -169,6 +173,8 @@ def _recorded_chunks(
                 if excel:
                     yield EXCEL_BOM
                 yield from csv_export(session, principal, filters, on_rows=count_rows)
+            elif fmt == "ocsf":
+                yield from json_lines(to_ocsf(row) for row in counted_events(iter_events(session, principal, filters)))
             else:
                 yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
         complete = True

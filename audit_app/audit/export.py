@@ -23,8 +23,13 @@ from audit_app.models import EXPORT_COLUMNS, AuditLog, utc
 T = TypeVar("T")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STREAM_BATCH = 2000
-EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "bundle": "application/zip"}
-EXPORT_EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "bundle": "zip"}
+EXPORT_FORMATS = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "ocsf": "application/x-ndjson",
+    "bundle": "application/zip",
+}
+EXPORT_EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "ocsf": "ocsf.jsonl", "bundle": "zip"}
 EXCEL_BOM = "\ufeff"  # lets Excel read the CSV as UTF-8
 
 
@@ -72,17 +77,21 @@ def csv_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def jsonl_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """JSON Lines: one object per event, `details` kept as an object."""
+def json_lines(objects: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """JSON Lines in chunks of 500 objects."""
     lines: list[str] = []
-    for row in rows:
-        row = dict(row, details=json.loads(row["details"]))
-        lines.append(json.dumps(row, ensure_ascii=False))
+    for item in objects:
+        lines.append(json.dumps(item, ensure_ascii=False))
         if len(lines) == 500:
             yield "\n".join(lines) + "\n"
             lines.clear()
     if lines:
         yield "\n".join(lines) + "\n"
+
+
+def jsonl_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """JSON Lines: one object per event, `details` kept as an object."""
+    return json_lines(dict(row, details=json.loads(row["details"])) for row in rows)
 
 
 def window_stamp(value: datetime | None, unbounded: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,10 +18,13 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.retention import purge_expired, set_default_retention
 from audit_app.models import AuditLog, utcnow
+from audit_app.seed import ACTIONS
 from tests.api.conftest import World, event
 from tests.trust.helpers import SUPER
 
 FEED = "/api/v1/admin/audit/feed"
+EXPORT = "/api/v1/admin/audit/export"
+CATALOG_URL = "/api/v1/admin/audit/catalog"
 
 
 def follow(
@@ -154,6 +158,7 @@ def test_a_cursor_into_purged_history_is_gone_with_the_oldest_since(
         ({"after": "eyJwIjoiYSIsImkiOjF9"}, "after"),  # {"p":"a","i":1}
         ({"since": "yesterday"}, "since"),
         ({"format": "xml"}, "format"),
+        ({"format": "jsonl"}, "format"),
         ({"tenant_id": "a\x00b"}, "tenant_id"),
     ],
 )
@@ -191,3 +196,51 @@ def test_polls_are_recorded_once_per_collector_and_hour(session: Session, world:
     assert recorded.details["previous"] == {"hour": hour.isoformat(), "polls": 2, "events": 4}
     feed_events = select(col(AuditLog.id)).where(col(AuditLog.action) == "audit.feed")
     assert len(session.execute(feed_events).all()) == 3
+
+
+def test_ocsf_on_the_feed_and_the_export(
+    client: TestClient, world: World, session: Session, as_super: dict[str, str]
+) -> None:
+    params = {"tenant_id": "acme", "limit": 10}
+    answer = poll(client, as_super, {**params, "format": "ocsf"})
+    ids = [event["metadata"]["uid"] for event in answer["items"] if event["unmapped"]["action"] != "audit.feed"]
+    assert ids == feed_order(session, world.of("acme"))
+    by_action = {event["unmapped"]["action"]: event for event in answer["items"]}
+    assert (by_action["user.login"]["class_uid"], by_action["user.login"]["activity_id"]) == (3002, 1)
+    assert by_action["role.assign"]["type_uid"] == 300501
+    assert by_action["user.delete"]["status_id"] == 2
+    assert by_action["user.delete"]["http_request"]["user_agent"] == "curl/8.0"
+    assert by_action["role.assign"]["src_endpoint"]["ip"] == "10.0.0.1"
+    assert "format=ocsf" in client.get(FEED, headers=as_super, params={**params, "format": "ocsf"}).headers["link"]
+    exported = client.get(EXPORT, headers=as_super, params={"tenant_id": "acme", "format": "ocsf"})
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    assert ".ocsf.jsonl" in exported.headers["content-disposition"]
+    lines = [json.loads(line) for line in exported.text.splitlines()]
+    lines = [line for line in lines if line["unmapped"]["action"] != "audit.feed"]  # the poll above, recorded
+    assert {line["metadata"]["uid"] for line in lines} == world.of("acme")
+    assert all(line["metadata"]["tenant_uid"] == "acme" and line["metadata"]["version"] == "1.5.0" for line in lines)
+
+
+def test_the_catalog_lists_every_action_and_the_uncatalogued_ones_in_scope(
+    client: TestClient, world: World, as_super: dict[str, str], as_acme: dict[str, str]
+) -> None:
+    body = client.get(CATALOG_URL, headers=as_super).json()
+    assert body["ocsf_version"] == "1.5.0"
+    actions = {entry["action"]: entry for entry in body["actions"]}
+    assert set(ACTIONS) <= set(actions)
+    assert actions["user.password_reset"] == {
+        "action": "user.password_reset",
+        "description": "A user's password was reset",
+        "ocsf_class_uid": 3001,
+        "ocsf_class_name": "Account Change",
+        "ocsf_category_uid": 3,
+        "activity_id": 4,
+        "activity_name": "Password Reset",
+        "type_uid": 300104,
+        "security_relevant": True,
+    }
+    unknown = {entry["action"]: entry for entry in body["uncatalogued"]}
+    assert set(unknown) == {"apikey.revoke", "initech.secret", "umbrella.only"}
+    assert {(entry["type_uid"], entry["activity_name"]) for entry in unknown.values()} == {(600399, "Other")}
+    assert client.get(CATALOG_URL, headers=as_acme).json()["uncatalogued"] == []  # no other tenant's actions
