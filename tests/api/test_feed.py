@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from audit_app.audit.feed import FeedCursor, read_feed, record_poll
+from audit_app.audit.feed import FeedCursor, FeedPage, record_poll
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.retention import purge_expired, set_default_retention
@@ -178,7 +178,8 @@ def test_reading_needs_audit_read(client: TestClient, make_token: Any) -> None:
 
 def test_polls_are_recorded_once_per_collector_and_hour(session: Session, world: World) -> None:
     filters = AuditFilters(tenant_id="acme")
-    page = read_feed(session, SUPER, filters, FeedCursor(), 2)
+    rows = session.connection().execute(select(col(AuditLog.id)).where(col(AuditLog.tenant_id) == "acme").limit(2))
+    page = FeedPage(items=rows.all(), next=FeedCursor())
     hour = datetime(2026, 3, 5, 10, tzinfo=UTC)
     first = record_poll(session, SUPER, filters, "json", page, now=hour + timedelta(minutes=5))
     assert first is not None
