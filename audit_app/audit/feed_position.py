@@ -2,10 +2,12 @@
 
 A position may be served only once no transaction can still commit a row at or below it
 (docs/feed.md). PostgreSQL: a row's position is its writing transaction's id, and a reader
-serves positions below `pg_snapshot_xmin` of its own statement's snapshot - every transaction
-with a smaller id has committed or aborted. SQLite: one writer at a time, so the position is
-`max + 1` taken under the write lock, commit order is position order, and everything a reader
-sees is final.
+serves positions below the oldest transaction still running in its own statement's snapshot
+(`pg_snapshot_xip`) - every transaction with a smaller id has committed or aborted. Transactions
+seen running in another database of the cluster cannot write here and are left out, so a long
+job elsewhere does not hold the feed back; one that cannot be placed counts (only delays).
+SQLite: one writer at a time, so the position is `max + 1` taken under the write lock, commit
+order is position order, and everything a reader sees is final.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from sqlmodel import Session, col
 from audit_app.models import AuditLog
 
 PG_XACT_ID = "pg_current_xact_id()::text::bigint"
-PG_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+PG_HORIZON = """(
+SELECT least(
+  pg_snapshot_xmax(snap)::text::bigint,
+  (SELECT min(running::text::bigint) FROM pg_snapshot_xip(snap) AS running
+   WHERE running::text::bigint % 4294967296 NOT IN (
+     SELECT backend_xid::text::bigint FROM pg_stat_activity
+     WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())))
+FROM pg_current_snapshot() AS snap)"""
+"""The first position not yet final: the statement's snapshot's xmax, or the smallest id in its
+list of running transactions that is not seen running in another database (`least` skips NULL)."""
 
 
 def assign_position(session: Session) -> int:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -17,9 +18,11 @@ from audit_app.audit.feed import FeedCursor, FeedPage, record_poll
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.retention import purge_expired, set_default_retention
+from audit_app.db import psycopg_url
 from audit_app.models import AuditLog, utcnow
 from audit_app.seed import ACTIONS
 from tests.api.conftest import World, event
+from tests.conftest import PG_ADMIN_URL
 from tests.trust.helpers import SUPER
 
 FEED = "/api/v1/admin/audit/feed"
@@ -245,3 +248,29 @@ def test_the_catalog_lists_every_action_and_the_uncatalogued_ones_in_scope(
     assert set(unknown) == {"apikey.revoke", "initech.secret", "umbrella.only"}
     assert {(entry["type_uid"], entry["activity_name"]) for entry in unknown.values()} == {(600399, "Other")}
     assert client.get(CATALOG_URL, headers=as_acme).json()["uncatalogued"] == []  # no other tenant's actions
+
+
+@pytest.mark.postgres
+def test_a_running_transaction_holds_back_only_the_feed_of_its_own_database(
+    client: TestClient, session: Session, as_super: dict[str, str], database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's horizon")
+    elsewhere = psycopg.connect(PG_ADMIN_URL)  # another database of the same cluster
+    here = psycopg.connect(psycopg_url(database_url))
+    try:
+        elsewhere.execute("SELECT pg_current_xact_id()")  # a transaction with an id, left open
+        (first,) = ingest_events(session, [event("acme", datetime(2026, 3, 9, tzinfo=UTC))])
+        session.commit()
+        seen, last = follow(client, as_super, until=1)
+        assert seen == [first]
+        here.execute("SELECT pg_current_xact_id()")  # now one in this database, older than the next event
+        (second,) = ingest_events(session, [event("acme", datetime(2026, 3, 9, tzinfo=UTC))])
+        session.commit()
+        held = client.get(last, headers=as_super).json()
+        assert [item["id"] for item in held["items"] if item["action"] != "audit.feed"] == []
+        here.rollback()
+        assert follow(client, as_super, url=last, until=1)[0] == [second]
+    finally:
+        elsewhere.close()
+        here.close()
