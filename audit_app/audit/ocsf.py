@@ -17,6 +17,7 @@ from ocsf_emitter.defaults import OCSF_SCHEMA_VERSION
 from audit_app import __version__
 from audit_app.audit.catalog import ACCOUNT_CHANGE, AUTHENTICATION, GROUP_MANAGEMENT, USER_ACCESS, catalog_entry
 from audit_app.audit.chain import iso_utc
+from audit_app.models import EVENT_FIELDS
 
 OCSF_VERSION = OCSF_SCHEMA_VERSION
 PRODUCT = {"name": "audit_app", "vendor_name": "audit_app", "version": __version__}
@@ -58,27 +59,7 @@ def _privilege(event: Any) -> str:
 
 def original(event: Any) -> dict[str, Any]:
     """The event as the API returns it (JSON-ready), for `unmapped`."""
-    out = {
-        name: getattr(event, name)
-        for name in (
-            "id",
-            "tenant_id",
-            "partner_id",
-            "actor_id",
-            "actor_email",
-            "actor_type",
-            "action",
-            "resource_type",
-            "resource_id",
-            "result",
-            "ip_address",
-            "user_agent",
-            "request_id",
-            "session_id",
-            "details",
-            "hash",
-        )
-    }
+    out = {name: getattr(event, name) for name in (*EVENT_FIELDS, "ingested_at", "hash")}
     out["timestamp"], out["ingested_at"] = iso_utc(event.timestamp), iso_utc(event.ingested_at)
     return out
 
