@@ -41,6 +41,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from audit_app.audit.feed import FeedCursor, read_feed
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import list_actions, list_events, list_resource_types
 from audit_app.audit.stats import compute_stats
@@ -623,6 +624,64 @@ def measure_ingest(base: str, settings: Settings, batches: int, clients: int = 1
 # ---------------------------------------------------------------- main
 
 
+# ---------------------------------------------------------------- feed
+
+FEED_LIMIT = 1000
+FEED_PATH = "/api/v1/admin/audit/feed"
+
+
+def measure_feed(base: str, url: str, settings: Settings, limit: int = FEED_LIMIT) -> dict[str, Any]:
+    """A collector draining the whole feed with `limit`=1000 over HTTP, next to the same SQL run directly.
+
+    The SQL column replays, page by page, the very statements `read_feed` issues (recorded in
+    process first, untimed) on one raw driver connection. The HTTP column is a collector on
+    one kept-alive connection that parses each answer and asks for its `next`, as a SIEM would.
+    """
+    principal = Principal(
+        sub="bench-collector", email="collector@bench.example", role="super_admin", scopes=frozenset(ALL_SCOPES.split())
+    )
+    engine = engine_for(url)
+    recorder = StatementRecorder(engine)
+    pages: list[list[tuple[str, Any]]] = []
+    cursor, recorded = FeedCursor(), 0
+    with Session(engine) as session:
+        while True:
+            with recorder.recording() as statements:
+                page = read_feed(session, principal, AuditFilters(), cursor, limit)
+            if not page.items:
+                break
+            pages.append(list(statements))
+            recorded += len(page.items)
+            cursor = page.next
+    run = replay(url)
+    direct_seconds = sum(run(statements) for statements in pages) / 1000
+    client = KeepAliveClient(base)
+    headers = {"Authorization": f"Bearer {token(settings, principal)}"}
+    params: dict[str, Any] = {"limit": limit}
+    received = 0
+    started = time.perf_counter()
+    while True:
+        status, body = client.get(FEED_PATH, params, headers)
+        if status != 200:
+            raise RuntimeError(f"feed answered {status}: {body[:200]!r}")
+        answer = json.loads(body)
+        if not answer["items"]:
+            break
+        received += len(answer["items"])
+        params = {"limit": limit, "after": answer["next"]}
+    http_seconds = time.perf_counter() - started
+    client.close()
+    return {
+        "case": f"feed drain, limit={limit}",
+        "events": received,
+        "http_events_per_s": round(received / http_seconds),
+        "http_seconds": round(http_seconds, 1),
+        "sql_events_per_s": round(recorded / direct_seconds) if direct_seconds else None,
+        "sql_seconds": round(direct_seconds, 1),
+        "pages": len(pages),
+    }
+
+
 def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: str = PG_ADMIN_URL) -> dict[str, Any]:
     """Build (or reuse) the database, serve it, measure everything, write the JSON."""
     private = backend == "postgres" and admin_url != PG_ADMIN_URL
@@ -660,6 +719,8 @@ def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: 
             for clients in (1, 2)
             if args.ingest_batches and _selected(INGEST_CASES[clients], args.cases)
         ]
+        if _selected(f"feed drain, limit={FEED_LIMIT}", args.cases):
+            report["feed"] = measure_feed(base, url, settings)
         report["exports"] = measure_exports(base, url, settings, server, total, args.cases, args.export_repeats)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
@@ -743,6 +804,13 @@ def print_table(report: dict[str, Any]) -> None:
         )
     for ingest in report.get("ingest") or []:
         print(f"| {ingest['case']} | {ingest['events_per_s']:,} events/s | batch p50 {ingest['batch_p50_ms']} ms | |")
+    feed = report.get("feed")
+    if feed:
+        print("\n| feed | HTTP events/s | SQL events/s | events | pages |\n|---|---:|---:|---:|---:|")
+        print(
+            f"| {feed['case']} | {feed['http_events_per_s']:,} | {feed['sql_events_per_s']:,} | "
+            f"{feed['events']:,} | {feed['pages']:,} |"
+        )
     print()
 
 
