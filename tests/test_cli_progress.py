@@ -125,7 +125,9 @@ def test_the_console_script_installs_and_runs(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "audit_app", source / "audit_app", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", source)
     prefix = tmp_path / "prefix"
-    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", str(prefix), str(source)]
+    # --ignore-installed: without it pip first uninstalls the project's own (editable) install from .venv
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed"]
+    install += ["--prefix", str(prefix), str(source)]
     subprocess.run(install, check=True, capture_output=True, timeout=240)
     site = next(prefix.glob("lib/python*/site-packages"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")} | {"PYTHONPATH": str(site)}
