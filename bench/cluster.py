@@ -17,10 +17,12 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
+import httpx
 import psutil
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "bench-data" / "postgres"
@@ -33,6 +35,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_serving(base: str, processes: Sequence[subprocess.Popen[bytes]], *, timeout: float = 60) -> None:
+    """Wait until the API at `base` answers /api/v1/health; RuntimeError when a process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if any(process.poll() is not None for process in processes):
+            raise RuntimeError(f"the API server for {base} exited")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API server for {base} did not start within {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def pg_bin(name: str) -> str:

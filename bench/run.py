@@ -52,7 +52,7 @@ from audit_app.models import AuditLog
 from audit_app.partitioning import partition_audit_log
 from audit_app.seed import TENANT_PARTNER, generate_events
 from audit_app.settings import Settings
-from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, free_port, private_cluster
+from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, free_port, private_cluster, wait_until_serving
 from bench.generate import create_postgres_database, load_postgres, load_sqlite
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -215,16 +215,7 @@ def api_server(url: str) -> Iterator[tuple[str, psutil.Process]]:
     proc = subprocess.Popen(cmd, env=env, cwd=RESULTS.parent.parent)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.3)
+        wait_until_serving(base, [proc])
         yield base, psutil.Process(proc.pid)
     finally:
         proc.terminate()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +17,7 @@ from sqlmodel import Session, col
 from audit_app.models import AuditLog
 from audit_app.proxies import client_address, parse_networks
 from audit_app.settings import Settings
+from bench.cluster import free_port, wait_until_serving
 from tests.api.conftest import LIST, World
 from tests.conftest import TokenFactory
 
@@ -30,12 +29,6 @@ SERVERS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(settings: Settings, server: str, trusted: str | None) -> Iterator[str]:
     """The API served by `server` on a free loopback port, with AUDIT_TRUSTED_PROXIES = `trusted`."""
@@ -44,21 +37,12 @@ def serving(settings: Settings, server: str, trusted: str | None) -> Iterator[st
     env.pop("FORWARDED_ALLOW_IPS", None)  # uvicorn's own default (127.0.0.1) applies
     if trusted is not None:
         env["AUDIT_TRUSTED_PROXIES"] = trusted
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, *SERVERS[server], "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{server} did not start"
-            assert process.poll() is None, f"{server} exited"
-            time.sleep(0.2)
+        wait_until_serving(base, [process])
         yield base
     finally:
         process.terminate()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from audit_app.audit.ingest import ingest_events
 from audit_app.db import engine_for
 from audit_app.models import AuditEventIn
 from audit_app.settings import Settings
+from bench.cluster import free_port, wait_until_serving
 from tests.conftest import TokenFactory
 
 WRITERS = 8
@@ -36,17 +36,11 @@ FEED = "/api/v1/admin/audit/feed"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def api_workers(settings: Settings, count: int) -> Iterator[list[str]]:
     """`count` uvicorn processes serving the API on the test database, each on its own free port."""
     env = dict(os.environ, AUDIT_DATABASE_URL=settings.database_url, AUDIT_JWT_SECRET=settings.jwt_secret or "")
-    ports = [_free_port() for _ in range(count)]
+    ports = [free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "audit_app.api:app", "--port", str(port), "--log-level", "warning"],
@@ -58,16 +52,7 @@ def api_workers(settings: Settings, count: int) -> Iterator[list[str]]:
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for base in bases:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"{base} did not start"
-                assert all(process.poll() is None for process in processes), "an API worker exited"
-                time.sleep(0.2)
+            wait_until_serving(base, processes)
         yield bases
     finally:
         for process in processes:
