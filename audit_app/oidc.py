@@ -129,6 +129,11 @@ def _provider_keys(issuer: str | None, jwks_url: str | None, timeout: float, min
     return ProviderKeys(issuer, jwks_url, timeout, min_refresh)
 
 
+def forget_provider_keys() -> None:
+    """Drop the cached key sets, as a restart does (a new deployment starts with no keys fetched)."""
+    _provider_keys.cache_clear()
+
+
 def provider_keys(settings: Settings) -> ProviderKeys:
     """The process's key set of the configured provider (one per configuration, shared by every request)."""
     return _provider_keys(

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from audit_app.auth import issue_token
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
+from audit_app.oidc import forget_provider_keys
 from audit_app.settings import Settings, get_settings
 from tests.oidc_provider import Provider, provider_of
 
@@ -147,5 +148,11 @@ def make_token(settings: Settings) -> TokenFactory:
 
 @pytest.fixture
 def provider(iam_server: Any) -> Iterator[Provider]:
-    """A real OpenID provider on loopback (Canaille through pytest-iam), keys restored afterwards."""
+    """A real OpenID provider on loopback (Canaille through pytest-iam), keys restored afterwards.
+
+    Each test is a new deployment: the process-wide cache of the provider's keys starts empty, so
+    a key set fetched by an earlier test (and its refresh cooldown) cannot decide this one.
+    """
+    forget_provider_keys()
     yield from provider_of(iam_server)
+    forget_provider_keys()
