@@ -250,7 +250,8 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
                 keys = [load_public_key(pem.read())]
         else:
             keys = keys_from_url(args.keys_url)
-        result = verify_bundle(args.bundle, keys)
+        with reporting(quiet=args.quiet) as progress:
+            result = verify_bundle(args.bundle, keys, progress=progress)
     except (OSError, ValueError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--months-ahead", type=_positive, default=3, help="keep partitions this many months ahead (default 3)"
     )
     partition.set_defaults(func=cmd_partition)
-    check = command("verify-export", "verify an evidence bundle offline (exit 1 naming what failed)")
+    check = command("verify-export", "verify an evidence bundle offline (exit 1 naming what failed)", long=True)
     check.add_argument("bundle", help="the evidence bundle (.zip)")
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument("--key", metavar="PEM", help="a file holding the Ed25519 public key (PEM)")

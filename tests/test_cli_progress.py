@@ -8,12 +8,23 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session
 
+from audit_app.audit.bundle import bundle_export
+from audit_app.audit.filters import AuditFilters
+from audit_app.audit.signing import ExportKeys
+from audit_app.auth import Principal
 from audit_app.cli_progress import BarProgress, LineProgress, progress_line, reporting
+from audit_app.db import engine_for
+from audit_app.migrations import upgrade
 from audit_app.progress import no_progress
+from audit_app.seed import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = 10_000
@@ -164,3 +175,46 @@ def test_every_command_help_shows_one_example(command: str) -> None:
     )
     assert shown.returncode == 0
     assert shown.stdout.count("example: audit-app ") == 1
+
+
+def test_verify_export_prints_progress_lines_and_quiet_prints_only_the_result(tmp_path: Path) -> None:
+    """verify-export reports the bytes digested and the rows checked, then its verdict (unchanged by --quiet)."""
+    url = f"sqlite:///{tmp_path / 'bundle.db'}"
+    upgrade(url)
+    with Session(engine_for(url)) as session:
+        seed(session, 3_000, as_of=datetime(2026, 3, 2, 12, tzinfo=UTC))
+        key = Ed25519PrivateKey.generate()
+        keys = ExportKeys(signing=key, published=(key.public_key(),))
+        operator = Principal(sub="cli:test", email="", role="super_admin")
+        chunks = bundle_export(
+            session, operator, AuditFilters(), keys=keys, exported_at=datetime(2026, 3, 2, tzinfo=UTC)
+        )
+        bundle = tmp_path / "evidence.zip"
+        bundle.write_bytes(b"".join(chunks))
+    engine_for(url).dispose()
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+    loud = run_cli("verify-export", str(bundle), "--key", str(pem), database_url=url, cwd=tmp_path, interval="0")
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stdout.splitlines()[-1] == "VERIFIED: the bundle is intact."
+    assert lines(loud.stderr, "hashing events.csv (bytes)", r"[\d,]+"), loud.stderr
+    checked = lines(loud.stderr, "checking rows", "3,000")
+    assert checked, loud.stderr
+    assert checked[-1].startswith("checking rows: 3,000/3,000 (100%)")
+    assert "VERIFIED" not in loud.stderr  # the verdict stays on standard output
+
+    quiet = run_cli(
+        "verify-export", str(bundle), "--key", str(pem), "--quiet", database_url=url, cwd=tmp_path, interval="0"
+    )
+    assert quiet.returncode == 0
+    assert quiet.stderr == ""
+    assert quiet.stdout == loud.stdout
+
+    broken = run_cli(
+        "verify-export", str(tmp_path / "missing.zip"), "--key", str(pem), database_url=url, cwd=tmp_path, interval="0"
+    )
+    assert broken.returncode == 2  # exit codes as before
+    assert broken.stderr.startswith("error: ")

@@ -25,6 +25,7 @@ from audit_app.audit.chain import event_hash
 from audit_app.audit.export import FORMULA_PREFIXES
 from audit_app.audit.signing import jwk_public_key, key_id, verify_signature
 from audit_app.models import EVENT_FIELDS
+from audit_app.progress import Progress, no_progress
 
 TEXT_FIELDS: tuple[str, ...] = tuple(
     name for name in EVENT_FIELDS if name not in ("timestamp", "details")
@@ -35,6 +36,8 @@ NULLABLE = frozenset({"actor_email", "resource_type", "resource_id", "user_agent
 """Optional fields that may hold empty text: an empty cell is no value or empty text."""
 MAX_READINGS = 4096  # readings of one row tried before calling its hash wrong (2^12 ambiguous cells)
 READ_CHUNK = 1 << 20
+PROGRESS_ROWS = 1000  # rows checked between two progress reports
+HASHING, CHECKING = "hashing events.csv (bytes)", "checking rows"
 
 
 class BundleError(Exception):
@@ -129,10 +132,14 @@ def _read_member(archive: zipfile.ZipFile, name: str) -> bytes:
         raise BundleError(f"the zip has no {name}: it is not an evidence bundle") from None
 
 
-def _sha256(stream: IO[bytes]) -> str:
+def _sha256(stream: IO[bytes], size: int, progress: Progress) -> str:
     digest = hashlib.sha256()
+    done = 0
+    progress(HASHING, done, size)
     while chunk := stream.read(READ_CHUNK):
         digest.update(chunk)
+        done += len(chunk)
+        progress(HASHING, done, size)
     return digest.hexdigest()
 
 
@@ -156,8 +163,11 @@ def _describe(number: int, row: dict[str, str]) -> str:
     return f"row {number} ({identity})"
 
 
-def verify_bundle(path: str, keys: list[Ed25519PublicKey]) -> ExportVerification:
-    """Check a bundle: signature, CSV digest, row count, every row's hash, order, chain links, ranges and heads."""
+def verify_bundle(path: str, keys: list[Ed25519PublicKey], *, progress: Progress = no_progress) -> ExportVerification:
+    """Check a bundle: signature, CSV digest, row count, every row's hash, order, chain links, ranges and heads.
+
+    `progress` hears the bytes of events.csv digested, then the rows checked (of the manifest's count).
+    """
     result = ExportVerification()
     try:
         archive = zipfile.ZipFile(path)
@@ -177,7 +187,7 @@ def verify_bundle(path: str, keys: list[Ed25519PublicKey]) -> ExportVerification
 
         digest = Check("events.csv digest")
         with archive.open(EVENTS_FILE) as raw:
-            found = _sha256(raw)
+            found = _sha256(raw, archive.getinfo(EVENTS_FILE).file_size, progress)
         if found != events.get("sha256"):
             digest.fail(f"SHA-256 of {EVENTS_FILE} is {found}, the manifest says {events.get('sha256')}")
         else:
@@ -186,12 +196,14 @@ def verify_bundle(path: str, keys: list[Ed25519PublicKey]) -> ExportVerification
 
         with archive.open(EVENTS_FILE) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            result.checks.extend(_row_checks(csv.DictReader(text), manifest))
+            result.checks.extend(_row_checks(csv.DictReader(text), manifest, progress))
     return result
 
 
-def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any]) -> list[Check]:
+def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any], progress: Progress) -> list[Check]:
     """Row count, each row's hash, newest-first order, chain links, and the manifest's ranges and heads."""
+    expected_rows = manifest["events"].get("rows")
+    total = expected_rows if isinstance(expected_rows, int) and expected_rows >= 0 else None
     count, hashes, order = Check("row count"), Check("row hashes"), Check("row order")
     links, chains = Check("chain links"), Check("chain ranges and heads")
     if tuple(reader.fieldnames or ()) != BUNDLE_COLUMNS:
@@ -200,8 +212,11 @@ def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any]) -> list[C
     seen: dict[tuple[str, int], tuple[str, str, int]] = {}  # (tenant, seq) -> (hash, prev_hash, row number)
     previous: tuple[str, str] | None = None
     rows = 0
+    progress(CHECKING, 0, total)
     for number, row in enumerate(reader, start=1):
         rows = number
+        if number % PROGRESS_ROWS == 0:
+            progress(CHECKING, number, total)
         if None in row or any(value is None for value in row.values()):
             hashes.fail(f"{_describe(number, row)} has {'more' if None in row else 'fewer'} cells than the header")
             continue
@@ -220,7 +235,7 @@ def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any]) -> list[C
         if key in seen:
             links.fail(f"{_describe(number, row)} repeats the chain_seq of row {seen[key][2]}")
         seen[key] = (row["hash"], row["prev_hash"], number)
-    expected_rows = manifest["events"].get("rows")
+    progress(CHECKING, rows, total)
     if rows != expected_rows:
         count.fail(f"{EVENTS_FILE} holds {rows:,} rows, the manifest says {expected_rows:,}")
     else:
