@@ -401,8 +401,13 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
-def issue_download_token(settings: Settings, principal: Principal, ttl: int | None = None) -> str:
+def issue_download_token(
+    settings: Settings, principal: Principal, ttl: int | None = None, *, token_id: str | None = None
+) -> str:
     """A short-lived token that can only download an export, with the caller's own scope.
+
+    `token_id` is its `jti` (default: a new UUID); the console passes its own to follow the
+    export's progress (audit/export_progress.py).
 
     The browser puts it in the export URL (`download_token=`), so it must be useless for
     anything else: it is signed with `download_signing_key`, and the API refuses tokens with
@@ -418,7 +423,7 @@ def issue_download_token(settings: Settings, principal: Principal, ttl: int | No
         "use": DOWNLOAD_TOKEN_USE,
         "iat": now,
         "exp": now + (ttl or settings.download_token_ttl),
-        "jti": str(uuid.uuid4()),
+        "jti": token_id or str(uuid.uuid4()),
     }
     if principal.role == "tenant_admin":
         claims["tenant_id"] = principal.tenant_id

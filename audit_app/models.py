@@ -198,6 +198,25 @@ class SpentDownloadToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
 
 
+class ExportProgress(SQLModel, table=True):
+    """A console export in progress: rows streamed so far, as counted by the server that streams it.
+
+    Found by the download token's `jti` (`download_id`) and its actor only; any API worker
+    updates it and any console worker reads it, so both may be different processes.
+    """
+
+    __tablename__ = "export_progress"
+
+    download_id: str = Field(primary_key=True, max_length=64)
+    export_id: str = Field(max_length=64)  # the export's `audit.export` record
+    actor_id: str = Field(max_length=320)
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(max_length=16)  # running, complete, cancelled or failed
+    cancel_requested: bool = False
+    started_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """The outcome of an ingestion request, so a retried batch returns the same ids."""
 

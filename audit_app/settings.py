@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     demo: bool = False
     cors_origins: str = "http://localhost:3000,http://127.0.0.1:3000"
     download_token_ttl: int = 120
+    export_rows_per_second: int = Field(0, ge=0)  # caps the pace of every export stream; 0: no cap
     download_secret: str | None = None
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

@@ -33,6 +33,7 @@ TABLES = (
     "audit_hourly_count",
     "audit_hourly_actor",
     "feed_collector",
+    "export_progress",
 )
 
 

@@ -43,6 +43,7 @@ from audit_app.audit.query import (
 )
 from audit_app.audit.signing import NO_SIGNING_KEY, export_keys
 from audit_app.audit.stats import compute_stats
+from audit_app.auth import DOWNLOAD_TOKEN_USE
 from audit_app.models import AuditLogPublic
 from audit_app.settings import get_settings
 
@@ -155,7 +156,18 @@ def export_audit_logs(
     keys = export_keys(get_settings()) if format == "bundle" else None
     if keys is not None and keys.signing is None:
         raise HTTPException(status_code=503, detail=NO_SIGNING_KEY)
-    export = export_events(principal, filters, format, _client(request), excel=excel, keys=keys)
+    settings = get_settings()
+    download_id = principal.token_id if principal.token_use == DOWNLOAD_TOKEN_USE else None
+    export = export_events(
+        principal,
+        filters,
+        format,
+        _client(request),
+        excel=excel,
+        keys=keys,
+        download_id=download_id,
+        rows_per_second=settings.export_rows_per_second,
+    )
     filename = export_filename(export.filters, EXPORT_EXTENSIONS[format])
     return StreamingResponse(
         export.chunks,

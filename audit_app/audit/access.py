@@ -11,6 +11,7 @@ commit=False)`) join the caller's transaction and never commit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,13 @@ from typing import Any
 from audit_app.audit.bundle import bundle_export
 from audit_app.audit.chain import iso_utc
 from audit_app.audit.export import EXCEL_BOM, csv_export, export_row, iter_events, json_lines, jsonl_chunks
+from audit_app.audit.export_progress import (
+    CANCELLED,
+    COMPLETE,
+    INTERRUPTED,
+    ExportCancelledError,
+    ExportTracker,
+)
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
 from audit_app.audit.ingest import record_access
 from audit_app.audit.ocsf import to_ocsf
@@ -28,6 +36,7 @@ from audit_app.auth import Principal
 from audit_app.db import session_scope
 from audit_app.models import AuditLog, utcnow
 
+logger = logging.getLogger(__name__)
 MAX_LOG_ID_LENGTH = 64
 EXPORT_STARTED, EXPORT_ENDED = "audit.export", "audit.export.end"
 
@@ -96,6 +105,8 @@ def export_events(
     excel: bool = False,
     keys: ExportKeys | None = None,
     now: datetime | None = None,
+    download_id: str | None = None,
+    rows_per_second: int = 0,
 ) -> ExportStream:
     """Record an export (`audit.export`: who, filters, format, when) and return its chunks to stream.
 
@@ -104,12 +115,18 @@ def export_events(
     unaudited). Without `end_time` the window ends now. The stream, once run or closed, appends
     `audit.export.end` naming the record, with the row count and whether it completed (a
     client that disconnects or a failing read leaves `complete: false`).
+
+    A console download names its `download_id` (the download token's `jti`): its rows streamed
+    are then recorded as it goes (audit/export_progress.py), and a cancel request from the
+    console stops it with `cancelled: true` in the end record. `rows_per_second` caps the pace
+    of the stream (0: none).
     """
     with session_scope(read=True) as session:
         check_filters_in_scope(session, principal, filters)
     exported_at = now or utcnow()
     filters = filters.replace(end_time=filters.end_time or exported_at)
     details: dict[str, Any] = {"format": fmt, "started_at": iso_utc(exported_at)} | ({"excel": True} if excel else {})
+    tracker = ExportTracker(download_id, rows_per_second=rows_per_second)
     try:
         with session_scope() as primary:
             record_id = record_access(
@@ -121,9 +138,12 @@ def export_events(
                 ip_address=client.ip_address,
                 user_agent=client.user_agent,
             )
+        tracker.start(record_id, principal.sub)
     except Exception as exc:  # any reason the record cannot be written refuses the export
         raise ExportUnavailableError from exc
-    chunks = _recorded_chunks(principal, filters, fmt, client, record_id, excel=excel, keys=keys, at=exported_at)
+    chunks = _recorded_chunks(
+        principal, filters, fmt, client, record_id, excel=excel, keys=keys, at=exported_at, tracker=tracker
+    )
     return ExportStream(filters=filters, record_id=record_id, chunks=chunks)
 
 
@@ -137,10 +157,12 @@ def _recorded_chunks(
     excel: bool,
     keys: ExportKeys | None,
     at: datetime,
+    tracker: ExportTracker,
 ) -> Generator[str | bytes, None, None]:
     """The export's chunks (own read session), then `audit.export.end` with the row count.
 
-    A bundle's end record also carries the SHA-256 of its `events.csv` and the signing key's `kid`.
+    A bundle's end record also carries the SHA-256 of its `events.csv` and the signing key's `kid`;
+    a cancelled export's says `cancelled: true`. `tracker` hears the rows after each chunk.
     """
     rows = 0
     complete = False
@@ -161,32 +183,47 @@ def _recorded_chunks(
     def digested(digest: str) -> None:
         evidence["sha256"] = digest
 
+    def formatted(session: Any) -> Iterator[str | bytes]:
+        if fmt == "bundle":
+            assert keys is not None
+            evidence["kid"] = key_id(keys.signer().public_key())
+            yield from bundle_export(
+                session, principal, filters, keys=keys, exported_at=at, on_rows=count_rows, on_digest=digested
+            )
+        elif fmt == "csv":
+            if excel:
+                yield EXCEL_BOM
+            yield from csv_export(session, principal, filters, on_rows=count_rows)
+        elif fmt == "ocsf":
+            yield from json_lines(to_ocsf(row) for row in counted_events(iter_events(session, principal, filters)))
+        else:
+            yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
+
+    ended = INTERRUPTED
     try:
         with session_scope(read=True) as session:
-            if fmt == "bundle":
-                assert keys is not None
-                evidence["kid"] = key_id(keys.signer().public_key())
-                yield from bundle_export(
-                    session, principal, filters, keys=keys, exported_at=at, on_rows=count_rows, on_digest=digested
-                )
-            elif fmt == "csv":
-                if excel:
-                    yield EXCEL_BOM
-                yield from csv_export(session, principal, filters, on_rows=count_rows)
-            elif fmt == "ocsf":
-                yield from json_lines(to_ocsf(row) for row in counted_events(iter_events(session, principal, filters)))
-            else:
-                yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
+            for chunk in formatted(session):
+                yield chunk
+                tracker.tick(rows)
         complete = True
+        ended = COMPLETE
+    except ExportCancelledError as exc:
+        ended = CANCELLED
+        evidence["cancelled"] = True
+        logger.info("Export %s stopped: %s The response ends unfinished.", record_id, exc)
+        raise  # the response ends unfinished: the browser sees a failed download, not a short file
     finally:
-        with session_scope() as primary:
-            record_access(
-                primary,
-                principal,
-                EXPORT_ENDED,
-                filters=filters,
-                resource_id=record_id,
-                details={"export_id": record_id, "format": fmt, "rows": rows, "complete": complete, **evidence},
-                ip_address=client.ip_address,
-                user_agent=client.user_agent,
-            )
+        try:
+            with session_scope() as primary:
+                record_access(
+                    primary,
+                    principal,
+                    EXPORT_ENDED,
+                    filters=filters,
+                    resource_id=record_id,
+                    details={"export_id": record_id, "format": fmt, "rows": rows, "complete": complete, **evidence},
+                    ip_address=client.ip_address,
+                    user_agent=client.user_agent,
+                )
+        finally:
+            tracker.finish(rows, ended)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from audit_app.ui.components.export_progress import export_progress
 from audit_app.ui.components.fields import picker, preset_picker, text_field, time_field
 from audit_app.ui.components.layout import error_callout, page_shell, page_title
 from audit_app.ui.state.events import EventsState
@@ -437,6 +438,7 @@ def events_page() -> rx.Component:
             rx.cond(EventsState.error != "", error_callout(EventsState.error)),
             rx.box(
                 toolbar(),
+                export_progress(),
                 results_table(),
                 pagination(),
                 class_name="panel stack",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_downlo
 from audit_app.models import AuditLog
 from audit_app.settings import ConfigError, get_settings
 from audit_app.ui.state.auth import current_principal
+from audit_app.ui.state.export_progress import ExportProgressState
 from audit_app.ui.state.present import change_rows, event_fields, event_row, pretty_details, related_links
 from audit_app.ui.state.session import in_thread
 from audit_app.ui.state.url_filters import (
@@ -281,9 +283,12 @@ class EventsState(rx.State):
             self.exporting = False
             yield rx.toast.error(str(exc), close_button=True)
             return
-        token = issue_download_token(get_settings(), principal)
+        download_id = str(uuid.uuid4())  # the token's jti: the server records the export's progress under it
+        token = issue_download_token(get_settings(), principal, token_id=download_id)
         url = f"{EXPORT_ROUTE}?" + urlencode({**params, "download_token": token, **filters_params(filters)})
         self.exporting = False
+        progress = await self.get_state(ExportProgressState)
+        progress.follow(download_id, principal.sub, total, described)
         yield rx.toast.success(
             f"Export started: {total:,} row{'s' if total != 1 else ''} {described}.",
             description="Your browser is downloading the file.",
@@ -291,3 +296,4 @@ class EventsState(rx.State):
         )
         # An <a download> click fetches the file without unloading the page (and its websocket).
         yield rx.call_script(DOWNLOAD_SCRIPT % json.dumps(url))
+        yield ExportProgressState.watch
