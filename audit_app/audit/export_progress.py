@@ -9,17 +9,20 @@ actor who started the export.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from audit_app.db import session_scope
 from audit_app.models import ExportProgress, utcnow
 
+logger = logging.getLogger(__name__)
 UPDATE_SECONDS = 0.5  # between two writes of the row count (and two looks at a cancel request)
 KEEP = timedelta(days=1)  # records older than this are removed when a new export starts
 RUNNING, COMPLETE, CANCELLED, INTERRUPTED = "running", "complete", "cancelled", "interrupted"
@@ -103,16 +106,24 @@ class ExportTracker:
             self._write(rows, state)
 
     def _write(self, rows: int, state: str) -> bool:
-        """Store the count and state; whether a cancel was requested."""
-        with session_scope() as session:
-            stmt = (
-                update(ExportProgress)
-                .where(col(ExportProgress.download_id) == self.download_id)
-                .values(rows=rows, state=state, updated_at=utcnow())
-                .returning(col(ExportProgress.cancel_requested))
-            )
-            cancel = session.execute(stmt).scalar()
-            session.commit()
+        """Store the count and state; whether a cancel was requested.
+
+        The record only informs the console: when it cannot be written (a busy or failing
+        database), the export goes on and the next update tries again.
+        """
+        try:
+            with session_scope() as session:
+                stmt = (
+                    update(ExportProgress)
+                    .where(col(ExportProgress.download_id) == self.download_id)
+                    .values(rows=rows, state=state, updated_at=utcnow())
+                    .returning(col(ExportProgress.cancel_requested))
+                )
+                cancel = session.execute(stmt).scalar()
+                session.commit()
+        except SQLAlchemyError:
+            logger.warning("The progress of download %s could not be recorded", self.download_id, exc_info=True)
+            return False
         return bool(cancel)
 
 
