@@ -233,6 +233,33 @@ def cmd_partition(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
+    """Deliver the log streams until SIGTERM or Ctrl-C (several workers may run: each stream has one)."""
+    import logging
+    import signal
+
+    from audit_app.audit.stream_worker import StreamWorker, Timing
+    from audit_app.audit.streams import StreamKeyMissingError
+    from audit_app.db import unpooled_engine
+
+    check_database()
+    if not settings.secret_key:
+        raise ConfigError(str(StreamKeyMissingError()))
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s")
+    worker = StreamWorker(
+        unpooled_engine(settings.database_url), settings.secret_key, Timing.of(settings), worker_id=args.worker_id
+    )
+
+    def stop(_signum: int, _frame: object) -> None:
+        worker.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"Delivering log streams from {_safe_url(settings)} as worker {worker.worker_id}.", flush=True)
+    worker.run()
+    return 0
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -284,6 +311,7 @@ EXAMPLES = {  # one per command, shown at the end of its --help
     "retention": "audit-app retention --tenant acme --days 90 --legal-hold off",
     "partition": "audit-app partition --months-ahead 6",
     "tenant": "audit-app tenant add wayne-enterprises --partner-id northwind",
+    "stream": "audit-app stream --worker-id worker-1",
     "verify-export": "audit-app verify-export evidence.zip --keys-url https://audit.example.com/api/v1/export-keys",
 }
 
@@ -360,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--months-ahead", type=_positive, default=3, help="keep partitions this many months ahead (default 3)"
     )
     partition.set_defaults(func=cmd_partition)
+    stream = command("stream", "deliver the log streams to their receivers (runs until stopped)")
+    stream.add_argument("--worker-id", help="this worker's name in the streams' health (default host:pid:random)")
+    stream.add_argument("--quiet", action="store_true", help="log only failures")
+    stream.set_defaults(func=cmd_stream)
     check = command("verify-export", "verify an evidence bundle offline (exit 1 naming what failed)", long=True)
     check.add_argument("bundle", help="the evidence bundle (.zip)")
     source = check.add_mutually_exclusive_group(required=True)

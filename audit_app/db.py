@@ -16,6 +16,7 @@ import psycopg.errors
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 from audit_app.settings import ConfigError, get_settings
@@ -64,6 +65,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def unpooled_engine(url: str) -> Engine:
+    """An engine without a pool: each connection is opened for one owner and closed with it.
+
+    The stream worker holds one connection per stream it delivers (on PostgreSQL the stream's
+    advisory lock lives in it), so connections must not be shared or kept after release.
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, poolclass=NullPool)
 
 
 def psycopg_url(url: str) -> str:

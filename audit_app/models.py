@@ -217,6 +217,47 @@ class ExportProgress(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
+class LogStream(SQLModel, table=True):
+    """A log stream: a destination every new event of its owner's scope is pushed to (docs/streams.md).
+
+    The owner is a tenant (`tenant_id`), a partner (`partner_id`) or the platform (neither).
+    Configuration is written by the API; the delivery worker writes only the position and health
+    columns, and commits a position only for the `epoch` it read (a replay bumps the epoch).
+    """
+
+    __tablename__ = "log_stream"
+    __table_args__ = (Index("ix_log_stream_owner", "tenant_id", "partner_id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=128)
+    type: str = Field(max_length=32)
+    target: str = Field(max_length=2048)
+    format: str = Field(default="json", max_length=16)
+    tenant_id: str | None = Field(default=None, max_length=255)
+    partner_id: str | None = Field(default=None, max_length=255)
+    actions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    action_prefixes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    results: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    credentials: str = Field(default="", sa_column=Column(String, nullable=False, server_default=""))
+    """The credentials as one encrypted token (AUDIT_SECRET_KEY); never returned."""
+    status: str = Field(default="active", max_length=16)
+    created_by: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    position: int = Field(default=-1, sa_column=Column(BigInteger, nullable=False))
+    position_id: str = Field(default="", max_length=36)
+    epoch: int = Field(default=0)
+    delivered: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    failed: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    last_success_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    last_error: str | None = Field(default=None, max_length=2048)
+    last_error_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    failing_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    lease_holder: str | None = Field(default=None, max_length=128)
+    lease_expires: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """The outcome of an ingestion request, so a retried batch returns the same ids."""
 

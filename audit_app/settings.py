@@ -19,6 +19,7 @@ from audit_app.proxies import IPNetwork, parse_networks
 
 SUPPORTED_DRIVERS = ("sqlite", "postgresql+psycopg", "postgresql")
 DEMO_SECRET_FILE = Path(".demo-secret")
+DEMO_STREAM_KEY_FILE = Path(".demo-stream-key")
 
 
 class ConfigError(RuntimeError):
@@ -60,6 +61,15 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(5.0, gt=0)
     max_writers: int = Field(8, ge=1)
     tenant_writers: int = Field(4, ge=1)
+    secret_key: str | None = None
+    stream_batch_size: int = Field(1000, ge=1, le=10_000)
+    stream_poll_seconds: float = Field(0.5, gt=0)
+    stream_retry_base_seconds: float = Field(1.0, gt=0)
+    stream_retry_max_seconds: float = Field(300.0, gt=0)
+    stream_failing_after: timedelta = timedelta(hours=24)
+    stream_lease_seconds: float = Field(30.0, gt=0)
+    stream_claim_seconds: float = Field(2.0, gt=0)
+    stream_timeout_seconds: float = Field(10.0, gt=0)
 
     @field_validator("min_event_time")
     @classmethod
@@ -83,6 +93,22 @@ class Settings(BaseSettings):
         if value < timedelta(0):
             raise ValueError("must not be negative (seconds, or an ISO 8601 duration such as P1D)")
         return value
+
+    @field_validator("stream_failing_after")
+    @classmethod
+    def _positive_failing_after(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive (seconds, or an ISO 8601 duration such as PT24H)")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if len(value.strip()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -base64 32`)")
+        return value.strip()
 
     @field_validator("database_url", "read_database_url")
     @classmethod
@@ -189,13 +215,13 @@ def public_key_algorithms(pem: str) -> tuple[str, ...]:
     return ()
 
 
-def _demo_secret() -> str:
-    """A local HS256 secret for demo mode, kept in a file so the CLI and server agree."""
-    if DEMO_SECRET_FILE.exists():
-        return DEMO_SECRET_FILE.read_text().strip()
+def _demo_secret(path: Path = DEMO_SECRET_FILE) -> str:
+    """A local secret for demo mode, kept in a file so the CLI, the server and the stream worker agree."""
+    if path.exists():
+        return path.read_text().strip()
     secret = secrets.token_urlsafe(32)
-    DEMO_SECRET_FILE.write_text(secret)
-    DEMO_SECRET_FILE.chmod(0o600)
+    path.write_text(secret)
+    path.chmod(0o600)
     return secret
 
 
@@ -210,6 +236,8 @@ def load_settings() -> Settings:
         raise ConfigError(f"Invalid {field}: {msg}") from None
     if settings.demo and not (settings.jwt_secret or settings.jwt_public_key):
         settings.jwt_secret = _demo_secret()
+    if settings.demo and not settings.secret_key:
+        settings.secret_key = _demo_secret(DEMO_STREAM_KEY_FILE)
     return settings
 
 

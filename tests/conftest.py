@@ -34,6 +34,7 @@ TABLES = (
     "audit_hourly_actor",
     "feed_collector",
     "export_progress",
+    "log_stream",
 )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit_app import __version__
-from audit_app.api import feed_routes, integrity_routes, routes, tenant_routes
+from audit_app.api import feed_routes, integrity_routes, routes, stream_routes, tenant_routes
 from audit_app.api.admission import WriterAdmission, WritersBusyError
 from audit_app.api.limits import BodySizeLimit, HeaderSizeLimit
 from audit_app.audit.access import EventNotFoundError, ExportUnavailableError
@@ -25,6 +25,7 @@ from audit_app.audit.ingest import IdempotencyConflictError, IngestError
 from audit_app.audit.integrity import AccessNotRecordedError
 from audit_app.audit.query import CursorError
 from audit_app.audit.retention import RetentionError
+from audit_app.audit.streams import StreamKeyMissingError, StreamNotFoundError
 from audit_app.auth import AuthError, ForbiddenError, MissingCredentialsError
 from audit_app.proxies import ClientAddress
 from audit_app.settings import Settings, get_settings
@@ -51,6 +52,7 @@ def _status(code: int, headers: dict[str, str] | None = None) -> Callable[[Reque
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     ForbiddenError: 403,
     EventNotFoundError: 404,
+    StreamNotFoundError: 404,
     IdempotencyConflictError: 409,
     RetentionError: 422,
 }
@@ -155,7 +157,7 @@ def add_cors(api: FastAPI, settings: Settings) -> None:
         CORSMiddleware,  # type: ignore[arg-type]
         allow_origins=settings.cors_origin_list,
         allow_credentials=False,
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         expose_headers=["Content-Disposition"],
     )
@@ -182,6 +184,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.include_router(integrity_routes.router)
     api.include_router(feed_routes.router)
     api.include_router(tenant_routes.router)
+    api.include_router(stream_routes.router)
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
     api.add_exception_handler(RequestValidationError, _invalid_request)
@@ -195,6 +198,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     for error, code in DOMAIN_ERRORS.items():
         api.add_exception_handler(error, _status(code))
     api.add_exception_handler(ExportUnavailableError, _status(503, {"Retry-After": "1"}))
+    api.add_exception_handler(StreamKeyMissingError, _status(503))
     api.add_exception_handler(CursorError, _invalid_cursor)
     api.add_exception_handler(IngestError, _invalid_batch)
     api.add_middleware(BodySizeLimit)  # type: ignore[arg-type]

@@ -128,6 +128,12 @@ _ENTRIES: tuple[tuple[str, str, OcsfClass, IntEnum, bool], ...] = (
     ("audit.verify", "The hash chains were verified", API_ACTIVITY, Api.READ, True),
     ("audit.purge", "Expired audit events were purged", API_ACTIVITY, Api.DELETE, True),
     ("audit.retention.update", "A retention setting was changed", API_ACTIVITY, Api.UPDATE, True),
+    ("audit.stream.create", "A log stream was created", API_ACTIVITY, Api.CREATE, True),
+    ("audit.stream.update", "A log stream's settings or credentials were changed", API_ACTIVITY, Api.UPDATE, True),
+    ("audit.stream.pause", "A log stream was paused", API_ACTIVITY, Api.UPDATE, True),
+    ("audit.stream.resume", "A log stream was resumed", API_ACTIVITY, Api.UPDATE, True),
+    ("audit.stream.replay", "A log stream was moved back to replay events", API_ACTIVITY, Api.UPDATE, True),
+    ("audit.stream.delete", "A log stream was deleted", API_ACTIVITY, Api.DELETE, True),
 )
 
 CATALOG: dict[str, CatalogEntry] = {entry[0]: CatalogEntry(*entry) for entry in _ENTRIES}
