@@ -317,7 +317,7 @@ def test_new_streams_start_at_the_tail_and_replay_moves_back(
 
     everything = client.post(f"{STREAMS}/{sid}/replay", json={"since": "2000-01-01T00:00:00Z"}, headers=headers)
     assert everything.status_code == 200, everything.text
-    acme_total = session.execute(select(AuditLog.id).where(col(AuditLog.tenant_id) == "acme")).all()
+    acme_total = session.execute(select(col(AuditLog.id)).where(col(AuditLog.tenant_id) == "acme")).all()
     assert everything.json()["pending_events"] == len(acme_total)
     (replay,) = audit_events(session, "audit.stream.replay")
     assert replay.tenant_id == "acme"
