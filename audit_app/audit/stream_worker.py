@@ -46,6 +46,7 @@ from audit_app.models import LogStream, utcnow
 
 log = logging.getLogger("audit_app.stream")
 LOCK_PREFIX = b"audit_app log stream:"
+MAX_RETRY_AFTER = 3600.0
 
 
 @dataclass(frozen=True)
@@ -332,9 +333,12 @@ class _Runner:
             except DeliveryError as failure:
                 if self._fail(stream, str(failure), final=not failure.retryable):
                     raise _StaleError("failing") from None
-                delay = failure.retry_after if failure.retry_after is not None else self.timing.backoff(attempt)
+                if failure.retry_after is not None:  # the receiver's own wish, up to an hour
+                    delay = min(failure.retry_after, MAX_RETRY_AFTER)
+                else:
+                    delay = self.timing.backoff(attempt)
                 attempt += 1
-                self._wait(stream, min(delay, self.timing.retry_max_seconds))
+                self._wait(stream, delay)
                 continue
             result = self.conn.execute(delivered_update(stream.id, stream.epoch, self.holder, batch[-1], len(batch)))
             if result.rowcount != 1:
