@@ -280,7 +280,7 @@ class ElasticReceiver(Receiver):
         return docs, Answer(200, json.dumps({"took": 1, "errors": errors, "items": items}))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, interval: float = 0.05) -> None:
     """Poll `condition` until it holds; AssertionError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
