@@ -34,6 +34,9 @@ run: setup
 	@echo "  audit_app demo: open http://localhost:$(PORT) and pick a demo persona to sign in."
 	@echo "  API token for curl:  AUDIT_DEMO=1 $(PY) -m audit_app token --role super_admin"
 	@echo ""
+	@echo "  Log streams are delivered by a worker started next to the app (python -m audit_app stream)."
+	AUDIT_DEMO=1 $(PY) -m audit_app stream --quiet & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	AUDIT_DEMO=1 reflex run --env prod --frontend-port $(PORT)
 
 lint: setup

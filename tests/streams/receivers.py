@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 SIGNATURE_TOLERANCE = 300  # seconds a signed request stays acceptable (replay protection)
 
@@ -106,7 +106,7 @@ class Receiver:
         handler.end_headers()
         handler.wfile.write(data)
 
-    def start(self) -> Receiver:
+    def start(self) -> Self:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -6,6 +6,7 @@ duplicates come only from a batch in flight (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -27,6 +28,11 @@ from tests.streams.receivers import (
 )
 
 SECRET = "whsec-" + "w" * 26
+
+
+def caught_up(session: Session, sid: str, last: str) -> Callable[[], bool]:
+    """Whether stream `sid` has committed the position of event `last`."""
+    return lambda: load(session, sid).position_id == last
 
 
 def webhook(session: Session, receiver: WebhookReceiver, **fields: object) -> str:
@@ -98,7 +104,7 @@ def test_splunk_datadog_elastic_contracts(stream_settings: Settings, session: Se
         wants = {sid: expected_ids(session, sid, (-1, "")) for sid in streams.values()}
         with running(stream_settings.database_url, timing):
             for _receiver, sid in pairs:
-                wait_until(lambda sid=sid: load(session, sid).position_id == wants[sid][-1], timeout=60)
+                wait_until(caught_up(session, sid, wants[sid][-1]))
         for receiver, sid in pairs:
             assert receiver.violations == []
             want = wants[sid][wants[sid].index(sid_create_event(session, sid)) :]
@@ -302,7 +308,7 @@ def test_two_workers_share_streams_one_worker_per_stream(stream_settings: Settin
                 write(session, 30, "globex", batch=3)
             wants = [expected_ids(session, s, start) for s, start in zip(sids, starts, strict=True)]
             for sid, want in zip(sids, wants, strict=True):
-                wait_until(lambda sid=sid, want=want: load(session, sid).position_id == want[-1], timeout=30)
+                wait_until(caught_up(session, sid, want[-1]))
             holders = {load(session, s).lease_holder for s in sids}
             assert holders <= {"w-a", "w-b"}
         for receiver, want in zip(receivers, wants, strict=True):
