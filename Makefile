@@ -53,6 +53,7 @@ test: lint typecheck pytest
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.streams
 
 clean:
 	rm -rf .web .states reflex.lock $(VENV) $(TOOLS)
