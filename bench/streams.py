@@ -170,12 +170,16 @@ def main(argv: list[str] | None = None) -> int:
                 pause = begin + written / args.rate - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
+            ingest_seconds = time.monotonic() - begin
             deadline = time.monotonic() + 60
             while httpx.get(f"http://127.0.0.1:{port}/stats").json()["count"] < written:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
         lags = httpx.get(f"http://127.0.0.1:{port}/stats").json()["lags"]
+        print(
+            f"ingested {written:,} events in {ingest_seconds:.1f} s = {written / ingest_seconds:,.0f} events/s achieved"
+        )
         print(
             f"lag at {args.rate:,} events/s ingested ({len(lags):,} of {written:,} events received): "
             f"p50 {percentile(lags, 50):.3f} s, p95 {percentile(lags, 95):.3f} s, max {max(lags):.3f} s"
