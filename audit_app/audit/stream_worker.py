@@ -143,7 +143,8 @@ class StreamWorker:
                 )
             candidates = [sid for sid in conn.execute(stmt).scalars() if sid not in self.runners]
             if self.postgres and candidates:
-                candidates = [sid for sid in candidates if lock_key(sid) & (2**64 - 1) not in self._held_keys(conn)]
+                held = self._held_keys(conn)
+                candidates = [sid for sid in candidates if lock_key(sid) & (2**64 - 1) not in held]
         claimed = []
         for stream_id in candidates:
             connection = self._claim(stream_id)
