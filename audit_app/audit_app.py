@@ -8,6 +8,7 @@ from audit_app.ui.pages.events import events_page
 from audit_app.ui.pages.sign_in import sign_in_page
 from audit_app.ui.pages.statistics import statistics_page
 from audit_app.ui.state.auth import AuthState
+from audit_app.ui.state.drawer import DrawerState
 from audit_app.ui.state.events import EventsState
 from audit_app.ui.state.stats import StatsState
 
@@ -19,5 +20,5 @@ app = rx.App(
     head_components=[rx.el.meta(name="color-scheme", content="light")],
 )
 app.add_page(sign_in_page, route="/", title="Sign in · Audit console", on_load=AuthState.load_sign_in)
-app.add_page(events_page, route="/events", title="Events · Audit console", on_load=EventsState.load)
+app.add_page(events_page, route="/events", title="Events · Audit console", on_load=[EventsState.load, DrawerState.sync])
 app.add_page(statistics_page, route="/statistics", title="Statistics · Audit console", on_load=StatsState.load)

@@ -26,7 +26,7 @@ from audit_app.auth import ALL_SCOPES, issue_token
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.settings import get_settings
-from audit_app.ui.state.session import in_thread
+from audit_app.ui.session import in_thread
 from bench.cluster import PrivateCluster, free_port, pg_bin
 from tests.api.conftest import LIST, bearer
 from tests.conftest import TEST_SECRET

@@ -49,6 +49,8 @@ SEED_AS_OF = "2026-03-02T12:00:00Z"
 START_TIMEOUT = 180
 
 pytestmark = pytest.mark.e2e
+# A loaded 2-core machine renders Plotly's lazily loaded charts in more than expect()'s 5 s default.
+expect.set_options(timeout=15_000)
 
 
 @dataclass

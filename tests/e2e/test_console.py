@@ -23,7 +23,7 @@ from audit_app.audit.query import list_events
 from audit_app.audit.stats import compute_stats
 from audit_app.models import AuditLog
 from audit_app.seed import DEMO_PERSONAS, TENANT_PARTNER
-from audit_app.ui.state.charts import top_actions
+from audit_app.ui.charts import top_actions
 from tests.e2e.conftest import DOCS, Console, result_count, sign_in
 
 pytestmark = pytest.mark.e2e

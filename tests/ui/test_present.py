@@ -7,8 +7,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from audit_app.models import AuditLog
-from audit_app.ui.state import charts
-from audit_app.ui.state.present import change_rows, event_row, pretty_details, related_links
+from audit_app.ui import charts
+from audit_app.ui.present import change_rows, event_row, pretty_details, related_links
 
 STATS = {
     "total": 10,

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from audit_app.audit.filters import AuditFilters
-from audit_app.ui.state.url_filters import (
+from audit_app.ui.url_filters import (
     DEFAULT_PAGE_SIZE,
     FilterError,
     ViewQuery,
@@ -17,6 +17,7 @@ from audit_app.ui.state.url_filters import (
     input_time,
     parse_time,
     preset_window,
+    submitted_view,
 )
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -94,8 +95,37 @@ def test_bad_times_are_refused_with_the_field_name() -> None:
 def test_times_convert_to_utc_for_inputs() -> None:
     assert parse_time("2026-04-01T10:00:00+02:00", "From") == datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
     assert parse_time("2026-04-01T10:00:00Z", "From") == datetime(2026, 4, 1, 10, 0, tzinfo=UTC)
-    assert input_time("2026-04-01T10:00:00+02:00") == "2026-04-01T08:00"
+    assert input_time("2026-04-01T10:00:00+02:00") == "2026-04-01 08:00"
     assert input_time("") == ""
+    assert input_time("not-a-date") == ""
+    assert input_time("9999-12-31T23:59:00-01:00") == ""
+
+
+def test_bad_times_name_their_field() -> None:
+    with pytest.raises(FilterError, match="From: 'not-a-date' is not a date") as bad:
+        ViewQuery.from_params({"start_time": "not-a-date"}).filters(NOW)
+    assert bad.value.field == "start_time"
+    with pytest.raises(FilterError, match="outside the supported dates") as far:
+        ViewQuery.from_params({"end_time": "9999-12-31T23:59:00-01:00"}).filters(NOW)
+    assert far.value.field == "end_time"
+    with pytest.raises(FilterError, match="later") as reversed_window:
+        ViewQuery.from_params({"start_time": "2026-04-02 00:00", "end_time": "2026-04-01 00:00"}).filters(NOW)
+    assert reversed_window.value.field == "end_time"
+
+
+def test_a_submitted_form_applies_the_window_its_picker_names() -> None:
+    base = ViewQuery.from_params({"tenant_id": "acme", "per_page": "25"})
+    typed = {"action": "user.login", "range": "7d", "start_time": "2026-04-01 00:00", "end_time": ""}
+    custom = submitted_view(base, typed, ["action", "start_time", "end_time"], "custom")
+    assert custom.to_params() == {
+        "tenant_id": "acme",
+        "action": "user.login",
+        "start_time": "2026-04-01 00:00",
+        "per_page": "25",
+    }
+    preset = submitted_view(base, typed, ["action", "start_time", "end_time"], "7d")
+    assert preset.to_params() == {"tenant_id": "acme", "action": "user.login", "range": "7d", "per_page": "25"}
+    assert submitted_view(base, {"tenant_id": ""}, ["tenant_id"], "").to_params() == {"per_page": "25"}
 
 
 def test_overlong_values_are_cut() -> None:

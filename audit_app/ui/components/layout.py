@@ -9,6 +9,19 @@ import reflex as rx
 
 from audit_app.ui.state.auth import AuthState
 
+RESULT_SCHEMES = (("success", "green"), ("failure", "red"), ("denied", "orange"), ("error", "purple"))
+
+
+def result_badge(result: rx.Var[str]) -> rx.Component:
+    """A result as a coloured badge (the colours the charts use)."""
+    return rx.badge(
+        result,
+        color_scheme=rx.match(result, *RESULT_SCHEMES, "gray"),  # type: ignore[arg-type]
+        variant="soft",
+        radius="full",
+        class_name="result-badge",
+    )
+
 
 def nav_link(label: str, href: str, active: bool) -> rx.Component:
     """A top navigation link; the current page is marked for assistive technology too."""

@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import reflex as rx
 
+from audit_app.ui.components.drawer import event_drawer
 from audit_app.ui.components.export_progress import export_progress
-from audit_app.ui.components.fields import picker, preset_picker, text_field, time_field
-from audit_app.ui.components.layout import error_callout, page_shell, page_title
+from audit_app.ui.components.fields import picker, text_field, time_window
+from audit_app.ui.components.layout import error_callout, page_shell, page_title, result_badge
+from audit_app.ui.state.drawer import DrawerState
 from audit_app.ui.state.events import EventsState
-from audit_app.ui.state.url_filters import PAGE_SIZES
-
-RESULT_SCHEMES = (("success", "green"), ("failure", "red"), ("denied", "orange"), ("error", "purple"))
-
-
-def result_badge(result: rx.Var[str]) -> rx.Component:
-    """A result as a coloured badge (the colours the charts use)."""
-    return rx.badge(
-        result,
-        color_scheme=rx.match(result, *RESULT_SCHEMES, "gray"),  # type: ignore[arg-type]
-        variant="soft",
-        radius="full",
-        class_name="result-badge",
-    )
+from audit_app.ui.url_filters import PAGE_SIZES
 
 
 def filter_form() -> rx.Component:
@@ -49,9 +38,7 @@ def filter_form() -> rx.Component:
             ),
             text_field("Resource ID", "resource_id", form["resource_id"], version),
             picker("Result", "result", form["result"], options["result"], version, "Any result"),
-            preset_picker("filter-range", EventsState.preset, version),
-            time_field("From", "start_time", form["start_time"], version),
-            time_field("To", "end_time", form["end_time"], version),
+            *time_window(EventsState, "filter-range"),
             text_field("IP address", "ip_address", form["ip_address"], version, "203.0.113.7"),
             text_field("Request ID", "request_id", form["request_id"], version),
             rx.el.div(
@@ -66,19 +53,19 @@ def filter_form() -> rx.Component:
                         size="2",
                         on_click=EventsState.reset_filters,
                     ),
-                    rx.cond(
-                        EventsState.active_count > 0,
-                        rx.text(
-                            EventsState.active_count,
-                            rx.cond(EventsState.active_count == 1, " filter", " filters"),
-                            " active",
-                            size="1",
-                            color_scheme="gray",
-                            white_space="nowrap",
-                        ),
-                    ),
                     spacing="2",
                     align="center",
+                ),
+                rx.cond(
+                    EventsState.active_count > 0,
+                    rx.text(
+                        EventsState.active_count,
+                        rx.cond(EventsState.active_count == 1, " filter", " filters"),
+                        " active",
+                        size="1",
+                        color_scheme="gray",
+                        class_name="active-count",
+                    ),
                 ),
                 class_name="field end",
             ),
@@ -125,11 +112,11 @@ def event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
                 color_scheme="gray",
                 size="1",
                 aria_label="Open event details, " + row["time"] + " " + row["action"],
-                on_click=EventsState.open_event(row["id"]).stop_propagation,
+                on_click=DrawerState.open_event(row["id"]).stop_propagation,
             ),
             text_align="right",
         ),
-        on_click=EventsState.open_event(row["id"]),
+        on_click=DrawerState.open_event(row["id"]),
         class_name="event-row",
         data_event_id=row["id"],
     )
@@ -150,7 +137,7 @@ def results_table() -> rx.Component:
             class_name=rx.cond(EventsState.loading, "events-table is-loading", "events-table"),
         ),
         rx.cond(
-            ~EventsState.loading & (EventsState.total == 0) & (EventsState.error == ""),
+            ~EventsState.loading & (EventsState.total == 0) & ~EventsState.failed,
             rx.center(
                 rx.vstack(
                     rx.icon("search-x", size=28, color="var(--gray-9)"),
@@ -174,20 +161,24 @@ def toolbar() -> rx.Component:
             rx.cond(
                 EventsState.loading,
                 rx.hstack(rx.spinner(size="2"), rx.text("Loading events…", size="2"), align="center"),
-                rx.text(
-                    rx.el.strong(EventsState.total_text),
-                    rx.cond(EventsState.total == 1, " event", " events"),
-                    rx.cond(
-                        EventsState.total > 0,
-                        rx.text.span(
-                            " · showing ",
-                            EventsState.first_row,
-                            "\u2013",
-                            EventsState.last_row,
-                            color_scheme="gray",
+                rx.cond(
+                    EventsState.failed,
+                    rx.text("No events shown: the filters could not be applied.", size="2"),
+                    rx.text(
+                        rx.el.strong(EventsState.total_text),
+                        rx.cond(EventsState.total == 1, " event", " events"),
+                        rx.cond(
+                            EventsState.total > 0,
+                            rx.text.span(
+                                " · showing ",
+                                EventsState.first_row,
+                                "\u2013",
+                                EventsState.last_row,
+                                color_scheme="gray",
+                            ),
                         ),
+                        size="2",
                     ),
-                    size="2",
                 ),
             ),
             role="status",
@@ -241,14 +232,17 @@ def pagination() -> rx.Component:
             spacing="2",
         ),
         rx.spacer(),
-        rx.text(
-            "Page ",
-            EventsState.page,
-            " of ",
-            EventsState.pages_text,
-            size="2",
-            color_scheme="gray",
-            id="page-position",
+        rx.cond(
+            ~EventsState.failed,
+            rx.text(
+                "Page ",
+                EventsState.page,
+                " of ",
+                EventsState.pages_text,
+                size="2",
+                color_scheme="gray",
+                id="page-position",
+            ),
         ),
         rx.button(
             rx.icon("chevron-left", size=14),
@@ -274,160 +268,6 @@ def pagination() -> rx.Component:
     )
 
 
-def field_list() -> rx.Component:
-    """Every field of the event as a definition list."""
-    return rx.el.dl(
-        rx.foreach(
-            EventsState.fields,
-            lambda item: rx.el.div(
-                rx.el.dt(item["label"]),
-                rx.el.dd(item["value"], class_name="mono-soft"),
-                class_name="field-row",
-            ),
-        ),
-        class_name="field-list",
-    )
-
-
-def changes_diff() -> rx.Component:
-    """details.changes as before/after rows."""
-    return rx.cond(
-        EventsState.changes.length() > 0,
-        rx.box(
-            rx.heading("Changes", size="3", as_="h3", class_name="section-title"),
-            rx.table.root(
-                rx.el.caption("Changes before and after", class_name="sr-only"),
-                rx.table.header(
-                    rx.table.row(
-                        rx.table.column_header_cell("Field"),
-                        rx.table.column_header_cell("Before"),
-                        rx.table.column_header_cell("After"),
-                    )
-                ),
-                rx.table.body(
-                    rx.foreach(
-                        EventsState.changes,
-                        lambda change: rx.table.row(
-                            rx.table.cell(rx.text(change["field"], weight="medium", class_name="mono")),
-                            rx.table.cell(rx.el.del_(change["before"], class_name="diff-before")),
-                            rx.table.cell(rx.el.ins(change["after"], class_name="diff-after")),
-                        ),
-                    )
-                ),
-                variant="surface",
-                size="1",
-                width="100%",
-            ),
-        ),
-    )
-
-
-def related_events() -> rx.Component:
-    """Links to the events that share the actor, resource, request or IP."""
-    return rx.box(
-        rx.heading("Related events", size="3", as_="h3", class_name="section-title"),
-        rx.el.nav(
-            rx.foreach(
-                EventsState.related,
-                lambda link: rx.link(
-                    rx.hstack(
-                        rx.vstack(
-                            rx.text(link["label"], weight="medium", size="2"),
-                            rx.text(link["value"], size="1", color_scheme="gray", class_name="mono truncate"),
-                            spacing="0",
-                            min_width="0",
-                        ),
-                        rx.icon("arrow-right", size=14, flex_shrink="0"),
-                        align="center",
-                        spacing="2",
-                        justify="between",
-                        width="100%",
-                    ),
-                    href=link["href"],
-                    class_name="related-link",
-                    underline="none",
-                ),
-            ),
-            aria_label="Related events",
-            class_name="related-list",
-        ),
-    )
-
-
-def drawer_body() -> rx.Component:
-    """The drawer's content once the event is loaded."""
-    return rx.cond(
-        EventsState.event_loading,
-        rx.center(rx.spinner(size="3"), padding="48px", role="status", aria_label="Loading event"),
-        rx.cond(
-            EventsState.event.contains("missing"),
-            rx.callout("This event does not exist or is outside your scope.", icon="info", color_scheme="gray"),
-            rx.vstack(
-                rx.hstack(
-                    rx.code(EventsState.event["action"], size="3", variant="ghost", weight="bold"),
-                    result_badge(EventsState.event["result"]),
-                    align="center",
-                    spacing="3",
-                ),
-                rx.text(
-                    EventsState.event["time"],
-                    " UTC · ",
-                    EventsState.event["tenant_id"],
-                    size="2",
-                    color_scheme="gray",
-                ),
-                changes_diff(),
-                related_events(),
-                rx.box(
-                    rx.heading("Fields", size="3", as_="h3", class_name="section-title"),
-                    field_list(),
-                    width="100%",
-                ),
-                rx.box(
-                    rx.heading("Details", size="3", as_="h3", class_name="section-title"),
-                    rx.el.pre(EventsState.details_json, class_name="json-block", aria_label="Details JSON"),
-                    width="100%",
-                ),
-                spacing="4",
-                width="100%",
-                align="stretch",
-            ),
-        ),
-    )
-
-
-def event_drawer() -> rx.Component:
-    """The right-hand detail drawer, titled "Audit event"."""
-    return rx.drawer.root(
-        rx.drawer.portal(
-            rx.drawer.overlay(class_name="drawer-overlay"),
-            rx.drawer.content(
-                rx.hstack(
-                    rx.drawer.title("Audit event", class_name="drawer-title"),
-                    rx.spacer(),
-                    rx.drawer.close(
-                        rx.icon_button(rx.icon("x", size=18), variant="ghost", color_scheme="gray", aria_label="Close")
-                    ),
-                    align="center",
-                    class_name="drawer-head",
-                ),
-                rx.drawer.description("Every recorded field of one audit event.", class_name="sr-only"),
-                rx.box(drawer_body(), class_name="drawer-scroll"),
-                class_name="drawer-content",
-                position="fixed",
-                top="0",
-                right="0",
-                left="auto",
-                height="100%",
-                width="min(680px, 100vw)",
-            ),
-        ),
-        open=EventsState.drawer_open,
-        on_open_change=EventsState.set_drawer_open,
-        direction="right",
-    )
-
-
 def events_page() -> rx.Component:
     """The /events route."""
     return page_shell(
@@ -436,6 +276,10 @@ def events_page() -> rx.Component:
             page_title("Events", "Find, read and export audit events in your scope. Times are UTC."),
             filter_form(),
             rx.cond(EventsState.error != "", error_callout(EventsState.error)),
+            rx.cond(
+                EventsState.page_note != "",
+                rx.callout(EventsState.page_note, icon="info", color_scheme="blue", role="status", width="100%"),
+            ),
             rx.box(
                 toolbar(),
                 export_progress(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from audit_app.ui.components.fields import picker, preset_picker, time_field
+from audit_app.ui.components.fields import picker, time_window
 from audit_app.ui.components.layout import error_callout, page_shell, page_title
 from audit_app.ui.state.stats import StatsState
 
@@ -20,9 +20,7 @@ def stats_filters() -> rx.Component:
         rx.el.div(
             picker("Tenant", "tenant_id", form["tenant_id"], StatsState.tenants, version, "Any tenant"),
             picker("Partner", "partner_id", form["partner_id"], StatsState.partners, version, "Any partner"),
-            preset_picker("stats-range", StatsState.preset, version),
-            time_field("From", "start_time", form["start_time"], version),
-            time_field("To", "end_time", form["end_time"], version),
+            *time_window(StatsState, "stats-range"),
             rx.el.div(rx.button(rx.icon("filter", size=14), "Apply", type="submit", size="2"), class_name="field end"),
             class_name="filter-grid stats",
         ),
@@ -100,7 +98,10 @@ def statistics_page() -> rx.Component:
             rx.box(
                 rx.cond(StatsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
                 rx.cond(
-                    ~StatsState.loading & (StatsState.total == 0) & (StatsState.error == ""),
+                    ~StatsState.loading
+                    & (StatsState.total == 0)
+                    & (StatsState.error == "")
+                    & (StatsState.field_errors.length() == 0),
                     rx.callout(
                         "No events in this window and scope. Widen the time range or pick another tenant.",
                         icon="search-x",

@@ -1,8 +1,7 @@
-"""The events page: filters from the URL, one page of results, the detail drawer, the exports."""
+"""The events page: filters from the URL, one page of results, the exports (the drawer: drawer.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -16,27 +15,17 @@ from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from audit_app.audit.access import Client, EventNotFoundError, view_event
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import count_events, list_actions, list_events, list_resource_types, list_results
 from audit_app.audit.scope import Scope
 from audit_app.audit.signing import export_keys
 from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_download_token
-from audit_app.models import AuditLog
 from audit_app.settings import ConfigError, get_settings
-from audit_app.ui.state.auth import current_principal
+from audit_app.ui.present import event_row
+from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.export_progress import ExportProgressState
-from audit_app.ui.state.present import change_rows, event_fields, event_row, pretty_details, related_links
-from audit_app.ui.state.session import in_thread
-from audit_app.ui.state.url_filters import (
-    FORM_FIELDS,
-    PAGE_SIZES,
-    PRESETS,
-    FilterError,
-    ViewQuery,
-    filters_params,
-    input_time,
-)
+from audit_app.ui.state.filter_form import FilterFormState
+from audit_app.ui.url_filters import FORM_FIELDS, PAGE_SIZES, FilterError, ViewQuery, filters_params
 
 logger = logging.getLogger(__name__)
 LOAD_FAILED = "The events could not be loaded (the database did not answer). Try again in a moment."
@@ -67,31 +56,29 @@ def _pickers(session: Session, principal: Principal) -> dict[str, list[str]]:
     }
 
 
-class EventsState(rx.State):
-    """Filters, the visible page of events, the drawer and the export of the events page."""
+class EventsState(FilterFormState, rx.State):
+    """Filters, the visible page of events and the export of the events page."""
 
     form: dict[str, str] = dict.fromkeys(FORM_FIELDS, "")
-    form_version: int = 0
-    preset: str = ""
     page: int = 1
     per_page: int = 50
     total: int = 0
     total_exact: bool = True
     pages: int = 0
+    page_note: str = ""
     rows: list[dict[str, str]] = []
     loading: bool = True
     error: str = ""
     options: dict[str, list[str]] = {}
     query_string: str = ""
-    drawer_open: bool = False
-    event_loading: bool = False
-    event: dict[str, str] = {}
-    fields: list[dict[str, str]] = []
-    details_json: str = ""
-    changes: list[dict[str, str]] = []
-    related: list[dict[str, str]] = []
     exporting: bool = False
     _options_for: str = ""
+    _loaded: str | None = None  # the query string of the list on show (None: nothing usable)
+
+    @rx.var
+    def failed(self) -> bool:
+        """The view could not be loaded: nothing of it is shown."""
+        return bool(self.error or self.field_errors)
 
     @rx.var
     def total_text(self) -> str:
@@ -106,12 +93,12 @@ class EventsState(rx.State):
     @rx.var
     def first_row(self) -> int:
         """The position of the first visible row in the whole result."""
-        return 0 if not self.total else (self.page - 1) * self.per_page + 1
+        return 0 if not self.rows else (self.page - 1) * self.per_page + 1
 
     @rx.var
     def last_row(self) -> int:
         """The position of the last visible row in the whole result."""
-        return min(self.page * self.per_page, self.total)
+        return (self.page - 1) * self.per_page + len(self.rows)
 
     @rx.var
     def active_count(self) -> int:
@@ -120,86 +107,82 @@ class EventsState(rx.State):
             1 if self.preset else 0
         )
 
-    async def _principal(self) -> Principal | EventSpec:
-        return await current_principal(self)
+    def _form_fields(self) -> tuple[str, ...]:
+        return FORM_FIELDS
 
-    def _view(self, page: int | None = None) -> ViewQuery:
-        values = {name: self.form.get(name, "").strip() for name in FORM_FIELDS}
-        preset = self.preset if self.preset in PRESETS or self.preset == "custom" else ""
-        return ViewQuery(values=values, preset=preset, page=page or self.page, per_page=self.per_page)
+    def _base_view(self) -> ViewQuery:
+        return ViewQuery(per_page=self.per_page)
+
+    def _go(self, view: ViewQuery) -> EventSpec:
+        return self._navigate(view)
 
     def _navigate(self, view: ViewQuery) -> EventSpec:
         self.loading = True  # until on_load has fetched the new view: no stale count meanwhile
         query = view.query_string()
         return rx.redirect("/events" + (f"?{query}" if query else ""))
 
+    def _fail(self, message: str = "", field: str = "") -> None:
+        self.rows, self.total, self.pages, self.total_exact, self.page_note = [], 0, 0, True, ""
+        self._loaded = None
+        if field:
+            self.field_errors = {field: message}
+        else:
+            self.error = message
+
     @rx.event
-    async def load(self) -> AsyncIterator[Any]:
+    @signed_in
+    async def load(self, principal: Principal) -> AsyncIterator[Any]:
         """on_load: read the filters from the URL, fill the pickers, fetch the page."""
-        principal = await self._principal()
-        if not isinstance(principal, Principal):
-            yield principal
-            return
-        view = ViewQuery.from_params(self.router.url.query_parameters)
-        self.form = {name: view.values[name] for name in FORM_FIELDS}
-        self.form["start_time"] = input_time(self.form["start_time"]) if view.preset == "custom" else ""
-        self.form["end_time"] = input_time(self.form["end_time"]) if view.preset == "custom" else ""
-        self.preset, self.page, self.per_page = view.preset, view.page, view.per_page
-        self.form_version += 1
-        self.query_string = view.query_string()
-        self.drawer_open = False
-        self.loading = True
-        self.error = ""
-        yield
+        params = self.router.url.query_parameters
+        view = ViewQuery.from_params(params)
+        query = view.query_string()
+        if query == self._loaded and not self.error:
+            return  # only the drawer changed (?event=, DrawerState.sync follows): the list stays
         scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
+        self.loading, self.error = True, ""
         try:
-            filters = view.filters(datetime.now(UTC))
             if self._options_for != scope_key:
+                # before the form is filled: a select mounted without its option shows "Any ..."
                 self.options = await in_thread(lambda s: _pickers(s, principal))
                 self._options_for = scope_key
+        except SQLAlchemyError:
+            logger.exception("Loading the picker values failed")
+        self._show_view(view)
+        self.page, self.per_page = view.page, view.per_page
+        self.query_string = query
+        yield
+        try:
+            filters = view.filters(datetime.now(UTC))
             result = await in_thread(
                 lambda s: list_events(s, principal, filters, page=view.page, per_page=view.per_page)
             )
-        except (FilterError, ForbiddenError) as exc:
-            self.rows, self.total, self.pages = [], 0, 0
-            self.error = str(exc)
+            self.page_note = ""
+            if not result.items and view.page > 1 and result.pages:
+                # a page beyond the last (an old link, a shrunk result): show the last one and say so
+                last = result.pages
+                result = await in_thread(
+                    lambda s: list_events(s, principal, filters, page=last, per_page=view.per_page)
+                )
+                self.page_note = f"There is no page {view.page:,}: showing page {last:,}, the last."
+                self.page = last
+        except FilterError as exc:
+            self._fail(str(exc), exc.field)
+        except ForbiddenError as exc:
+            self._fail(str(exc))
         except SQLAlchemyError:
             logger.exception("Loading events failed")
-            self.rows, self.total, self.pages = [], 0, 0
-            self.error = LOAD_FAILED
+            self._fail(LOAD_FAILED)
         else:
             self.rows = [event_row(event) for event in result.items]
             self.total, self.pages, self.total_exact = result.total, result.pages, result.total_exact
+            self._loaded = query
         finally:
             self.loading = False
-
-    def _set_preset_value(self, preset: str) -> None:
-        """Keep a known preset and clear the custom window unless it is "custom"."""
-        self.preset = preset if preset in PRESETS or preset == "custom" else ""
-        if self.preset != "custom":
-            self.form["start_time"] = self.form["end_time"] = ""
-
-    @rx.event
-    def apply(self, form_data: dict[str, Any] | None = None) -> EventSpec:
-        """Put the form into the URL (page 1); loading follows from the navigation."""
-        data = form_data or {}
-        for name in FORM_FIELDS:
-            if name in data:
-                self.form[name] = str(data[name] or "")[:320]
-        chosen = str(data.get("range", self.preset) or "")
-        if chosen in PRESETS:
-            self._set_preset_value(chosen)
-        else:
-            # Typing a date makes the range custom even if the picker has not caught up yet.
-            custom = self.form.get("start_time") or self.form.get("end_time")
-            self._set_preset_value("custom" if custom else "")
-        return self._navigate(self._view(page=1))
 
     @rx.event
     def reset_filters(self) -> EventSpec:
         """Clear every filter."""
-        self.loading = True
-        return rx.redirect("/events" + (f"?per_page={self.per_page}" if self.per_page != 50 else ""))
+        return self._navigate(ViewQuery(per_page=self.per_page))
 
     @rx.event
     def filter_on(self, name: str, value: str) -> EventSpec | None:
@@ -227,44 +210,9 @@ class EventsState(rx.State):
         return self._navigate(view)
 
     @rx.event
-    def set_drawer_open(self, is_open: bool) -> None:
-        """Open or close the detail drawer."""
-        self.drawer_open = is_open
-
-    @rx.event
-    async def open_event(self, event_id: str) -> AsyncIterator[Any]:
-        """Show one event in the drawer and record that the caller viewed it (audit.view)."""
-        principal = await self._principal()
-        if not isinstance(principal, Principal):
-            yield principal
-            return
-        self.drawer_open = True
-        self.event_loading = True
-        self.event = {"id": event_id}
-        self.fields, self.changes, self.related, self.details_json = [], [], [], ""
-        yield
-        client = Client(self.router.session.client_ip, self.router.headers.user_agent)
-        try:
-            event: AuditLog | None = await asyncio.to_thread(view_event, principal, event_id, client)
-        except EventNotFoundError:
-            event = None
-        self.event_loading = False
-        if event is None:
-            self.event = {"id": event_id, "missing": "1"}
-            return
-        self.event = event_row(event)
-        self.fields = event_fields(event)
-        self.details_json = pretty_details(event.details)
-        self.changes = change_rows(event.details)
-        self.related = related_links(event)
-
-    @rx.event
-    async def export_file(self, kind: str) -> AsyncIterator[Any]:
+    @signed_in
+    async def export_file(self, principal: Principal, kind: str) -> AsyncIterator[Any]:
         """Start a download of exactly the filtered view (`kind`: csv, excel or bundle) through the export route."""
-        principal = await self._principal()
-        if not isinstance(principal, Principal):
-            yield principal
-            return
         params, described = EXPORT_KINDS.get(kind, EXPORT_KINDS["csv"])
         try:
             principal.require_scope(SCOPE_EXPORT)

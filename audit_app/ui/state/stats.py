@@ -12,25 +12,23 @@ import plotly.graph_objects as go
 import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
 from audit_app.audit.scope import Scope
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import ForbiddenError, Principal
-from audit_app.ui.state import charts
-from audit_app.ui.state.auth import current_principal
-from audit_app.ui.state.session import in_thread
-from audit_app.ui.state.url_filters import FORM_FIELDS, PRESETS, TEXT_FILTERS, FilterError, ViewQuery, input_time
+from audit_app.ui import charts
+from audit_app.ui.session import in_thread, signed_in
+from audit_app.ui.state.filter_form import FilterFormState
+from audit_app.ui.url_filters import FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery
 
 logger = logging.getLogger(__name__)
 STATS_FORM = ("tenant_id", "partner_id", "start_time", "end_time")
 
 
-class StatsState(rx.State):
+class StatsState(FilterFormState, rx.State):
     """Filters (tenant, partner, time window, plus any carried in the URL) and the figures."""
 
     form: dict[str, str] = dict.fromkeys(STATS_FORM, "")
-    form_version: int = 0
     preset: str = "30d"
     carried: list[dict[str, str]] = []
     tenants: list[str] = []
@@ -50,43 +48,59 @@ class StatsState(rx.State):
     actors: go.Figure = go.Figure()
     _view: ViewQuery | None = None
     _labels: dict[str, list[str]] = {}
+    _pickers_for: str = ""
 
-    async def _principal(self) -> Principal | EventSpec:
-        return await current_principal(self)
+    def _form_fields(self) -> tuple[str, ...]:
+        return STATS_FORM
+
+    def _base_view(self) -> ViewQuery:
+        return self._view or ViewQuery()
+
+    def _go(self, view: ViewQuery) -> EventSpec:
+        params = view.to_params()
+        if not view.preset:
+            params["range"] = "all"  # "any time" (no range at all means the default, 30 days)
+        return rx.redirect("/statistics?" + urlencode(params))
 
     @rx.event
-    async def load(self) -> AsyncIterator[Any]:
+    @signed_in
+    async def load(self, principal: Principal) -> AsyncIterator[Any]:
         """on_load: read the filters from the URL and compute the statistics off the event loop."""
-        principal = await self._principal()
-        if not isinstance(principal, Principal):
-            yield principal
-            return
         params = dict(self.router.url.query_parameters)
         if not any(key in params for key in ("range", "start_time", "end_time")):
             params["range"] = "30d"
         view = ViewQuery.from_params(params)
         self._view = view
-        self.preset = view.preset
-        self.form_version += 1
-        self.form = {name: view.values[name] for name in STATS_FORM}
-        for name in ("start_time", "end_time"):
-            self.form[name] = input_time(view.values[name]) if view.preset == "custom" else ""
+        scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
+        self.loading, self.error = True, ""
+        try:
+            if self._pickers_for != scope_key:
+                # before the form is filled: a select mounted without its option shows "Any ..."
+                self.tenants, self.partners = await in_thread(
+                    lambda s: (Scope.of(principal).tenant_ids(s), Scope.of(principal).partner_ids(s))
+                )
+                self._pickers_for = scope_key
+        except SQLAlchemyError:
+            logger.exception("Loading the picker values failed")
+        self._show_view(view)
         self.carried = [
             {"name": name, "value": view.values[name]}
             for name in TEXT_FILTERS
             if name not in STATS_FORM and view.values[name]
         ]
-        self.loading, self.error = True, ""
         yield
-
-        def work(session: Session) -> tuple[list[str], list[str], dict[str, Any]]:
-            filters = view.filters(datetime.now(UTC))
-            tenants = Scope.of(principal).tenant_ids(session)
-            return tenants, Scope.of(principal).partner_ids(session), compute_stats(session, principal, filters)
-
         try:
-            self.tenants, self.partners, stats = await in_thread(work)
-        except (FilterError, ForbiddenError) as exc:
+            filters = view.filters(datetime.now(UTC))
+            stats = await in_thread(lambda s: compute_stats(s, principal, filters))
+        except FilterError as exc:
+            if exc.field:
+                self.field_errors = {exc.field: str(exc)}
+            else:
+                self.error = str(exc)
+            self.total = 0
+            self.loading = False
+            return
+        except ForbiddenError as exc:
             self.error = str(exc)
             self.total = 0
             self.loading = False
@@ -120,35 +134,14 @@ class StatsState(rx.State):
             "days": [d["date"] for d in stats["by_day"]],
         }
 
-    def _current(self) -> ViewQuery:
-        view = self._view or ViewQuery()
-        values = dict(view.values)
-        values.update({name: self.form.get(name, "").strip() for name in STATS_FORM})
-        return ViewQuery(values=values, preset=self.preset, page=1, per_page=view.per_page)
-
-    @rx.event
-    def apply(self, form_data: dict[str, Any] | None = None) -> EventSpec:
-        """Put the filters into the URL; the statistics follow from the navigation."""
-        data = form_data or {}
-        for name in STATS_FORM:
-            if name in data:
-                self.form[name] = str(data[name] or "")[:320]
-        chosen = str(data.get("range", self.preset) or "")
-        custom = self.form.get("start_time") or self.form.get("end_time")
-        self.preset = chosen if chosen in PRESETS else ("custom" if custom else "")
-        view = self._current()
-        params = view.to_params()
-        if not self.preset:
-            params["range"] = "all"
-        return rx.redirect("/statistics?" + urlencode(params))
-
     @rx.event
     def drop_carried(self, name: str) -> EventSpec:
         """Remove a filter that came along in the URL (e.g. from the events page)."""
-        view = self._current()
+        view = self._base_view()
+        view = ViewQuery(values=dict(view.values), preset=view.preset)
         if name in FORM_FIELDS:
             view.values[name] = ""
-        return rx.redirect("/statistics?" + view.query_string())
+        return self._go(view)
 
     @rx.event
     def open_events(self, chart: str, points: list[dict[str, Any]]) -> EventSpec | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from audit_app.audit.query import ListedEvent
 from audit_app.models import AuditLog
-from audit_app.ui.state.url_filters import events_href
+from audit_app.ui.url_filters import events_href
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 

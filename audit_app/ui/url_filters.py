@@ -7,7 +7,7 @@ so a bookmarked "last 24 h" stays the last 24 hours; explicit windows use `start
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -32,28 +32,45 @@ PRESET_LABELS: dict[str, str] = {
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_TEXT = 320
+INPUT_FORMAT = "%Y-%m-%d %H:%M"
+
+
+TIME_LABELS: dict[str, str] = {"start_time": "From", "end_time": "To"}
 
 
 class FilterError(ValueError):
-    """A filter value that cannot be used (the message says which and why)."""
+    """A filter value that cannot be used (the message says which and why).
+
+    `field` names the form field at fault (`start_time`, `end_time`), or is empty.
+    """
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
-def parse_time(value: str, label: str) -> datetime | None:
+def parse_time(value: str, label: str, field: str = "") -> datetime | None:
     """An ISO date or date-time as aware UTC; naive values (datetime-local inputs) are UTC."""
     value = value.strip()
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
-        raise FilterError(f"{label} is not a date and time (expected e.g. 2026-05-01T09:30).") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        message = f"{label}: {value[:40]!r} is not a date and time (expected e.g. 2026-05-01T09:30)."
+    except OverflowError:
+        message = f"{label}: {value[:40]!r} is outside the supported dates (years 1-9999 in UTC)."
+    raise FilterError(message, field)
 
 
 def input_time(value: str) -> str:
-    """An ISO time as the `YYYY-MM-DDTHH:MM` text a datetime-local input shows (UTC)."""
-    parsed = parse_time(value, "time")
-    return parsed.strftime("%Y-%m-%dT%H:%M") if parsed else ""
+    """An ISO time as the `YYYY-MM-DD HH:MM` text (24-hour, UTC) a time field shows; "" if unusable."""
+    try:
+        parsed = parse_time(value, "time")
+    except FilterError:
+        return ""
+    return parsed.strftime(INPUT_FORMAT) if parsed else ""
 
 
 def preset_window(preset: str, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -111,11 +128,31 @@ class ViewQuery:
         if self.preset in PRESETS:
             start, end = preset_window(self.preset, now)
         else:
-            start = parse_time(self.values["start_time"], "From")
-            end = parse_time(self.values["end_time"], "To")
+            start = parse_time(self.values["start_time"], "From", "start_time")
+            end = parse_time(self.values["end_time"], "To", "end_time")
         if start and end and end <= start:
-            raise FilterError("To must be later than From.")
+            raise FilterError("To must be later than From.", "end_time")
         return AuditFilters(start_time=start, end_time=end, **text)
+
+
+def submitted_view(base: ViewQuery, data: Mapping[str, object], fields: Iterable[str], chosen: str) -> ViewQuery:
+    """The view a submitted filter form asks for (page 1): `fields` from the form, the rest from `base`.
+
+    `chosen` (the time range picker) says which window applies: a preset clears From/To,
+    "custom" keeps them. The form switches the picker to "custom" as soon as a date is typed
+    and clears the dates when a preset is chosen, so it never shows two windows.
+    """
+    values = dict(base.values)
+    for name in fields:
+        if name in data:
+            values[name] = str(data[name] or "").strip()[:MAX_TEXT]
+    typed = bool(values["start_time"] or values["end_time"])
+    if chosen in PRESETS:
+        preset = chosen
+        values["start_time"] = values["end_time"] = ""
+    else:
+        preset = "custom" if typed else ""
+    return ViewQuery(values=values, preset=preset, page=1, per_page=base.per_page)
 
 
 def filters_params(filters: AuditFilters) -> dict[str, str]:
