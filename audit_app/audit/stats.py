@@ -16,6 +16,8 @@ from audit_app.auth import Principal
 from audit_app.models import AuditLog, utc
 
 TOP_ACTORS = 10
+ACCESS_ACTIONS = frozenset({"audit.view", "audit.export", "audit.export.end", "audit.verify"})
+"""The records of people reading the log (the console leaves them out of its statistics by default)."""
 
 
 def _day_column(session: Session) -> Any:
@@ -141,14 +143,20 @@ def _empty_stats(filters: AuditFilters) -> dict[str, Any]:
     return _stats_document({}, {}, AuditFilters()) | {"window": _window_echo(filters)}
 
 
-def compute_stats_scan(session: Session, principal: Principal, filters: AuditFilters) -> dict[str, Any]:
-    """Aggregate the events matching `filters` within the caller's scope, all in SQL, from every event."""
+def compute_stats_scan(
+    session: Session, principal: Principal, filters: AuditFilters, *, exclude_actions: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Aggregate the events matching `filters` within the caller's scope, all in SQL, from every event.
+
+    Events whose action is in `exclude_actions` are left out of every figure.
+    """
     bounded = _representable(filters)
     if bounded is None:
         check_filters_in_scope(session, principal, filters)
         return _empty_stats(filters)
     filters = bounded
     conditions = where_clause(session, principal, filters)
+    conditions += [col(AuditLog.action).not_in(sorted(exclude_actions))] if exclude_actions else []
     day = _day_column(session).label("day")
 
     def grouped(column: Any) -> dict[str, int]:
@@ -190,16 +198,21 @@ def compute_stats_scan(session: Session, principal: Principal, filters: AuditFil
 DAILY_FILTERS = frozenset({"tenant_id", "partner_id", "start_time", "end_time"})
 
 
-def compute_stats(session: Session, principal: Principal, filters: AuditFilters) -> dict[str, Any]:
+def compute_stats(
+    session: Session, principal: Principal, filters: AuditFilters, *, exclude_actions: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """The same figures as `compute_stats_scan`, read from the daily counts where they can answer.
 
     Whole UTC days of the window come from `audit_daily_count`/`audit_daily_actor`, whole hours
     of its partial first and last day from the hourly tables, and only the partial hours at its
     very edges are counted from the events themselves. Filters the daily
-    tables do not carry (actor, action, ...) fall back to the full scan.
+    tables do not carry (actor, action, ...) fall back to the full scan. Events whose action is
+    in `exclude_actions` are left out: the counts tables carry the action, the actor tables do
+    not, so those actors' excluded events are counted from the events and subtracted.
     """
     if not set(filters.active()) <= DAILY_FILTERS:
-        return compute_stats_scan(session, principal, filters)
+        return compute_stats_scan(session, principal, filters, exclude_actions=exclude_actions)
+    excluded = sorted(exclude_actions)
     check_filters_in_scope(session, principal, filters)
     bounded = _representable(filters)
     if bounded is None:
@@ -225,6 +238,7 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
         where = [Scope.of(principal).condition(table.tenant_id), *_tenant_filters(table, filters)]
         where += [bucket >= low] if low is not None else []
         where += [bucket < high] if high is not None else []
+        where += [col(table.action).not_in(excluded)] if excluded else []
         group = (bucket, col(table.action), col(table.resource_type), col(table.result))
         for bucket_value, action, resource_type, result, n in session.execute(
             select(*group, func.sum(table.count)).where(*where).group_by(*group)
@@ -246,9 +260,10 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
     day = _day_column(session).label("day")
     for start, end_time in _hourly_split(edges, read):
         raw = where_clause(session, principal, filters.replace(start_time=start, end_time=end_time))
+        counted = [*raw, col(AuditLog.action).not_in(excluded)] if excluded else raw
         group_raw = (day, col(AuditLog.action), func.coalesce(AuditLog.resource_type, ""), col(AuditLog.result))
         for day_value, action, resource_type, result, n in session.execute(
-            select(*group_raw, func.count()).where(*raw).group_by(*group_raw)
+            select(*group_raw, func.count()).where(*counted).group_by(*group_raw)
         ).all():
             add((_as_date(day_value), action, resource_type, result), n)
         for actor_id, email, n in session.execute(
@@ -257,6 +272,14 @@ def compute_stats(session: Session, principal: Principal, filters: AuditFilters)
             .group_by(AuditLog.actor_id)
         ).all():
             add_actor(actor_id, email, n)
+    if excluded:
+        for actor_id, n in session.execute(
+            select(col(AuditLog.actor_id), func.count())
+            .where(*where_clause(session, principal, filters), col(AuditLog.action).in_(excluded))
+            .group_by(AuditLog.actor_id)
+        ).all():
+            add_actor(actor_id, None, -n)
+        actors = {actor_id: known for actor_id, known in actors.items() if known[0] > 0}
     return _stats_document(counts, actors, filters)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import plotly.graph_objects as go
 
+from audit_app.audit.filters import AuditFilters
 from audit_app.audit.stats import next_bucket
 
 RESULT_COLORS = {"success": "#2f9e6f", "failure": "#e5484d", "denied": "#f08c00", "error": "#8e4ec6"}
@@ -42,17 +43,26 @@ def result_order(stats: dict[str, Any]) -> list[str]:
     return known + [r for r in stats["by_result"] if r not in RESULT_COLORS]
 
 
-def daily_figure(stats: dict[str, Any]) -> go.Figure:
-    """Events per day, stacked by result (one trace per result, in `result_order`)."""
+def daily_figure(stats: dict[str, Any], partial: tuple[bool, bool] = (False, False)) -> go.Figure:
+    """Events per day, stacked by result (one trace per result, in `result_order`).
+
+    A partial first or last bucket (`partial_ends`) is drawn lighter and says so on hover.
+    """
     days = [d["date"] for d in stats["by_day"]]
+    marks = [""] * len(days)
+    if days and partial[0]:
+        marks[0] = " (partial)"
+    if days and partial[1]:
+        marks[-1] = " (partial)"
     fig = go.Figure()
     for result in result_order(stats):
         fig.add_bar(
             name=result,
             x=days,
             y=[d["by_result"].get(result, 0) for d in stats["by_day"]],
-            marker_color=result_color(result),
-            hovertemplate="%{x}<br>" + result + ": %{y:,}<extra></extra>",
+            customdata=marks,
+            marker={"color": result_color(result), "opacity": [0.4 if mark else 1.0 for mark in marks]},
+            hovertemplate="%{x}%{customdata}<br>" + result + ": %{y:,}<extra></extra>",
         )
     fig.update_layout(barmode="stack", bargap=0.15)
     fig.update_xaxes(type="date")
@@ -147,4 +157,65 @@ def day_window(day: str, bucket: str = "day") -> dict[str, str]:
     return {
         "start_time": f"{start.isoformat()}T00:00:00+00:00",
         "end_time": f"{end.isoformat()}T00:00:00+00:00" if end else "",
+    }
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def partial_ends(stats: dict[str, Any], filters: AuditFilters, now: datetime) -> tuple[bool, bool]:
+    """Whether the first and the last bucket cover only part of their time.
+
+    The first is partial when the window starts after the bucket does; the last when the window
+    (or the present, for a window still running) ends before the bucket does.
+    """
+    buckets = stats["by_day"]
+    if not buckets:
+        return False, False
+    first = _midnight(date.fromisoformat(buckets[0]["date"][:10]))
+    following = next_bucket(date.fromisoformat(buckets[-1]["date"][:10]), stats["bucket"])
+    end = min(filters.end_time, now) if filters.end_time else now
+    return (
+        filters.start_time is not None and filters.start_time > first,
+        following is not None and end < _midnight(following),
+    )
+
+
+def partial_note(partial: tuple[bool, bool], bucket: str) -> str:
+    """The sentence under the time charts naming the partial buckets (empty when none is)."""
+    which = [side for side, cut in zip(("first", "last"), partial, strict=True) if cut]
+    if not which:
+        return ""
+    if len(which) == 2:
+        return f"The first and the last {bucket} are partial (drawn lighter): the window cuts them."
+    return f"The {which[0]} {bucket} is partial (drawn lighter): the window cuts it."
+
+
+def previous_window(filters: AuditFilters, now: datetime) -> AuditFilters | None:
+    """The period of the same length just before the window (None for a window without a start)."""
+    if filters.start_time is None:
+        return None
+    end = filters.end_time or now
+    return filters.replace(start_time=filters.start_time - (end - filters.start_time), end_time=filters.start_time)
+
+
+def _change(now: float, before: float) -> str:
+    if not before:
+        return "new" if now else "no change"
+    change = 100 * (now - before) / before
+    return "no change" if abs(change) < 0.05 else f"{change:+.1f}%"
+
+
+def compared(stats: dict[str, Any], earlier: dict[str, Any]) -> dict[str, str]:
+    """Each headline figure of the previous period, with the change to it, as KPI captions."""
+    rate, rate_before = 100 * stats["failure_rate"], 100 * earlier["failure_rate"]
+    return {
+        "Events": f"Previous period: {earlier['total']:,} ({_change(stats['total'], earlier['total'])})",
+        "Distinct actors": (
+            f"Previous period: {earlier['unique_actors']:,}"
+            f" ({_change(stats['unique_actors'], earlier['unique_actors'])})"
+        ),
+        "Not successful": f"Previous period: {rate_before:.1f}% ({rate - rate_before:+.1f} points)",
+        "Top action": "Previous period: " + (top_actions(earlier)[0][0] if earlier["by_action"] else "—"),
     }

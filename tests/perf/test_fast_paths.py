@@ -27,7 +27,7 @@ from audit_app.audit.query import (
     list_resource_types,
     list_results,
 )
-from audit_app.audit.stats import compute_stats, compute_stats_scan
+from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats, compute_stats_scan
 from audit_app.auth import Principal
 from audit_app.models import AuditEventIn, AuditLog
 from audit_app.seed import generate_events
@@ -273,3 +273,35 @@ def test_read_ahead_keeps_order_raises_and_stops_when_closed() -> None:
     reader.close()
     assert not any(t.name == "export-read-ahead" and t.is_alive() for t in threading.enumerate())
     assert len(fetched) <= 4, "the thread read only a couple of batches ahead"
+
+
+def test_stats_leave_out_access_records_on_both_paths(session: Session) -> None:
+    seed_events(session, 700)
+    reads = [
+        AuditEventIn(
+            tenant_id=tenant,
+            partner_id="northwind" if tenant == "acme" else "bluesky",
+            actor_id=actor,
+            action=action,
+            result="success",
+            timestamp=NOW - timedelta(days=day, hours=3),
+        )
+        for day in range(5)
+        for tenant in ("acme", "wayne")
+        for actor, action in (("usr_reader", "audit.view"), ("usr_reader", "audit.export"), ("usr_0001", "audit.view"))
+    ]
+    ingest_events(session, reads, now=NOW)
+    session.commit()
+    for principal in (SUPER, PARTNER, TENANT):
+        for filters in stats_windows():
+            if (filters.tenant_id or filters.partner_id) and principal is not SUPER:
+                continue
+            fast = compute_stats(session, principal, filters, exclude_actions=ACCESS_ACTIONS)
+            assert fast == compute_stats_scan(session, principal, filters, exclude_actions=ACCESS_ACTIONS)
+            everything = compute_stats_scan(session, principal, filters)
+            assert not set(fast["by_action"]) & ACCESS_ACTIONS
+            assert "usr_reader" not in {a["actor_id"] for a in fast["top_actors"]}
+            left_out = sum(n for action, n in everything["by_action"].items() if action in ACCESS_ACTIONS)
+            assert fast["total"] == everything["total"] - left_out
+    window = AuditFilters(start_time=NOW - timedelta(days=7))
+    assert "usr_reader" in {a["actor_id"] for a in compute_stats(session, SUPER, window)["top_actors"]}

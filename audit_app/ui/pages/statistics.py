@@ -51,22 +51,53 @@ def stats_filters() -> rx.Component:
                 wrap="wrap",
             ),
         ),
+        rx.hstack(
+            toggle(
+                "stats-access",
+                "Include console access records (audit.view, audit.export, audit.verify)",
+                StatsState.include_access,
+                StatsState.set_include_access,
+            ),
+            toggle("stats-compare", "Compare with previous period", StatsState.compare, StatsState.set_compare),
+            spacing="5",
+            wrap="wrap",
+            padding_top="10px",
+        ),
+        rx.cond(StatsState.compare_note != "", rx.text(StatsState.compare_note, size="1", color_scheme="gray")),
         on_submit=StatsState.apply,
         aria_label="Statistics filters",
         class_name="panel",
     )
 
 
+def toggle(control_id: str, label: str, checked: rx.Var[bool], on_change: rx.EventHandler) -> rx.Component:
+    """A labelled checkbox that changes the view at once (it is kept in the URL)."""
+    return rx.el.label(
+        rx.el.input(
+            type="checkbox", id=control_id, checked=checked, on_change=on_change(~checked), class_name="toggle-box"
+        ),
+        label,
+        html_for=control_id,
+        class_name="toggle",
+    )
+
+
 def kpi(label: str, value: rx.Var | str, icon: str) -> rx.Component:
-    """One headline number."""
+    """One headline number (and, when comparing, the previous period's)."""
     return rx.box(
         rx.hstack(rx.icon(icon, size=16, color="var(--gray-10)"), rx.text(label, size="2", color_scheme="gray")),
         rx.text(value, size="6", weight="bold", class_name="kpi-value", aria_label=label),
+        rx.cond(
+            StatsState.previous.contains(label),
+            rx.text(StatsState.previous[label], size="1", color_scheme="gray", aria_label=label + ", previous period"),
+        ),
         class_name="panel kpi",
     )
 
 
-def chart_card(title: str | rx.Var[str], hint: str, chart: str, figure: rx.Var, wide: bool = False) -> rx.Component:
+def chart_card(
+    title: str | rx.Var[str], hint: str, chart: str, figure: rx.Var, wide: bool = False, note: rx.Var[str] | None = None
+) -> rx.Component:
     """A titled chart that filters the events page on click."""
     return rx.el.section(
         rx.hstack(
@@ -82,6 +113,7 @@ def chart_card(title: str | rx.Var[str], hint: str, chart: str, figure: rx.Var, 
             use_resize_handler=True,
             width="100%",
         ),
+        rx.cond(note != "", rx.text(note, size="1", color_scheme="gray")) if note is not None else rx.fragment(),
         aria_label=title,
         class_name="panel chart-card wide" if wide else "panel chart-card",
     )
@@ -119,7 +151,12 @@ def statistics_page() -> rx.Component:
                 ),
                 rx.el.div(
                     chart_card(
-                        "Events per " + StatsState.bucket, "stacked by result", "daily", StatsState.daily, wide=True
+                        "Events per " + StatsState.bucket,
+                        "stacked by result",
+                        "daily",
+                        StatsState.daily,
+                        wide=True,
+                        note=StatsState.partial_note,
                     ),
                     chart_card("Top actions", "click to filter", "actions", StatsState.actions),
                     chart_card("Results", "click a slice", "results", StatsState.results),

@@ -14,7 +14,7 @@ from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit_app.audit.scope import Scope
-from audit_app.audit.stats import compute_stats
+from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.ui import charts
 from audit_app.ui.session import in_thread, signed_in
@@ -46,6 +46,11 @@ class StatsState(FilterFormState, rx.State):
     actions: go.Figure = go.Figure()
     results: go.Figure = go.Figure()
     actors: go.Figure = go.Figure()
+    include_access: bool = False  # ?access=include: the console's own access records count too
+    compare: bool = False  # ?compare=1: each figure next to the previous period of the same length
+    compare_note: str = ""
+    previous: dict[str, str] = {}
+    partial_note: str = ""
     _view: ViewQuery | None = None
     _labels: dict[str, list[str]] = {}
     _pickers_for: str = ""
@@ -56,11 +61,25 @@ class StatsState(FilterFormState, rx.State):
     def _base_view(self) -> ViewQuery:
         return self._view or ViewQuery()
 
-    def _go(self, view: ViewQuery) -> EventSpec:
+    def _go(self, view: ViewQuery, *, include_access: bool | None = None, compare: bool | None = None) -> EventSpec:
         params = view.to_params()
         if not view.preset:
             params["range"] = "all"  # "any time" (no range at all means the default, 30 days)
+        if self.include_access if include_access is None else include_access:
+            params["access"] = "include"
+        if self.compare if compare is None else compare:
+            params["compare"] = "1"
         return rx.redirect("/statistics?" + urlencode(params))
+
+    @rx.event
+    def set_include_access(self, include: bool) -> EventSpec:
+        """Count the console's own access records (audit.view, audit.export, audit.verify) or not."""
+        return self._go(self._base_view(), include_access=bool(include))
+
+    @rx.event
+    def set_compare(self, compare: bool) -> EventSpec:
+        """Show each figure next to the previous period of the same length, or not."""
+        return self._go(self._base_view(), compare=bool(compare))
 
     @rx.event
     @signed_in
@@ -71,6 +90,9 @@ class StatsState(FilterFormState, rx.State):
             params["range"] = "30d"
         view = ViewQuery.from_params(params)
         self._view = view
+        self.include_access = params.get("access") == "include"
+        self.compare = params.get("compare") == "1"
+        excluded = frozenset() if self.include_access else ACCESS_ACTIONS
         scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
         self.loading, self.error = True, ""
         try:
@@ -89,9 +111,16 @@ class StatsState(FilterFormState, rx.State):
             if name not in STATS_FORM and view.values[name]
         ]
         yield
+        now = datetime.now(UTC)
         try:
-            filters = view.filters(datetime.now(UTC))
-            stats = await in_thread(lambda s: compute_stats(s, principal, filters))
+            filters = view.filters(now)
+            stats = await in_thread(lambda s: compute_stats(s, principal, filters, exclude_actions=excluded))
+            before = charts.previous_window(filters, now) if self.compare else None
+            earlier = (
+                await in_thread(lambda s: compute_stats(s, principal, before, exclude_actions=excluded))
+                if before is not None
+                else None
+            )
         except FilterError as exc:
             if exc.field:
                 self.field_errors = {exc.field: str(exc)}
@@ -110,10 +139,18 @@ class StatsState(FilterFormState, rx.State):
             self.error = "The statistics could not be computed (the database did not answer). Try again in a moment."
             self.loading = False
             return
-        self._show(stats)
+        partial = charts.partial_ends(stats, filters, now)
+        self._show(stats, partial)
+        self.partial_note = charts.partial_note(partial, stats["bucket"])
+        self.previous = charts.compared(stats, earlier) if earlier is not None else {}
+        self.compare_note = (
+            ""
+            if not self.compare or earlier is not None
+            else "Comparing needs a window with a start: pick a time range or a From date."
+        )
         self.loading = False
 
-    def _show(self, stats: dict[str, Any]) -> None:
+    def _show(self, stats: dict[str, Any], partial: tuple[bool, bool] = (False, False)) -> None:
         self.total = stats["total"]
         self.total_text = f"{stats['total']:,}"
         self.unique_actors = f"{stats['unique_actors']:,}"
@@ -121,7 +158,7 @@ class StatsState(FilterFormState, rx.State):
         ranked = charts.top_actions(stats)
         self.top_action = ranked[0][0] if ranked else "—"
         self.bucket = stats["bucket"]
-        self.daily = charts.daily_figure(stats)
+        self.daily = charts.daily_figure(stats, partial)
         self.failures = charts.failure_figure(stats)
         self.actions = charts.actions_figure(stats)
         self.results = charts.results_figure(stats)
