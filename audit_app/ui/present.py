@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from audit_app.audit.query import ListedEvent
@@ -13,16 +13,37 @@ from audit_app.ui.url_filters import events_href
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def show_time(value: datetime | None) -> str:
-    """A UTC time as `2026-05-01 09:30:12`."""
-    return value.strftime(TIME_FORMAT) if value else ""
+def show_time(value: datetime | None, zone: tzinfo = UTC) -> str:
+    """A time in 24-hour form in `zone` (UTC unless given), as `2026-05-01 09:30:12`."""
+    if not value:
+        return ""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(zone).strftime(TIME_FORMAT)
 
 
-def event_row(event: AuditLog | ListedEvent) -> dict[str, str]:
-    """One results-table row: display strings only."""
+def ago(value: datetime | None, now: datetime) -> str:
+    """How long before `now` a time was, in words: "just now", "5 min ago", "3 days ago"."""
+    if not value:
+        return ""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    seconds = int((now - aware).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for size, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400, "day"), (3600, "hour"), (60, "min")):
+        if seconds >= size:
+            count = seconds // size
+            plural = "s" if count != 1 and unit != "min" else ""
+            return f"{count} {unit}{plural} ago"
+    return "just now"
+
+
+def event_row(event: AuditLog | ListedEvent, zone: tzinfo = UTC, now: datetime | None = None) -> dict[str, str]:
+    """One results-table row: display strings only (times in `zone`, with how long ago as of `now`)."""
     return {
         "id": event.id,
-        "time": show_time(event.timestamp),
+        "time": show_time(event.timestamp, zone),
+        "ago": ago(event.timestamp, now or datetime.now(UTC)),
+        "utc": show_time(event.timestamp) + " UTC",
         "tenant_id": event.tenant_id,
         "actor_id": event.actor_id,
         "actor": event.actor_email or event.actor_id,
@@ -36,10 +57,12 @@ def event_row(event: AuditLog | ListedEvent) -> dict[str, str]:
     }
 
 
-def event_fields(event: AuditLog) -> list[dict[str, str]]:
-    """Every field of an event as label/value pairs for the drawer."""
+def event_fields(event: AuditLog, zone: tzinfo = UTC) -> list[dict[str, str]]:
+    """Every field of an event as label/value pairs for the drawer (times in UTC, and in `zone` too)."""
+    local = [] if str(zone) == "UTC" else [(f"Time ({zone})", show_time(event.timestamp, zone))]
     pairs = [
         ("Event ID", event.id),
+        *local,
         ("Time (UTC)", show_time(event.timestamp)),
         ("Tenant", event.tenant_id),
         ("Partner", event.partner_id),

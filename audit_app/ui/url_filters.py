@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
 from audit_app.audit.filters import TEXT_FILTERS, TIME_FILTERS, AuditFilters
@@ -64,13 +64,30 @@ def parse_time(value: str, label: str, field: str = "") -> datetime | None:
     raise FilterError(message, field)
 
 
-def input_time(value: str) -> str:
-    """An ISO time as the `YYYY-MM-DD HH:MM` text (24-hour, UTC) a time field shows; "" if unusable."""
+def input_time(value: str, zone: tzinfo = UTC) -> str:
+    """An ISO time as the `YYYY-MM-DD HH:MM` text (24-hour, in `zone`) a time field shows; "" if unusable."""
     try:
         parsed = parse_time(value, "time")
-    except FilterError:
+        return parsed.astimezone(zone).strftime(INPUT_FORMAT) if parsed else ""
+    except (FilterError, OverflowError):
         return ""
-    return parsed.strftime(INPUT_FORMAT) if parsed else ""
+
+
+def typed_time(value: str, zone: tzinfo) -> str:
+    """A time typed in `zone` as the URL keeps it: as typed in UTC, else with the zone's offset."""
+    if str(zone) == "UTC":
+        return value
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "T"))
+        return parsed.replace(tzinfo=zone).isoformat(timespec="minutes") if parsed.tzinfo is None else value
+    except (ValueError, OverflowError):
+        return value  # the field reports it on load
+
+
+def window_text(preset: str, now: datetime, zone: tzinfo = UTC) -> str:
+    """What a preset resolves to now, e.g. "2026-04-24 12:00 to now (UTC)"; empty for none."""
+    start, _ = preset_window(preset, now)
+    return f"{start.astimezone(zone).strftime(INPUT_FORMAT)} to now ({zone})" if start else ""
 
 
 def preset_window(preset: str, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -135,17 +152,22 @@ class ViewQuery:
         return AuditFilters(start_time=start, end_time=end, **text)
 
 
-def submitted_view(base: ViewQuery, data: Mapping[str, object], fields: Iterable[str], chosen: str) -> ViewQuery:
+def submitted_view(
+    base: ViewQuery, data: Mapping[str, object], fields: Iterable[str], chosen: str, zone: tzinfo = UTC
+) -> ViewQuery:
     """The view a submitted filter form asks for (page 1): `fields` from the form, the rest from `base`.
 
     `chosen` (the time range picker) says which window applies: a preset clears From/To,
     "custom" keeps them. The form switches the picker to "custom" as soon as a date is typed
-    and clears the dates when a preset is chosen, so it never shows two windows.
+    and clears the dates when a preset is chosen, so it never shows two windows. Typed times
+    are read in `zone`.
     """
     values = dict(base.values)
     for name in fields:
         if name in data:
             values[name] = str(data[name] or "").strip()[:MAX_TEXT]
+    for name in TIME_FILTERS:
+        values[name] = typed_time(values[name], zone) if values[name] else ""
     typed = bool(values["start_time"] or values["end_time"])
     if chosen in PRESETS:
         preset = chosen

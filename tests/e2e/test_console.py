@@ -303,12 +303,14 @@ def test_charts_render_and_a_click_filters_the_events(page: Page, console: Conso
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_url(re.compile(r"/events\?.*action="))
     assert query(page) == {"action": top_action, "range": "30d"}
+    expect(page.get_by_label("Action", exact=True)).to_have_value(top_action)  # the new view, not the last one
     expect(result_count(page)).to_be_visible()
     assert set(column(page, 3)) == {top_action}
     # a slice of the results donut: its left side is "success" (slices run clockwise from 12 o'clock)
     page.go_back()
     donut = page.get_by_role("region", name="Results").locator(".js-plotly-plot .slice").first
     expect(donut).to_be_visible()
+    page.get_by_role("region", name="Results").scroll_into_view_if_needed()
     box = page.get_by_role("region", name="Results").locator(".js-plotly-plot .pielayer").bounding_box()
     assert box is not None
     x, y = box["x"] + box["width"] * 0.1, box["y"] + box["height"] / 2
@@ -316,6 +318,7 @@ def test_charts_render_and_a_click_filters_the_events(page: Page, console: Conso
     page.mouse.click(x, y)
     page.wait_for_url(re.compile(r"/events\?.*result="))
     assert query(page) == {"result": "success", "range": "30d"}
+    expect(page.get_by_label("Result", exact=True)).to_have_value("success")
     expect(result_count(page)).to_be_visible()
     assert {value.lower() for value in column(page, 5)} == {"success"}
 

@@ -35,7 +35,7 @@ def test_access_records_are_left_out_unless_the_toggle_includes_them(page: Page,
     expect(page.get_by_label("Events", exact=True)).to_have_text(f"{without['total']:,}")
     toggle = page.get_by_label(re.compile(r"^Include console access records"))
     expect(toggle).not_to_be_checked()
-    toggle.check()
+    toggle.click()
     page.wait_for_url(re.compile(r"access=include"))
     expect(page.get_by_label(re.compile(r"^Include console access records"))).to_be_checked()
     with console.session() as session:
@@ -70,7 +70,7 @@ def test_compare_with_the_previous_period(page: Page, console: Console) -> None:
     page.goto("/statistics?" + urlencode({"start_time": start.isoformat(), "end_time": end.isoformat()}))
     charts_shown(page)
     expect(page.get_by_label("Events, previous period")).to_have_count(0)
-    page.get_by_label("Compare with previous period").check()
+    page.get_by_label("Compare with previous period").click()
     page.wait_for_url(re.compile(r"compare=1"))
     with console.session() as session:
         previous = compute_stats(

@@ -107,8 +107,10 @@ def drawer_body() -> rx.Component:
                     spacing="3",
                 ),
                 rx.text(
-                    DrawerState.event["time"],
-                    " UTC · ",
+                    rx.el.time(DrawerState.event["time"], title=DrawerState.event["ago"]),
+                    " ",
+                    DrawerState.zone,
+                    " · ",
                     DrawerState.event["tenant_id"],
                     size="2",
                     color_scheme="gray",

@@ -166,7 +166,7 @@ def time_window(state: type[FilterFormState], range_id: str) -> list[rx.Componen
     """The time range picker and From/To of a filter form."""
     times = state.form_version.to_string() + "." + state.time_version.to_string()
     return [
-        preset_picker(range_id, state.preset, state.choose_preset),
+        preset_picker(range_id, state.preset, state.choose_preset, state.window_text),
         *[
             time_field(
                 label,
@@ -175,6 +175,7 @@ def time_window(state: type[FilterFormState], range_id: str) -> list[rx.Componen
                 times,
                 error=state.field_errors.get(name, ""),
                 on_change=state.set_bound,
+                zone=state.zone,
             )
             for name, label in TIME_LABELS.items()
         ],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import reflex as rx
 
 from audit_app.ui.state.auth import AuthState
+from audit_app.ui.state.zone import ZoneState
 
 RESULT_SCHEMES = (("success", "green"), ("failure", "red"), ("denied", "orange"), ("error", "purple"))
 
@@ -56,6 +57,29 @@ def principal_badge() -> rx.Component:
     )
 
 
+def zone_switch() -> rx.Component:
+    """UTC or the browser's local time for every time shown (remembered by this browser)."""
+    return rx.el.div(
+        rx.el.button(
+            "UTC",
+            type="button",
+            aria_pressed=rx.cond(ZoneState.is_utc, "true", "false"),
+            on_click=ZoneState.use_utc,
+            class_name="zone-option",
+        ),
+        rx.el.button(
+            "Local time",
+            type="button",
+            aria_pressed=rx.cond(ZoneState.is_utc, "false", "true"),
+            on_click=ZoneState.use_local,
+            class_name="zone-option",
+        ),
+        role="group",
+        aria_label="Show times in",
+        class_name="zone-switch",
+    )
+
+
 def header(active: str) -> rx.Component:
     """The top bar shown on every signed-in page."""
     return rx.el.header(
@@ -75,6 +99,7 @@ def header(active: str) -> rx.Component:
                 aria_label="Main",
             ),
             rx.spacer(),
+            zone_switch(),
             principal_badge(),
             align="center",
             spacing="6",

@@ -13,6 +13,7 @@ from audit_app.ui.components.fields import picker, text_field, time_window
 from audit_app.ui.components.layout import error_callout, page_shell, page_title, result_badge
 from audit_app.ui.state.drawer import DrawerState
 from audit_app.ui.state.events import EventsState
+from audit_app.ui.state.zone import ZoneState
 from audit_app.ui.url_filters import PAGE_SIZES
 
 
@@ -92,7 +93,9 @@ def value_button(kind: str, name: str, label: rx.Var[str], value: rx.Var[str], m
 def event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
     """One event in the table; clicking the row opens the drawer."""
     return rx.table.row(
-        rx.table.cell(rx.text(row["time"], class_name="mono nowrap", size="2")),
+        rx.table.cell(
+            rx.el.time(row["time"], title=row["ago"] + " (" + row["utc"] + ")", class_name="mono nowrap event-time")
+        ),
         rx.table.cell(value_button("tenant", "tenant_id", row["tenant_id"], row["tenant_id"])),
         rx.table.cell(value_button("actor", "actor_id", row["actor"], row["actor_id"])),
         rx.table.cell(value_button("action", "action", row["action"], row["action"], mono=True)),
@@ -124,12 +127,17 @@ def event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
 
 def results_table() -> rx.Component:
     """The page of events, or why there is none."""
-    headers = ["Time (UTC)", "Tenant", "Actor", "Action", "Resource", "Result", "IP address", ""]
+    headers = ["Tenant", "Actor", "Action", "Resource", "Result", "IP address", ""]
     return rx.box(
         rx.cond(EventsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
         rx.table.root(
             rx.el.caption("Audit events", class_name="sr-only"),
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.header(
+                rx.table.row(
+                    rx.table.column_header_cell("Time (", ZoneState.zone_label, ")"),
+                    *[rx.table.column_header_cell(h) for h in headers],
+                )
+            ),
             rx.table.body(rx.foreach(EventsState.rows, event_row)),
             variant="surface",
             size="1",
@@ -273,7 +281,9 @@ def events_page() -> rx.Component:
     return page_shell(
         "events",
         rx.vstack(
-            page_title("Events", "Find, read and export audit events in your scope. Times are UTC."),
+            page_title(
+                "Events", "Find, read and export audit events in your scope. Hover a time for how long ago it was."
+            ),
             filter_form(),
             rx.cond(EventsState.error != "", error_callout(EventsState.error)),
             rx.cond(

@@ -15,6 +15,7 @@ from audit_app.models import AuditLog
 from audit_app.ui.present import change_rows, event_fields, event_row, pretty_details, related_links
 from audit_app.ui.session import signed_in
 from audit_app.ui.state.events import EventsState
+from audit_app.ui.state.zone import zone_of
 
 MAX_ID = 64
 
@@ -81,8 +82,9 @@ class DrawerState(EventsState):
         if event is None:
             self.event = {"id": event_id, "missing": "1"}
             return
-        self.event = event_row(event)
-        self.fields = event_fields(event)
+        zone = await zone_of(self)
+        self.event = event_row(event, zone)
+        self.fields = event_fields(event, zone)
         self.details_json = pretty_details(event.details)
         self.changes = change_rows(event.details)
         self.related = related_links(event)

@@ -25,6 +25,7 @@ from audit_app.ui.present import event_row
 from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.export_progress import ExportProgressState
 from audit_app.ui.state.filter_form import FilterFormState
+from audit_app.ui.state.zone import zone_of
 from audit_app.ui.url_filters import FORM_FIELDS, PAGE_SIZES, FilterError, ViewQuery, filters_params
 
 logger = logging.getLogger(__name__)
@@ -135,8 +136,9 @@ class EventsState(FilterFormState, rx.State):
         """on_load: read the filters from the URL, fill the pickers, fetch the page."""
         params = self.router.url.query_parameters
         view = ViewQuery.from_params(params)
+        zone = await zone_of(self)
         query = view.query_string()
-        if query == self._loaded and not self.error:
+        if f"{query} {zone}" == self._loaded and not self.error:
             return  # only the drawer changed (?event=, DrawerState.sync follows): the list stays
         scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
         self.loading, self.error = True, ""
@@ -147,7 +149,7 @@ class EventsState(FilterFormState, rx.State):
                 self._options_for = scope_key
         except SQLAlchemyError:
             logger.exception("Loading the picker values failed")
-        self._show_view(view)
+        self._show_view(view, zone)
         self.page, self.per_page = view.page, view.per_page
         self.query_string = query
         yield
@@ -173,9 +175,10 @@ class EventsState(FilterFormState, rx.State):
             logger.exception("Loading events failed")
             self._fail(LOAD_FAILED)
         else:
-            self.rows = [event_row(event) for event in result.items]
+            now = datetime.now(UTC)
+            self.rows = [event_row(event, zone, now) for event in result.items]
             self.total, self.pages, self.total_exact = result.total, result.pages, result.total_exact
-            self._loaded = query
+            self._loaded = f"{query} {zone}"
         finally:
             self.loading = False
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import reflex as rx
 from reflex.event import EventSpec
 
 from audit_app.audit.filters import TIME_FILTERS
+from audit_app.ui.state.zone import zone_named
 from audit_app.ui.url_filters import PRESETS, ViewQuery, input_time, submitted_view
+from audit_app.ui.url_filters import window_text as resolved_window
 
 
 class FilterFormState(rx.State, mixin=True):
@@ -20,6 +23,8 @@ class FilterFormState(rx.State, mixin=True):
     preset: str = ""
     bounds: dict[str, str] = {"start_time": "", "end_time": ""}  # From/To as typed
     field_errors: dict[str, str] = {}
+    zone: str = "UTC"  # the zone times are shown and typed in (ZoneState's, read on load)
+    window_text: str = ""  # what the chosen preset resolves to, in `zone`
 
     def _form_fields(self) -> tuple[str, ...]:
         """The URL parameters the form edits."""
@@ -33,11 +38,13 @@ class FilterFormState(rx.State, mixin=True):
         """Navigate to `view` on this page."""
         raise NotImplementedError
 
-    def _show_view(self, view: ViewQuery) -> None:
-        """Fill the form with a loaded view (times in the form the inputs show)."""
+    def _show_view(self, view: ViewQuery, zone: tzinfo) -> None:
+        """Fill the form with a loaded view (times as the inputs show them, in `zone`)."""
+        self.zone = str(zone)
         self.form = {name: view.values[name] for name in self._form_fields()}
         for name in TIME_FILTERS:
-            self.form[name] = input_time(view.values[name]) if view.preset == "custom" else ""
+            self.form[name] = input_time(view.values[name], zone) if view.preset == "custom" else ""
+        self.window_text = resolved_window(view.preset, datetime.now(UTC), zone)
         self.bounds = {name: self.form[name] for name in TIME_FILTERS}
         self.preset = view.preset
         self.field_errors = {}
@@ -52,6 +59,7 @@ class FilterFormState(rx.State, mixin=True):
                 self.form[name] = self.bounds[name] = ""
                 self.field_errors.pop(name, None)
             self.time_version += 1
+        self.window_text = resolved_window(self.preset, datetime.now(UTC), zone_named(self.zone))
 
     @rx.event
     def set_bound(self, name: str, value: str) -> None:
@@ -63,6 +71,7 @@ class FilterFormState(rx.State, mixin=True):
         self.field_errors.pop(name, None)
         if value:
             self.preset = "custom"
+            self.window_text = ""
         elif not any(self.bounds.values()) and self.preset == "custom":
             self.preset = ""
 
@@ -71,4 +80,7 @@ class FilterFormState(rx.State, mixin=True):
         """Put the form into the URL (page 1); the page loads from the navigation."""
         # the server's preset, not the submitted one: a date typed just before Enter has already
         # made it "custom" (set_bound runs first), while the select may not have re-rendered yet
-        return self._go(submitted_view(self._base_view(), form_data or {}, self._form_fields(), self.preset))
+        view = submitted_view(
+            self._base_view(), form_data or {}, self._form_fields(), self.preset, zone_named(self.zone)
+        )
+        return self._go(view)

@@ -19,6 +19,7 @@ from audit_app.auth import ForbiddenError, Principal
 from audit_app.ui import charts
 from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.filter_form import FilterFormState
+from audit_app.ui.state.zone import zone_of
 from audit_app.ui.url_filters import FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class StatsState(FilterFormState, rx.State):
                 self._pickers_for = scope_key
         except SQLAlchemyError:
             logger.exception("Loading the picker values failed")
-        self._show_view(view)
+        self._show_view(view, await zone_of(self))
         self.carried = [
             {"name": name, "value": view.values[name]}
             for name in TEXT_FILTERS
