@@ -115,3 +115,19 @@ def test_a_chart_click_opens_the_whole_bucket() -> None:
     }
     assert charts.day_window("2026-12-01", "month")["end_time"] == "2027-01-01T00:00:00+00:00"
     assert charts.day_window("2026-01-01", "year")["end_time"] == "2027-01-01T00:00:00+00:00"
+
+
+def test_times_in_a_zone_and_how_long_ago() -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from audit_app.ui.present import ago, show_time
+
+    when = datetime(2026, 5, 1, 22, 30, 5, tzinfo=UTC)
+    assert show_time(when) == "2026-05-01 22:30:05"
+    assert show_time(when, ZoneInfo("Asia/Tokyo")) == "2026-05-02 07:30:05"
+    assert ago(when, when + timedelta(seconds=20)) == "just now"
+    assert ago(when, when + timedelta(minutes=5, seconds=9)) == "5 min ago"
+    assert ago(when, when + timedelta(hours=1)) == "1 hour ago"
+    assert ago(when, when + timedelta(days=3, hours=2)) == "3 days ago"
+    assert ago(when, when - timedelta(minutes=1)) == "in the future"

@@ -135,3 +135,18 @@ def test_overlong_values_are_cut() -> None:
 def test_events_href_drops_empty_values() -> None:
     assert events_href(actor_id="usr 1", resource_id=None) == "/events?actor_id=usr+1"
     assert events_href() == "/events"
+
+
+def test_times_typed_in_a_zone_keep_their_offset() -> None:
+    from zoneinfo import ZoneInfo
+
+    from audit_app.ui.url_filters import typed_time, window_text
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert typed_time("2026-05-01 09:00", tokyo) == "2026-05-01T09:00+09:00"
+    assert typed_time("2026-05-01 09:00", UTC) == "2026-05-01 09:00"
+    assert typed_time("nonsense", tokyo) == "nonsense"
+    assert input_time("2026-05-01T00:00:00+00:00", tokyo) == "2026-05-01 09:00"
+    assert window_text("7d", NOW) == "2026-04-24 12:00 to now (UTC)"
+    assert window_text("24h", NOW, tokyo) == "2026-04-30 21:00 to now (Asia/Tokyo)"
+    assert window_text("", NOW) == ""
