@@ -9,6 +9,7 @@ from sqlmodel import SQLModel, create_engine
 
 from alembic import context
 from audit_app import models  # noqa: F401  (registers the tables)
+from audit_app.migrations import include_object
 from audit_app.settings import get_settings
 
 config = context.config
@@ -28,7 +29,13 @@ def database_url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        include_object=include_object,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -36,7 +43,12 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connectable = create_engine(database_url(), poolclass=pool.NullPool)
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_object=include_object,
+        )
         with context.begin_transaction():
             context.run_migrations()
 

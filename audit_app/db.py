@@ -7,6 +7,7 @@ use `AUDIT_READ_DATABASE_URL` when it is set, e.g. a streaming replica, else the
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -58,8 +59,28 @@ def _discard_read_only(context: ExceptionContext) -> None:
         context.is_disconnect = True
 
 
+@lru_cache(maxsize=256)
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(value, strict=False)
+
+
+def ip_in_network(address: str | None, network: str) -> int:
+    """1 when `address` lies in `network` (a CIDR), else 0: SQLite's `audit_ip_in_network`, which it
+    calls on the rows its other conditions leave (it has no address type; PostgreSQL uses `inet`)."""
+    if not address:
+        return 0
+    try:
+        return int(ipaddress.ip_address(address) in _network(network))
+    except ValueError:
+        return 0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run while one writer writes; busy_timeout waits instead of failing."""
+    """WAL lets readers run while one writer writes; busy_timeout waits instead of failing.
+
+    Also registers `audit_ip_in_network(address, cidr)` for the `ip_address` network filter.
+    """
+    dbapi_connection.create_function("audit_ip_in_network", 2, ip_in_network, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -189,6 +189,29 @@ class FeedCollector(SQLModel, table=True):
     events: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class SavedView(SQLModel, table=True):
+    """A saved view of the console: filters, time range and columns under a name (`audit.views`)."""
+
+    __tablename__ = "audit_view"
+    __table_args__ = (
+        UniqueConstraint("owner", "scope_key", "name", name="uq_audit_view_owner_scope_name"),
+        Index("ix_audit_view_scope", "scope_key", "name"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=100)
+    owner: str = Field(max_length=255)
+    """The `sub` of the person who saved it; only they change or delete it."""
+    scope_key: str = Field(max_length=300)
+    """The owner's scope when saving (`all`, `partner:<id>`, `tenant:<id>`): shared views reach exactly it."""
+    page: str = Field(default="events", max_length=16)
+    shared: bool = False
+    query: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    columns: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
 class SpentDownloadToken(SQLModel, table=True):
     """A download token already used: its `jti`, kept until the token would have expired anyway."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import ipaddress
 import json
 import os
 import platform
@@ -147,9 +148,14 @@ def machine_info(admin_url: str = PG_ADMIN_URL) -> dict[str, Any]:
 # ---------------------------------------------------------------- database
 
 
-def prepare_postgres(events: int, reuse: bool, partitioned: bool = False, admin_url: str = PG_ADMIN_URL) -> str:
-    """A PostgreSQL database holding `events` generated events (reused when asked and present)."""
-    name = f"audit_bench_{events}" + ("_monthly" if partitioned else "")
+def prepare_postgres(
+    events: int, reuse: bool, partitioned: bool = False, admin_url: str = PG_ADMIN_URL, name: str | None = None
+) -> str:
+    """A PostgreSQL database holding `events` generated events (reused when asked and present).
+
+    `name` overrides the database's name (default `audit_bench_<events>`, `_monthly` if partitioned).
+    """
+    name = name or f"audit_bench_{events}" + ("_monthly" if partitioned else "")
     base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     url = f"{base}/{name}"
     if reuse:
@@ -328,6 +334,20 @@ def read_cases(session: Session, now: datetime) -> list[Case]:
         SUPER,
         AuditFilters(tenant_id="globex", action="role.assign", start_time=start, end_time=end),
     )
+    surname = (sample.actor_email or "x.y@z").split("@")[0].split(".")[-1].rstrip("0123456789")
+    address = ipaddress.ip_address(sample.ip_address or "10.0.0.1")
+    network = ipaddress.ip_network(f"{address}/{16 if address.version == 4 else 32}", strict=False)
+    for name, filters in (
+        ("search q one word", AuditFilters(q=surname)),
+        ("search q two words", AuditFilters(q=f"{surname} {sample.resource_type}")),
+        ("search q rare word", AuditFilters(q=sample.request_id)),
+        ("search prefix resource_id", AuditFilters(resource_id=f"{(sample.resource_id or 'usr_0')[:6]}*")),
+        ("search CIDR", AuditFilters(ip_address=str(network))),
+        ("search multi-value action", AuditFilters(action="user.delete,role.assign,api_key.revoke")),
+        ("search exclusion", AuditFilters(not_action="user.login,session.refresh", not_result="success")),
+        ("search actor_email any case", AuditFilters(actor_email=(sample.actor_email or "").upper())),
+    ):
+        listing(name, SUPER, filters)
     listing("list as tenant admin", TENANT, AuditFilters())
     listing("list as partner admin", PARTNER, AuditFilters())
     listing("list deep page 2000", SUPER, AuditFilters(), page=2000)
@@ -677,7 +697,7 @@ def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: 
     """Build (or reuse) the database, serve it, measure everything, write the JSON."""
     private = backend == "postgres" and admin_url != PG_ADMIN_URL
     if backend == "postgres":
-        url = prepare_postgres(events, args.reuse, args.partitioned, admin_url)
+        url = prepare_postgres(events, args.reuse, args.partitioned, admin_url, args.pg_database)
     else:
         url = prepare_sqlite(events, args.reuse)
     settings = Settings(database_url=url, jwt_secret=SECRET)
@@ -865,6 +885,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
     parser.add_argument("--reuse", action="store_true", help="reuse a database of that size built earlier")
+    parser.add_argument(
+        "--pg-database",
+        metavar="NAME",
+        help="PostgreSQL: this database instead of audit_bench_<events> (e.g. a copy made WITH TEMPLATE)",
+    )
     parser.add_argument(
         "--partitioned",
         action="store_true",

@@ -35,6 +35,7 @@ TABLES = (
     "feed_collector",
     "export_progress",
     "log_stream",
+    "audit_view",
 )
 
 

@@ -8,13 +8,14 @@ from sqlmodel import SQLModel
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from audit_app import models  # noqa: F401
-from audit_app.migrations import downgrade, upgrade
+from audit_app.migrations import downgrade, include_object, upgrade
 
 
 def test_schema_matches_models(database_url: str) -> None:
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        diff = compare_metadata(context, SQLModel.metadata)
     engine.dispose()
     assert diff == []
 

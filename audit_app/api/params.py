@@ -7,17 +7,26 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, create_model
 
-from audit_app.audit.filters import TIME_FILTERS, AuditFilters
+from audit_app.audit.filters import TEXT_FILTERS, TIME_FILTERS, AuditFilters, FilterSyntaxError, check_syntax
 from audit_app.models import utc
 
 FILTER_DESCRIPTIONS: dict[str, str] = {
     "partner_id": "Filter by partner (all tenants in partner)",
-    "request_id": "Only events of this request (correlation id)",  # an extension of the reference
+    # Extensions of the reference (README "Search and filter syntax"):
+    "request_id": "Only events of this request (correlation id)",
+    "q": (
+        "Free text over ids, email, action, resource, IP, request id, user agent and details:"
+        ' every word, "quoted phrases", any case'
+    ),
+    "not_action": "Leave out events with any of these actions (comma-separated or repeated; `*` suffix: prefix)",
+    "not_result": "Leave out events with any of these results (comma-separated or repeated)",
+    "not_actor_id": "Leave out events of any of these actors (comma-separated or repeated; `*` suffix: prefix)",
 }
+MAX_Q_LENGTH = 512
 
 
 def filter_query(name: str, names: Sequence[str], descriptions: Mapping[str, str] = FILTER_DESCRIPTIONS) -> Any:
@@ -29,33 +38,50 @@ def filter_query(name: str, names: Sequence[str], descriptions: Mapping[str, str
     declared: dict[str, Any] = {
         filter_name: (
             datetime | None if filter_name in TIME_FILTERS else str | None,
-            Field(default=None, description=descriptions.get(filter_name)),
+            Field(
+                default=None,
+                description=descriptions.get(filter_name),
+                max_length=MAX_Q_LENGTH if filter_name == "q" else None,
+            ),
         )
         for filter_name in names
     }
     return create_model(name, **declared)
 
 
+STATS_REFERENCE = ("tenant_id", "start_time", "end_time")
 ListQuery = filter_query("ListQuery", [f.name for f in fields(AuditFilters)])
 """Every filter of AuditFilters, as the list and export take them (`request_id` last: an extension)."""
 StatsQuery = filter_query(
     "StatsQuery",
-    ("tenant_id", "start_time", "end_time", "partner_id"),  # partner_id: an extension of the reference
-    {"partner_id": "Only the tenants of this partner"},
+    ("tenant_id", "start_time", "end_time", *(f.name for f in fields(AuditFilters) if f.name not in STATS_REFERENCE)),
+    FILTER_DESCRIPTIONS | {"partner_id": "Only the tenants of this partner"},
 )
-FeedQuery = filter_query("FeedQuery", ("tenant_id", "partner_id", "action", "resource_type", "result"))
-"""The feed's filters: exact matches, no time window (a feed is followed, not windowed)."""
+"""The reference's three stats filters first, then every other filter of the list (extensions)."""
+FeedQuery = filter_query("FeedQuery", [name for name in TEXT_FILTERS])
+"""The feed's filters: every text filter of the list, no time window (a feed is followed, not windowed)."""
 
 
 def _error(name: str, value: Any, message: str) -> dict[str, Any]:
     return {"type": "value_error", "loc": ("query", name), "msg": message, "input": value}
 
 
+def repeated(request: Request, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with each text filter given several times (`action=a&action=b`) joined as `a,b`."""
+    out = dict(values)
+    for name in TEXT_FILTERS:
+        given = request.query_params.getlist(name)
+        if name in out and len(given) > 1:
+            out[name] = ",".join(given)
+    return out
+
+
 def validated_filters(**values: Any) -> AuditFilters:
     """AuditFilters from query values, or RequestValidationError naming each bad parameter.
 
-    Text the database cannot compare (NUL characters), instants outside the representable range
-    and a window that ends before it starts are the caller's mistakes, not server errors.
+    Text the database cannot compare (NUL characters), instants outside the representable range,
+    a window that ends before it starts and values of no meaning (a bad CIDR, a `*` inside a
+    value) are the caller's mistakes, not server errors.
     """
     errors: list[dict[str, Any]] = []
     clean: dict[str, Any] = {}
@@ -74,19 +100,24 @@ def validated_filters(**values: Any) -> AuditFilters:
         errors.append(_error("start_time", values["start_time"].isoformat(), "Value error, is after end_time"))
     if errors:
         raise RequestValidationError(errors)
-    return AuditFilters(**clean)
+    filters = AuditFilters(**clean)
+    try:
+        check_syntax(filters)
+    except FilterSyntaxError as exc:
+        raise RequestValidationError([_error(exc.name, exc.value, str(exc))]) from None
+    return filters
 
 
-async def list_filters(query: Annotated[ListQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
+async def list_filters(request: Request, query: Annotated[ListQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
     """The documented filters of the list (and export) endpoint, plus `request_id`."""
-    return validated_filters(**query.model_dump())  # type: ignore[attr-defined]
+    return validated_filters(**repeated(request, query.model_dump()))  # type: ignore[attr-defined]
 
 
-async def stats_filters(query: Annotated[StatsQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
+async def stats_filters(request: Request, query: Annotated[StatsQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
     """The documented filters of the stats endpoint, plus `partner_id`."""
-    return validated_filters(**query.model_dump())  # type: ignore[attr-defined]
+    return validated_filters(**repeated(request, query.model_dump()))  # type: ignore[attr-defined]
 
 
-async def feed_filters(query: Annotated[FeedQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
+async def feed_filters(request: Request, query: Annotated[FeedQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
     """The filters of the feed."""
-    return validated_filters(**query.model_dump())  # type: ignore[attr-defined]
+    return validated_filters(**repeated(request, query.model_dump()))  # type: ignore[attr-defined]

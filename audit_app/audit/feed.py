@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from audit_app.audit.feed_position import served
-from audit_app.audit.filters import AuditFilters, where_clause
+from audit_app.audit.filters import TEXT_FILTERS, AuditFilters, where_clause
 from audit_app.audit.ingest import caller_key, record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
@@ -32,7 +32,7 @@ from audit_app.models import AuditLog, AuditLogPublic, FeedCollector, utc, utcno
 
 MAX_FEED_LIMIT = 1000
 DEFAULT_FEED_LIMIT = 100
-FEED_FILTERS: tuple[str, ...] = ("tenant_id", "partner_id", "action", "resource_type", "result")
+FEED_FILTERS: tuple[str, ...] = TEXT_FILTERS
 FEED_ORDER = (col(AuditLog.feed_pos), col(AuditLog.id))
 FEED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
 FeedEvent = Row[*tuple[Any, ...]]

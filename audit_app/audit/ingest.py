@@ -254,7 +254,8 @@ def record_access(
     registered tenant the filters or the token name, else in the platform's own tenant, which
     only super admins see. Recording never registers a tenant a caller named.
     """
-    inferred = [name for name in (filters.tenant_id if filters else None, principal.tenant_id) if name]
+    named = filters.values("tenant_id") if filters else []
+    inferred = [name for name in (*named, principal.tenant_id) if name]
     registered = registered_owners(session, inferred) if inferred and not tenant_id else {}
     tenant = tenant_id or next((name for name in inferred if name in registered), SYSTEM_TENANT)
     if tenant == SYSTEM_TENANT:

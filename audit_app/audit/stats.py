@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, cast, func, or_, select
 from sqlmodel import Session, col
 
 from audit_app.audit.daily import DAILY, HOURLY, Granularity, start_of_hour
@@ -310,9 +310,10 @@ def _tenant_filters(table: Any, filters: AuditFilters) -> list[Any]:
     """The tenant and partner filters applied to a daily table."""
     conditions: list[Any] = []
     if filters.tenant_id:
-        conditions.append(table.tenant_id == filters.tenant_id)
+        conditions.append(table.tenant_id.in_(filters.values("tenant_id")))
     if filters.partner_id:
-        conditions.append(table.tenant_id.in_(tenants_of_partner(filters.partner_id)))
+        partners = filters.values("partner_id")
+        conditions.append(or_(*(table.tenant_id.in_(tenants_of_partner(p)) for p in partners)))
     return conditions
 
 
