@@ -26,7 +26,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,7 +54,9 @@ from audit_app.partitioning import partition_audit_log
 from audit_app.seed import TENANT_PARTNER, generate_events
 from audit_app.settings import Settings
 from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, free_port, private_cluster, wait_until_serving
-from bench.generate import create_postgres_database, load_postgres, load_sqlite
+from bench.datasette import datasette_server, export_rows_per_s, stored_time, table_path
+from bench.datasette import list_params as datasette_list_params
+from bench.generate import create_postgres_database, load_postgres
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = os.environ.get("AUDIT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -81,6 +83,7 @@ class Case:
     principal: Principal
     call: Callable[[Session], Any]
     check: Callable[[Any, Any], bool]
+    datasette: dict[str, Any] | None = None  # the same list asked of Datasette (SQLite)
 
 
 @dataclass
@@ -90,10 +93,12 @@ class Measured:
     name: str
     http: list[float] = field(default_factory=list)
     direct: list[float] = field(default_factory=list)
+    datasette: list[float] = field(default_factory=list)
     same_result: bool = False
 
     def row(self) -> dict[str, Any]:
         http50, direct50 = _pct(self.http, 50), _pct(self.direct, 50)
+        extra = {"datasette_p50_ms": round(_pct(self.datasette, 50), 2)} if self.datasette else {}
         return {
             "case": self.name,
             "http_p50_ms": round(http50, 2),
@@ -103,6 +108,7 @@ class Measured:
             "ratio_p50": round(http50 / direct50, 2) if direct50 else None,
             "same_result": self.same_result,
             "samples": len(self.http),
+            **extra,
         }
 
 
@@ -181,8 +187,12 @@ def prepare_postgres(
 
 
 def prepare_sqlite(events: int, reuse: bool) -> str:
-    """An SQLite file holding `events` generated events."""
-    path = RESULTS.parent / "data" / f"audit_bench_{events}.db"
+    """An SQLite file holding `events` generated events, filled through the ingestion API.
+
+    As a deployment fills its file: 1,000-event batches posted to a served API, oldest first,
+    and nothing run on the file afterwards (no ANALYZE), so the planner sees what it would see.
+    """
+    path = RESULTS.parent / "data" / f"audit_bench_ingested_{events}.db"
     path.parent.mkdir(exist_ok=True)
     url = f"sqlite:///{path}"
     if reuse and path.exists():
@@ -191,15 +201,25 @@ def prepare_sqlite(events: int, reuse: bool) -> str:
         if events <= count <= events * 1.3:  # earlier runs ingested batches (60,000 events a run)
             log(f"reusing {path} ({count:,} events); applying any newer migrations")
             upgrade(url)
-            with sqlite3.connect(path) as conn:  # statistics for indexes a migration added
-                conn.execute("ANALYZE")
             return url
         engine_for(url).dispose()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    log(f"generating {events:,} events into SQLite {path} ...")
-    seconds = load_sqlite(str(path), events, now=_now(), log=log)
-    log(f"generated in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
+    log(f"filling SQLite {path} with {events:,} events through POST /api/v1/audit/events ...")
+    upgrade(url)
+    settings = Settings(database_url=url, jwt_secret=SECRET)
+    generated = sorted(generate_events(events, seed=11, now=_now(), days=90), key=lambda e: e.timestamp or _now())
+    headers = {"Authorization": f"Bearer {token(settings, SUPER)}"}
+    with api_server(url) as (base, _server), httpx.Client(base_url=base, timeout=120) as client:
+        started = time.perf_counter()
+        for offset in range(0, len(generated), 1000):
+            batch = [e.model_dump(mode="json", exclude_none=True) for e in generated[offset : offset + 1000]]
+            client.post("/api/v1/audit/events", json={"events": batch}, headers=headers).raise_for_status()
+            if (offset + 1000) % 50_000 == 0:
+                log(f"  ingested {offset + 1000:,} events ({time.perf_counter() - started:.0f} s)")
+        seconds = time.perf_counter() - started
+    log(f"ingested in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
+    engine_for(url).dispose()
     return url
 
 
@@ -323,6 +343,7 @@ def read_cases(session: Session, now: datetime) -> list[Case]:
                 principal,
                 lambda s: list_events(s, principal, filters, page=page),
                 _ids,
+                datasette_list_params(filters, principal) if page == 1 else None,
             )
         )
 
@@ -415,12 +436,21 @@ class KeepAliveClient:
 
 
 def measure_reads(
-    base: str, url: str, cases: list[Case], settings: Settings, samples: int, warmup: int
+    base: str,
+    url: str,
+    cases: list[Case],
+    settings: Settings,
+    samples: int,
+    warmup: int,
+    datasette: tuple[str, str] | None = None,
 ) -> tuple[list[Measured], float]:
     """p50/p95 over `samples` sequential requests per case, next to the replayed SQL.
 
     Each request is followed by one replay of its SQL, so a burst of load on this shared
     machine weighs on both columns alike.
+
+    With `datasette` (its base URL and the table's JSON path), each list case is also asked of
+    Datasette serving the same file, right after, over a kept-alive connection of its own.
 
     Also returns the p50 of `GET /api/v1/health` (no database, no token): the floor that the
     HTTP round trip, uvicorn and FastAPI put under every case.
@@ -430,6 +460,7 @@ def measure_reads(
     direct = replay(url)
     out: list[Measured] = []
     client = KeepAliveClient(base)
+    browser = KeepAliveClient(datasette[0]) if datasette else None
     try:
         floor: list[float] = []
         for _ in range(warmup + samples):
@@ -450,6 +481,13 @@ def measure_reads(
                 if n == 0:
                     measured.same_result = case.check(json.loads(body), domain)
                 sql_elapsed = direct(statements)
+                if browser and datasette and case.datasette is not None:
+                    started = time.perf_counter()
+                    status, body = browser.get(datasette[1], case.datasette, {})
+                    if status != 200:
+                        raise RuntimeError(f"{case.name}: Datasette answered {status}: {body[:200]!r}")
+                    if n >= warmup:
+                        measured.datasette.append((time.perf_counter() - started) * 1000)
                 if n >= warmup:
                     measured.http.append(elapsed)
                     measured.direct.append(sql_elapsed)
@@ -458,9 +496,12 @@ def measure_reads(
             log(
                 f"  {case.name:28s} http p50 {row['http_p50_ms']:8.1f} p95 {row['http_p95_ms']:8.1f} | "
                 f"sql p50 {row['sql_p50_ms']:8.1f} | x{row['ratio_p50']} | same={row['same_result']}"
+                + (f" | datasette p50 {row['datasette_p50_ms']:.1f}" if "datasette_p50_ms" in row else "")
             )
     finally:
         client.close()
+        if browser:
+            browser.close()
     event.remove(engine, "before_cursor_execute", recorder._record)
     health = _pct(floor[warmup:], 50)
     log(f"  {'GET /api/v1/health (floor)':28s} http p50 {health:8.2f}")
@@ -578,6 +619,22 @@ def measure_exports(
             log(f"  {'':28s} bundle / csv rows/s (medians of {repeats}) = {share:.2f}")
         results += [median[fmt] for fmt in EXPORT_FORMATS if fmt in median]
     return results
+
+
+def measure_datasette_export(base: str, url: str, path: Path, total: int, rows: int = 100_000) -> dict[str, Any]:
+    """Datasette's streamed CSV of the `rows` newest events (all when fewer), as the API's export case."""
+    params: dict[str, Any] = {"_sort_desc": "timestamp"}
+    if rows < total:
+        with Session(engine_for(url)) as session:
+            start = session.execute(
+                select(col(AuditLog.timestamp)).order_by(AuditLog.timestamp.desc()).offset(rows - 1).limit(1)  # type: ignore[attr-defined]
+            ).scalar_one()
+        params["timestamp__gte"] = stored_time(start)
+    exported, rate = export_rows_per_s(base, path, params)
+    name = f"export datasette csv {rows:,} rows" if rows < total else f"export datasette csv all ({exported:,} rows)"
+    result = {"case": name, "rows": exported, "rows_per_s": round(rate)}
+    log(f"  {result['case']:28s} {result['rows_per_s']:>9,} rows/s ({exported:,} rows)")
+    return result
 
 
 def measure_ingest(base: str, settings: Settings, batches: int, clients: int = 1) -> dict[str, Any]:
@@ -718,8 +775,13 @@ def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: 
         "machine": machine_info(admin_url),
         "samples": args.samples,
     }
-    with api_server(url) as (base, server):
-        reads, health = measure_reads(base, url, cases, settings, args.samples, args.warmup)
+    with ExitStack() as stack:
+        base, server = stack.enter_context(api_server(url))
+        browser: tuple[str, str] | None = None
+        sqlite_path = Path(url.removeprefix("sqlite:///"))
+        if backend == "sqlite" and not args.no_datasette:
+            browser = (stack.enter_context(datasette_server(sqlite_path, log)), table_path(sqlite_path))
+        reads, health = measure_reads(base, url, cases, settings, args.samples, args.warmup, browser)
         report["reads"] = [m.row() for m in reads]
         report["health_p50_ms"] = round(health, 2)
         report["http_client"] = "http.client, one kept-alive connection"
@@ -733,6 +795,8 @@ def run_backend(backend: str, events: int, args: argparse.Namespace, admin_url: 
         if _selected(f"feed drain, limit={FEED_LIMIT}", args.cases):
             report["feed"] = measure_feed(base, url, settings)
         report["exports"] = measure_exports(base, url, settings, server, total, args.cases, args.export_repeats)
+        if browser and _selected("export datasette csv", args.cases):
+            report["exports"].append(measure_datasette_export(browser[0], url, sqlite_path, total))
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
     if private:
@@ -808,6 +872,8 @@ def print_table(report: dict[str, Any]) -> None:
     print("\n| export / ingest | rate | time | server RSS before -> peak |")
     print("|---|---:|---:|---:|")
     for row in report["exports"]:
+        if "server_rss_peak_mib" not in row:  # Datasette's export: in the comparison below
+            continue
         print(
             f"| {row['case']} | {row['rows_per_s']:,} rows/s"
             + (f" ({row['share_of_csv_rate']:.2f} of CSV)" if "share_of_csv_rate" in row else "")
@@ -822,7 +888,42 @@ def print_table(report: dict[str, Any]) -> None:
             f"| {feed['case']} | {feed['http_events_per_s']:,} | {feed['sql_events_per_s']:,} | "
             f"{feed['events']:,} | {feed['pages']:,} |"
         )
+    if any("datasette_p50_ms" in row for row in report["reads"]):
+        print(issue18_table(report))
     print()
+
+
+def issue18_table(report: dict[str, Any]) -> str:
+    """The SQLite comparison of issue 18: API, the same SQL run directly, and Datasette on the same file."""
+    lines = [
+        "",
+        f"| SQLite, {report['events']:,} events | API p50 | raw SQL p50 | Datasette p50 | API - SQL "
+        "| API <= Datasette |",
+        "|---|---:|---:|---:|---:|:-:|",
+    ]
+    for row in report["reads"]:
+        if "datasette_p50_ms" in row:
+            api, sql, browser = row["http_p50_ms"], row["sql_p50_ms"], row["datasette_p50_ms"]
+            lines.append(
+                f"| {row['case']} | {api:.1f} ms | {sql:.1f} ms | {browser:.1f} ms | {api - sql:+.1f} ms | "
+                f"{'yes' if api <= browser else 'NO'} |"
+            )
+    exports = {_case_key(row["case"]): row for row in report["exports"]}
+    api_csv = exports.get("export csv 100,000 rows") or next(
+        (row for key, row in exports.items() if key.startswith("export csv")), None
+    )
+    browser_csv = next((row for key, row in exports.items() if key.startswith("export datasette")), None)
+    if api_csv or browser_csv:
+        lines.append(
+            "| export CSV, 100,000 newest rows | "
+            + (f"{api_csv['rows_per_s']:,} rows/s" if api_csv else "-")
+            + " | - | "
+            + (f"{browser_csv['rows_per_s']:,} rows/s" if browser_csv else "-")
+            + " | | |"
+        )
+    for ingest in report.get("ingest") or []:
+        lines.append(f"| {ingest['case']} | {ingest['events_per_s']:,} events/s | - | - | | |")
+    return "\n".join(lines)
 
 
 def combined_table(reports: list[dict[str, Any]]) -> str:
@@ -841,17 +942,18 @@ def combined_table(reports: list[dict[str, Any]]) -> str:
         lines.append(line)
     lines += ["", "| export / ingestion | " + " | ".join(f"{r['backend']} {r['events']:,}" for r in reports) + " |"]
     lines.append("|---|" + "---:|" * len(reports))
-    for index in range(len(first["exports"])):
+    served = [[e for e in r["exports"] if "server_rss_peak_mib" in e] for r in reports]
+    for index in range(len(served[0])):
         cells = []
-        for r in reports:
-            e = r["exports"][index] if index < len(r["exports"]) else None
+        for exports in served:
+            e = exports[index] if index < len(exports) else None
             cells.append(
                 f"{e['rows_per_s']:,} rows/s ({e['rows']:,} rows), RSS {e['server_rss_before_mib']:.0f} -> "
                 f"{e['server_rss_peak_mib']:.0f} MiB"
                 if e
                 else "-"
             )
-        label = _case_key(first["exports"][index]["case"])
+        label = _case_key(served[0][index]["case"])
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for index, ingest in enumerate(first.get("ingest") or []):
         cells = []
@@ -914,6 +1016,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TEXT",
         help="only the cases whose name contains one of these (e.g. 'list tenant_id' 'ingest'); "
         "their rows replace the same cases in the existing results file",
+    )
+    parser.add_argument(
+        "--no-datasette", action="store_true", help="SQLite: do not compare with Datasette serving the same file"
     )
     parser.add_argument("--show", type=Path, nargs="+", metavar="JSON", help="only print the tables of results files")
     args = parser.parse_args(argv)
