@@ -19,7 +19,16 @@ from typing import Any
 
 from audit_app.audit.bundle import bundle_export
 from audit_app.audit.chain import iso_utc
-from audit_app.audit.export import EXCEL_BOM, csv_export, export_row, iter_events, json_lines, jsonl_chunks
+from audit_app.audit.export import (
+    COPY_FORMATS,
+    EXCEL_BOM,
+    copy_export,
+    csv_export,
+    export_row,
+    iter_events,
+    json_lines,
+    jsonl_chunks,
+)
 from audit_app.audit.export_progress import (
     CANCELLED,
     COMPLETE,
@@ -190,6 +199,10 @@ def _recorded_chunks(
             yield from bundle_export(
                 session, principal, filters, keys=keys, exported_at=at, on_rows=count_rows, on_digest=digested
             )
+        elif fmt in COPY_FORMATS and session.get_bind().dialect.name == "postgresql":
+            if excel:
+                yield EXCEL_BOM
+            yield from copy_export(session, principal, filters, fmt, on_rows=count_rows)
         elif fmt == "csv":
             if excel:
                 yield EXCEL_BOM
