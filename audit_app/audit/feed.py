@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, select, tuple_
+from sqlalchemy import Row, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -170,11 +170,20 @@ def record_poll(
     """
     hour = (now or utcnow()).replace(minute=0, second=0, microsecond=0)
     key = collector_key(principal, filters, fmt)
+    read = len(page.items)
+    # Every poll but the hour's first: one UPDATE and its commit (no row read, no lock taken first).
+    counted = session.execute(
+        update(FeedCollector)
+        .where(col(FeedCollector.key) == key, col(FeedCollector.hour) == hour)
+        .values(polls=col(FeedCollector.polls) + 1, events=col(FeedCollector.events) + read)
+    )
+    if counted.rowcount == 1:  # type: ignore[attr-defined]
+        session.commit()
+        return None
     stmt = select(FeedCollector).where(col(FeedCollector.key) == key)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     collector = session.execute(stmt).scalars().first()
-    read = len(page.items)
     if collector is not None and utc(collector.hour) == hour:
         collector.polls += 1
         collector.events += read
