@@ -149,6 +149,28 @@ def _lock_chain_heads(session: Session, tenant_ids: list[str]) -> dict[str, tupl
     return {tenant_id: (seq, last_hash) for tenant_id, seq, last_hash in session.execute(stmt).all()}
 
 
+def _insert_driver_rows(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """One executemany of the table's INSERT with the rows as driver tuples (SQLite).
+
+    The values go through the columns' own bind processors (times as SQLite stores them,
+    `details` as JSON text), as SQLAlchemy's executemany would; building the tuples here skips
+    its per-row parameter bookkeeping, about a fifth of a batch's time in Python.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = insert(table).compile(dialect=dialect)
+    names = list(compiled.positiontup or ())
+    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    converted = [(index, processor) for index, processor in enumerate(processors) if processor is not None]
+    tuples = []
+    for row in rows:
+        values = [row[name] for name in names]
+        for index, processor in converted:
+            values[index] = processor(values[index])
+        tuples.append(tuple(values))
+    connection.exec_driver_sql(str(compiled), tuples)
+
+
 def _insert_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Insert the rows in the session's transaction: COPY on PostgreSQL (fastest), else one executemany.
 
@@ -157,7 +179,7 @@ def _insert_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """
     table = AuditLog.__table__  # type: ignore[attr-defined]
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), list(rows))  # the Core table: no ORM grouping by which columns are None
+        _insert_driver_rows(session, table, rows)
         return
     names = [column.name for column in table.columns]
     statement = f"COPY audit_log ({', '.join(names)}) FROM STDIN"
