@@ -241,7 +241,7 @@ def api_server(url: str) -> Iterator[tuple[str, psutil.Process]]:
     proc = subprocess.Popen(cmd, env=env, cwd=RESULTS.parent.parent)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(base, [proc])
+        wait_until_serving(base, [proc], timeout=300)  # a busy shared machine can take minutes to start it
         yield base, psutil.Process(proc.pid)
     finally:
         proc.terminate()
