@@ -271,7 +271,7 @@ def csv_export(
 # ---------------------------------------------------------------- PostgreSQL: COPY
 
 COPY_FORMATS = ("csv", "jsonl")
-COPY_ROWS_PER_CHUNK = 2000
+COPY_ROWS_PER_CHUNK = 1000  # lines, as csv_export: the export's progress is written per chunk
 _COPY_CSV = "COPY ({query}) TO STDOUT (FORMAT csv)"
 # One row = three fields that never hold a control character (to_json and jsonb escape them),
 # so with these two control characters as delimiter and quote nothing is ever quoted.
@@ -350,8 +350,8 @@ def copy_export(
         statement, params = _copy_statement(session, _COPY_CSV, columns, principal, filters)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\r\n").writerow(EXPORT_COLUMNS)
-        yield buffer.getvalue().encode()
-        yield from _chunked(_csv_lines(_copy_rows(session, statement, params)), on_rows, rows_per_chunk)
+        header = buffer.getvalue().encode()
+        yield from _chunked(_csv_lines(_copy_rows(session, statement, params)), on_rows, rows_per_chunk, header)
         return
     head: list[str] = []
     tail_parts: list[str] = []
@@ -404,17 +404,22 @@ def _json_lines(rows: Iterator[bytes]) -> Iterator[bytes]:
         yield head + details + tail + b"\n"
 
 
-def _chunked(lines: Iterator[bytes], on_rows: Callable[[int], None] | None, size: int) -> Iterator[bytes]:
-    """`lines` joined `size` at a time; `on_rows` hears each chunk's line count before it is yielded."""
-    batch: list[bytes] = []
+def _chunked(
+    lines: Iterator[bytes], on_rows: Callable[[int], None] | None, size: int, header: bytes = b""
+) -> Iterator[bytes]:
+    """`lines` joined `size` at a time, as `csv_export` chunks them: a `header` is the first
+    chunk's first line (a line, not a row). `on_rows` hears each chunk's row count before it is yielded."""
+    batch: list[bytes] = [header] if header else []
+    heading = len(batch)
     for line in lines:
         batch.append(line)
         if len(batch) >= size:
             if on_rows is not None:
-                on_rows(len(batch))
+                on_rows(len(batch) - heading)
             yield b"".join(batch)
             batch.clear()
+            heading = 0
     if on_rows is not None:
-        on_rows(len(batch))
+        on_rows(len(batch) - heading)
     if batch:
         yield b"".join(batch)

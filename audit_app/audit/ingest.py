@@ -160,7 +160,7 @@ def _insert_driver_rows(session: Session, table: Any, rows: Iterable[dict[str, A
     dialect = connection.dialect
     compiled = insert(table).compile(dialect=dialect)
     names = list(compiled.positiontup or ())
-    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     converted = [(index, processor) for index, processor in enumerate(processors) if processor is not None]
     tuples = []
     for row in rows:
