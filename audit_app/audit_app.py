@@ -5,7 +5,7 @@ import reflex as rx
 from audit_app.api import create_api
 from audit_app.startup import checked_settings
 from audit_app.ui.pages.events import events_page
-from audit_app.ui.pages.sign_in import sign_in_page
+from audit_app.ui.pages.sign_in import no_access_page, sign_in_page
 from audit_app.ui.pages.statistics import statistics_page
 from audit_app.ui.state.auth import AuthState
 from audit_app.ui.state.drawer import DrawerState
@@ -22,3 +22,4 @@ app = rx.App(
 app.add_page(sign_in_page, route="/", title="Sign in · Audit console", on_load=AuthState.load_sign_in)
 app.add_page(events_page, route="/events", title="Events · Audit console", on_load=[EventsState.load, DrawerState.sync])
 app.add_page(statistics_page, route="/statistics", title="Statistics · Audit console", on_load=StatsState.load)
+app.add_page(no_access_page, route="/no-access", title="No access · Audit console", on_load=AuthState.load_no_access)

@@ -281,6 +281,43 @@ class LogStream(SQLModel, table=True):
     lease_expires: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console session, named by the SHA-256 of the secret in its HttpOnly cookie.
+
+    Whoever signed in (SSO, a pasted token, a demo persona) is kept here, never in the browser;
+    the provider's refresh and ID tokens stay on the server too.
+    """
+
+    __tablename__ = "console_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)  # sso, token or demo
+    sub: str = Field(max_length=255)
+    email: str = Field(default="", max_length=320)
+    role: str = Field(max_length=32)
+    scopes: str = Field(default="", max_length=2048)
+    tenant_id: str | None = Field(default=None, max_length=255)
+    partner_id: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    token_expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    refresh_token: str | None = Field(default=None, sa_column=Column(String, nullable=True))
+    id_token: str | None = Field(default=None, sa_column=Column(String, nullable=True))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class ConsoleSignIn(SQLModel, table=True):
+    """A sign-in under way: an SSO authorization request (bound to the browser by a cookie), a
+    one-time hand-over of a session to the browser, or a notice for the sign-in page; short-lived."""
+
+    __tablename__ = "console_sign_in"
+
+    id: str = Field(primary_key=True, max_length=64)  # SHA-256 of the secret the browser holds
+    purpose: str = Field(max_length=16)  # sso, handoff or notice
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """The outcome of an ingestion request, so a retried batch returns the same ids."""
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     download_secret: str | None = None
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid email profile"
+    public_url: str | None = None
+    session_ttl: timedelta = timedelta(hours=8)
     jwt_jwks_url: str | None = None
     jwks_min_refresh_seconds: float = 60.0
     provider_timeout_seconds: float = 5.0
@@ -128,15 +132,30 @@ class Settings(BaseSettings):
             value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         return value
 
-    @field_validator("oidc_issuer", "jwt_jwks_url")
+    @field_validator("oidc_issuer", "jwt_jwks_url", "public_url")
     @classmethod
-    def _web_url(cls, value: str | None) -> str | None:
+    def _web_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
         value = value.strip()
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/") if info.field_name == "public_url" else value
+
+    @field_validator("session_ttl")
+    @classmethod
+    def _positive_ttl(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive (seconds, or an ISO 8601 duration such as PT8H)")
         return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _openid_scope(cls, value: str) -> str:
+        scopes = value.split()
+        if "openid" not in scopes:
+            raise ValueError(f"{value!r} lacks the `openid` scope that sign-in with SSO needs")
+        return " ".join(scopes)
 
     @model_validator(mode="after")
     def _replica_needs_postgres(self) -> Settings:
@@ -165,6 +184,16 @@ class Settings(BaseSettings):
     def uses_provider_keys(self) -> bool:
         """True when tokens are verified by the keys an identity provider publishes (JWKS)."""
         return bool(self.oidc_issuer or self.jwt_jwks_url)
+
+    @property
+    def sso_enabled(self) -> bool:
+        """True when the console offers **Sign in with SSO** (an issuer and a client id are configured)."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Session cookies carry `Secure` when the console is served over https (AUDIT_PUBLIC_URL)."""
+        return bool(self.public_url and self.public_url.startswith("https://"))
 
     @property
     def token_issuer(self) -> str | None:

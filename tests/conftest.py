@@ -36,6 +36,8 @@ TABLES = (
     "export_progress",
     "log_stream",
     "audit_view",
+    "console_session",
+    "console_sign_in",
 )
 
 
@@ -76,6 +78,10 @@ def postgres_database() -> Iterator[str]:
 PROVIDER_SETTINGS = (
     "AUDIT_OIDC_ISSUER",
     "AUDIT_OIDC_CLIENT_ID",
+    "AUDIT_OIDC_CLIENT_SECRET",
+    "AUDIT_OIDC_SCOPES",
+    "AUDIT_PUBLIC_URL",
+    "AUDIT_SESSION_TTL",
     "AUDIT_JWT_JWKS_URL",
     "AUDIT_ROLE_CLAIM",
     "AUDIT_TENANT_CLAIM",

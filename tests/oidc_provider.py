@@ -79,7 +79,13 @@ class Provider:
         return self.requests["oidc.endpoints.jwks"]
 
     def client(
-        self, client_id: str = CONSOLE_CLIENT, *, secret: str | None = None, audience: tuple[str, ...] = (API_AUDIENCE,)
+        self,
+        client_id: str = CONSOLE_CLIENT,
+        *,
+        secret: str | None = None,
+        audience: tuple[str, ...] = (API_AUDIENCE,),
+        redirect_uris: tuple[str, ...] = (REDIRECT_URI,),
+        post_logout_redirect_uris: tuple[str, ...] = (),
     ) -> Any:
         """Register (or update) a client whose access tokens name `audience` (plus itself)."""
         models, backend = self.server.models, self.server.backend
@@ -88,7 +94,8 @@ class Provider:
         backend.update(
             client,
             client_secret=secret,
-            redirect_uris=[REDIRECT_URI],
+            redirect_uris=list(redirect_uris),
+            post_logout_redirect_uris=list(post_logout_redirect_uris),
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
             token_endpoint_auth_method="client_secret_basic" if secret else "none",

@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit_app import __version__
-from audit_app.api import feed_routes, integrity_routes, routes, stream_routes, tenant_routes, view_routes
+from audit_app.api import auth_routes, feed_routes, integrity_routes, routes, stream_routes, tenant_routes, view_routes
 from audit_app.api.admission import WriterAdmission, WritersBusyError
 from audit_app.api.docs import add_docs
 from audit_app.api.limits import BodySizeLimit, HeaderSizeLimit
@@ -187,6 +187,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.include_router(tenant_routes.router)
     api.include_router(stream_routes.router)
     api.include_router(view_routes.router)
+    api.include_router(auth_routes.router)
     # Routers with more fixed paths under /api/v1/admin/audit/ go above this line.
     api.include_router(routes.entry_router)
     api.add_exception_handler(RequestValidationError, _invalid_request)

@@ -134,6 +134,10 @@ _ENTRIES: tuple[tuple[str, str, OcsfClass, IntEnum, bool], ...] = (
     ("audit.stream.resume", "A log stream was resumed", API_ACTIVITY, Api.UPDATE, True),
     ("audit.stream.replay", "A log stream was moved back to replay events", API_ACTIVITY, Api.UPDATE, True),
     ("audit.stream.delete", "A log stream was deleted", API_ACTIVITY, Api.DELETE, True),
+    # Sign-ins to the audit console itself
+    ("console.sign_in", "A person signed in to the audit console", AUTHENTICATION, Auth.LOGON, True),
+    ("console.sign_in_failed", "A sign-in to the audit console was refused", AUTHENTICATION, Auth.LOGON, True),
+    ("console.sign_out", "A console session ended (sign-out or expiry)", AUTHENTICATION, Auth.LOGOFF, False),
 )
 
 CATALOG: dict[str, CatalogEntry] = {entry[0]: CatalogEntry(*entry) for entry in _ENTRIES}

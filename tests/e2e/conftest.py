@@ -127,14 +127,14 @@ def _log_tail(log: Path, lines: int = 80) -> str:
 
 @contextmanager
 def running_console(
-    workdir: Path, *, seed_events: int, extra_env: dict[str, str] | None = None
+    workdir: Path, *, seed_events: int, extra_env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[tuple[Console, int]]:
-    """Migrate and seed a database, build and start the app on a free port; stop it on exit.
+    """Migrate and seed a database, build and start the app on `port` (default: a free one); stop it on exit.
 
     Yields the console and the pid of the `reflex run` process.
     """
     database_url = f"sqlite:///{workdir / 'audit.db'}"
-    port = free_port()
+    port = port or free_port()
     env = _environment(database_url, port) | (extra_env or {})
     for command in (["migrate"], ["seed", "--events", str(seed_events), "--as-of", SEED_AS_OF]):
         subprocess.run(

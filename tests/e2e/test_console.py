@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from audit_app.__main__ import main
@@ -21,7 +21,8 @@ from audit_app.audit.export import iter_events
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import list_events
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats
-from audit_app.models import AuditLog
+from audit_app.console_sessions import SESSION_COOKIE
+from audit_app.models import AuditLog, ConsoleSession, utcnow
 from audit_app.seed import DEMO_PERSONAS, TENANT_PARTNER
 from audit_app.ui.charts import top_actions
 from tests.e2e.conftest import DOCS, Console, result_count, sign_in
@@ -435,11 +436,11 @@ def test_url_query_round_trip(page: Page, console: Console) -> None:
 def test_sign_out_clears_the_session(page: Page) -> None:
     sign_in(page, "tenant")
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/\?signed_out=1$"))
     expect(page.get_by_role("alert")).to_contain_text("signed out")
-    assert page.evaluate("window.localStorage.getItem('audit_console_token')") in (None, "", '""')
+    assert SESSION_COOKIE not in {cookie["name"] for cookie in page.context.cookies()}
     page.goto("/events")
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/\?next=%2Fevents$"))
     expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
 
 
@@ -456,8 +457,10 @@ def test_bad_and_expired_tokens_are_refused_with_a_message(page: Page, console: 
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(re.compile(r"/events"))
     expect(page.get_by_role("banner").get_by_label("Scope")).to_have_text("tenant acme")
-    expired = console.token(ttl=-120)
-    page.evaluate(f"window.localStorage.setItem('audit_console_token', {expired!r})")
+    with console.session() as session:  # the session ends with the token (here: now)
+        ended = update(ConsoleSession).where(col(ConsoleSession.sub) == "tenant_admin-local")
+        session.execute(ended.values(token_expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
     page.goto("/events")
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/\?next=%2Fevents$"))
     expect(page.get_by_role("alert")).to_contain_text("Your session has expired")

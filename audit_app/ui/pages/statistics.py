@@ -171,6 +171,7 @@ def statistics_page() -> rx.Component:
                 ),
                 position="relative",
                 width="100%",
+                display=rx.cond(StatsState.error == "", "block", "none"),  # nothing of a failed load
             ),
             spacing="4",
             width="100%",
