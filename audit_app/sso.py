@@ -10,12 +10,11 @@ and maps the verified claims to a Principal.
 from __future__ import annotations
 
 import time
+import warnings
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from joserfc.errors import JoseError
 from starlette.requests import Request
 
@@ -23,6 +22,15 @@ from audit_app.auth import SCOPE_READ, AuthError, ClaimsMapping, Principal, prin
 from audit_app.console_sessions import Grant
 from audit_app.oidc import discovery_url
 from audit_app.settings import Settings
+
+# Authlib 1.9 warns on import that its httpx integration moves to `httpx2` (not installed here);
+# one sentence on bad configuration must stay one sentence, so the warning is not printed.
+with warnings.catch_warnings():
+    import authlib.deprecate  # noqa: F401 (its import puts an "always" filter first; the one below goes before it)
+
+    warnings.simplefilter("ignore")
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 
 CALLBACK_PATH = "/auth/callback"
 SIGNED_OUT_PATH = "/auth/signed-out"  # where the provider returns after RP-initiated logout
