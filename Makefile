@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 BUN := $(TOOLS)/node_modules/.bin/bun
 BUN_VERSION := 1.4.4
+AXE := $(TOOLS)/node_modules/axe-core/axe.min.js
+AXE_VERSION := 4.11.1
 PORT ?= 3000
 export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export REFLEX_USE_SYSTEM_BUN := 1
@@ -15,7 +17,7 @@ export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
 
 .PHONY: run test lint typecheck pytest setup bench clean
 
-setup: $(VENV)/.installed $(BUN)
+setup: $(VENV)/.installed $(BUN) $(AXE)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +28,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 $(BUN):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) bun@$(BUN_VERSION)
+
+# axe-core: the accessibility rules the browser tests inject into each console page
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) axe-core@$(AXE_VERSION)
 
 run: setup
 	AUDIT_DEMO=1 $(PY) -m audit_app migrate

@@ -219,3 +219,17 @@ def compared(stats: dict[str, Any], earlier: dict[str, Any]) -> dict[str, str]:
         "Not successful": f"Previous period: {rate_before:.1f}% ({rate - rate_before:+.1f} points)",
         "Top action": "Previous period: " + (top_actions(earlier)[0][0] if earlier["by_action"] else "—"),
     }
+
+
+def chart_tables(stats: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """Each chart's numbers as rows of text, for the keyboard and screen-reader "Show as table"."""
+    rates = failure_rates(stats)
+    return {
+        "daily": [[d["date"], f"{d['count']:,}"] for d in stats["by_day"]],
+        "actions": [[action, f"{n:,}"] for action, n in top_actions(stats)],
+        "results": [[result, f"{stats['by_result'][result]:,}"] for result in result_order(stats)],
+        "actors": [[a["actor_email"] or a["actor_id"], f"{a['count']:,}"] for a in stats["top_actors"]],
+        "failures": [
+            [d["date"], "—" if rate is None else f"{rate:.2f}%"] for d, rate in zip(stats["by_day"], rates, strict=True)
+        ],
+    }

@@ -54,6 +54,8 @@ def principal_badge() -> rx.Component:
         ),
         spacing="3",
         align="center",
+        wrap="wrap",
+        class_name="principal",
     )
 
 
@@ -104,6 +106,8 @@ def header(active: str) -> rx.Component:
             align="center",
             spacing="6",
             width="100%",
+            wrap="wrap",
+            class_name="header-row",
         ),
         class_name="console-header",
     )

@@ -74,7 +74,24 @@ def filter_form() -> rx.Component:
         ),
         on_submit=EventsState.apply,
         aria_label="Filters",
-        class_name="panel",
+        id="filter-panel",
+        custom_attrs={"data-open": rx.cond(EventsState.filters_open, "true", "false")},
+        class_name="panel filters",
+    )
+
+
+def filters_button() -> rx.Component:
+    """Narrow screens: the filter panel folds away behind this button, which counts the active filters."""
+    return rx.el.button(
+        rx.icon("sliders-horizontal", size=14),
+        "Filters (",
+        EventsState.active_count,
+        ")",
+        type="button",
+        aria_expanded=rx.cond(EventsState.filters_open, "true", "false"),
+        aria_controls="filter-panel",
+        on_click=EventsState.toggle_filters,
+        class_name="filters-toggle",
     )
 
 
@@ -159,6 +176,7 @@ def results_table() -> rx.Component:
             ),
         ),
         position="relative",
+        class_name="table-scroll",
     )
 
 
@@ -221,6 +239,7 @@ def toolbar() -> rx.Component:
         align="center",
         width="100%",
         spacing="4",
+        wrap="wrap",
     )
 
 
@@ -273,6 +292,7 @@ def pagination() -> rx.Component:
         align="center",
         spacing="3",
         width="100%",
+        wrap="wrap",
     )
 
 
@@ -284,6 +304,7 @@ def events_page() -> rx.Component:
             page_title(
                 "Events", "Find, read and export audit events in your scope. Hover a time for how long ago it was."
             ),
+            filters_button(),
             filter_form(),
             rx.cond(EventsState.error != "", error_callout(EventsState.error)),
             rx.cond(

@@ -114,8 +114,37 @@ def chart_card(
             width="100%",
         ),
         rx.cond(note != "", rx.text(note, size="1", color_scheme="gray")) if note is not None else rx.fragment(),
+        data_table(title, chart),
         aria_label=title,
         class_name="panel chart-card wide" if wide else "panel chart-card",
+    )
+
+
+COLUMNS = {
+    "daily": ("Period starting", "Events"),
+    "actions": ("Action", "Events"),
+    "results": ("Result", "Events"),
+    "actors": ("Actor", "Events"),
+    "failures": ("Period starting", "Not successful"),
+}
+
+
+def data_table(title: str | rx.Var[str], chart: str) -> rx.Component:
+    """The chart's numbers behind a "Show as table" disclosure (keyboard and screen readers)."""
+    first, second = COLUMNS[chart]
+    return rx.el.details(
+        rx.el.summary("Show as table", class_name="show-table"),
+        rx.el.table(
+            rx.el.caption(title, " (data)"),
+            rx.el.thead(rx.el.tr(rx.el.th(first, scope="col"), rx.el.th(second, scope="col"))),
+            rx.el.tbody(
+                rx.foreach(
+                    StatsState.tables[chart],
+                    lambda row: rx.el.tr(rx.el.td(row[0]), rx.el.td(row[1], class_name="num")),
+                )
+            ),
+            class_name="data-table",
+        ),
     )
 
 

@@ -73,6 +73,7 @@ class EventsState(FilterFormState, rx.State):
     options: dict[str, list[str]] = {}
     query_string: str = ""
     exporting: bool = False
+    filters_open: bool = False  # narrow screens: the filter panel behind its "Filters (N)" button
     _options_for: str = ""
     _loaded: str | None = None  # the query string of the list on show (None: nothing usable)
 
@@ -181,6 +182,11 @@ class EventsState(FilterFormState, rx.State):
             self._loaded = f"{query} {zone}"
         finally:
             self.loading = False
+
+    @rx.event
+    def toggle_filters(self) -> None:
+        """Show or hide the filter panel (narrow screens)."""
+        self.filters_open = not self.filters_open
 
     @rx.event
     def reset_filters(self) -> EventSpec:

@@ -52,6 +52,7 @@ class StatsState(FilterFormState, rx.State):
     compare_note: str = ""
     previous: dict[str, str] = {}
     partial_note: str = ""
+    tables: dict[str, list[list[str]]] = {}  # each chart's numbers, for "Show as table"
     _view: ViewQuery | None = None
     _labels: dict[str, list[str]] = {}
     _pickers_for: str = ""
@@ -164,6 +165,7 @@ class StatsState(FilterFormState, rx.State):
         self.actions = charts.actions_figure(stats)
         self.results = charts.results_figure(stats)
         self.actors = charts.actors_figure(stats)
+        self.tables = charts.chart_tables(stats)
         self._labels = {
             "daily": charts.result_order(stats),
             "results": charts.result_order(stats),
