@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -20,6 +21,7 @@ from audit_app.proxies import IPNetwork, parse_networks
 SUPPORTED_DRIVERS = ("sqlite", "postgresql+psycopg", "postgresql")
 DEMO_SECRET_FILE = Path(".demo-secret")
 DEMO_STREAM_KEY_FILE = Path(".demo-stream-key")
+DEFAULT_PORT = 3000  # the console's port when nothing else says (Makefile PORT ?= 3000)
 
 
 class ConfigError(RuntimeError):
@@ -38,7 +40,7 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     demo: bool = False
-    cors_origins: str = "http://localhost:3000,http://127.0.0.1:3000"
+    cors_origins: str | None = None  # unset: the origins of the port the app is served on
     download_token_ttl: int = 120
     export_rows_per_second: int = Field(0, ge=0)  # caps the pace of every export stream; 0: no cap
     download_secret: str | None = None
@@ -172,8 +174,15 @@ class Settings(BaseSettings):
 
     @property
     def cors_origin_list(self) -> list[str]:
-        """The browser origins allowed to call the API."""
-        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+        """The browser origins allowed to call the API and open the console's websocket.
+
+        AUDIT_CORS_ORIGINS when set; otherwise localhost and 127.0.0.1 on the port the app is
+        served on (read when asked, so a server started with another port agrees with itself).
+        """
+        if self.cors_origins is not None:
+            return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+        port = served_port()
+        return [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
 
     @property
     def jwt_algorithms(self) -> list[str]:
@@ -242,6 +251,19 @@ def public_key_algorithms(pem: str) -> tuple[str, ...]:
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         return ("ES256",)
     return ()
+
+
+def served_port() -> int:
+    """The port the console is served on: what `reflex run --frontend-port` set, else PORT, else 3000.
+
+    `reflex run` publishes its port to its server processes as REFLEX_FRONTEND_PORT; `make run`
+    passes PORT on as that flag.
+    """
+    for name in ("REFLEX_FRONTEND_PORT", "PORT"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and 0 < int(value) < 65536:
+            return int(value)
+    return DEFAULT_PORT
 
 
 def _demo_secret(path: Path = DEMO_SECRET_FILE) -> str:

@@ -100,7 +100,7 @@ def _serving(url: str) -> bool:
         return False
 
 
-def _environment(database_url: str, port: int) -> dict[str, str]:
+def _environment(database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     tools = f"{ROOT / '.tools' / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}"
     env.update(
@@ -112,10 +112,10 @@ def _environment(database_url: str, port: int) -> dict[str, str]:
         AUDIT_DEMO="1",
         AUDIT_JWT_SECRET=E2E_SECRET,
         AUDIT_EXPORT_SIGNING_KEY=E2E_EXPORT_KEY,
-        AUDIT_CORS_ORIGINS=f"http://127.0.0.1:{port},http://localhost:{port}",
         PYTHONUNBUFFERED="1",
     )
-    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE"):
+    # No AUDIT_CORS_ORIGINS: the default origins follow the port, as under `PORT=... make run`.
+    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE", "AUDIT_CORS_ORIGINS", "PORT"):
         env.pop(name, None)
     return env
 
@@ -135,7 +135,7 @@ def running_console(
     """
     database_url = f"sqlite:///{workdir / 'audit.db'}"
     port = port or free_port()
-    env = _environment(database_url, port) | (extra_env or {})
+    env = _environment(database_url) | (extra_env or {})
     for command in (["migrate"], ["seed", "--events", str(seed_events), "--as-of", SEED_AS_OF]):
         subprocess.run(
             [sys.executable, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True
