@@ -88,14 +88,18 @@ def _cli_principal() -> Principal:
 def cmd_verify(_settings: Settings, args: argparse.Namespace) -> int:
     """Walk the hash chains and report the first broken link; exit with one of the VERIFY_* codes."""
     from audit_app.audit.integrity import AccessNotRecordedError, verify_chains
+    from audit_app.audit.verify_lock import VerificationBusyError
 
     check_database()
     not_recorded: AccessNotRecordedError | None = None
     try:
         with session_scope() as session, reporting(quiet=args.quiet) as progress:
-            report = verify_chains(session, _cli_principal(), args.tenant, progress=progress)
+            report = verify_chains(session, _cli_principal(), args.tenant, full=args.full, progress=progress)
     except AccessNotRecordedError as exc:
         report, not_recorded = exc.report, exc
+    except VerificationBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return VERIFY_NOT_RUN
     except (DBAPIError, psycopg.Error) as exc:
         print(f"error: the verification could not run: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return VERIFY_NOT_RUN
@@ -358,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
     verify = command("verify", "verify the per-tenant hash chains (exit 1 when broken)", long=True)
     verify.add_argument("--tenant", help="verify only this tenant's chain")
+    verify.add_argument(
+        "--full", action="store_true", help="walk every link, not only those appended since the last verification"
+    )
     verify.set_defaults(func=cmd_verify)
     purge = command("purge", "delete events past their retention, in small batches", long=True)
     purge.add_argument("--tenant", help="purge only this tenant")

@@ -521,6 +521,33 @@ class PurgeCheckpoint(SQLModel, table=True):
     purged_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
+class VerifiedLink(SQLModel, table=True):
+    """The newest link of a tenant's chain a verification found intact, and the purge checkpoint it walked from.
+
+    The next verification re-checks this link (still there, same hash, content matching it)
+    and walks only what was appended after it; a moved checkpoint (a purge) discards it.
+    """
+
+    __tablename__ = "verified_link"
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    seq: int
+    hash: str = Field(max_length=64)
+    checkpoint_seq: int
+    checkpoint_hash: str = Field(max_length=64)
+    verified_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class VerifyLease(SQLModel, table=True):
+    """A verification in progress on SQLite: one row per chain being walked, until it ends or expires."""
+
+    __tablename__ = "verify_lease"
+
+    tenant_id: str = Field(primary_key=True, max_length=255)
+    holder: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
 class PurgeGuard(SQLModel, table=True):
     """One row; SQLite's append-only triggers allow a DELETE only while a purge transaction sets it."""
 

@@ -38,6 +38,8 @@ TABLES = (
     "audit_view",
     "console_session",
     "console_sign_in",
+    "verified_link",
+    "verify_lease",
 )
 
 

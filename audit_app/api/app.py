@@ -27,6 +27,7 @@ from audit_app.audit.integrity import AccessNotRecordedError
 from audit_app.audit.query import CursorError
 from audit_app.audit.retention import RetentionError
 from audit_app.audit.streams import StreamKeyMissingError, StreamNotFoundError
+from audit_app.audit.verify_lock import VerificationBusyError
 from audit_app.auth import AuthError, ForbiddenError, MissingCredentialsError
 from audit_app.proxies import ClientAddress
 from audit_app.settings import Settings, get_settings
@@ -58,6 +59,12 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     RetentionError: 422,
 }
 """Domain errors answered with their message and a status (others have handlers of their own below)."""
+
+
+def _verification_busy(_request: Request, exc: Exception) -> JSONResponse:
+    """Another verification holds the chain: 429 with the seconds to wait."""
+    retry_after = exc.retry_after if isinstance(exc, VerificationBusyError) else 5
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after)})
 
 
 def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
@@ -203,6 +210,7 @@ def create_api(*, cors: bool = False) -> FastAPI:
     api.add_exception_handler(ExportUnavailableError, _status(503, {"Retry-After": "1"}))
     api.add_exception_handler(StreamKeyMissingError, _status(503))
     api.add_exception_handler(CursorError, _invalid_cursor)
+    api.add_exception_handler(VerificationBusyError, _verification_busy)
     api.add_exception_handler(IngestError, _invalid_batch)
     api.add_middleware(BodySizeLimit)  # type: ignore[arg-type]
     api.add_middleware(ClientAddress, trusted=settings.trusted_proxy_networks)  # type: ignore[arg-type]

@@ -14,8 +14,9 @@ from sqlmodel import Session, col
 from audit_app.audit.chain import GENESIS_HASH, HASHED_FIELDS, PURGE_ACTION, SEAL_HASH, SEAL_SEQ, event_hash
 from audit_app.audit.ingest import record_access
 from audit_app.audit.scope import Scope
+from audit_app.audit.verify_lock import chains_locked
 from audit_app.auth import Principal
-from audit_app.models import AuditLog, ChainHead, PurgeCheckpoint
+from audit_app.models import AuditLog, ChainHead, PurgeCheckpoint, VerifiedLink, utcnow
 from audit_app.progress import Progress, no_progress
 
 VERIFY_BATCH = 5000
@@ -45,6 +46,8 @@ class ChainReport:
     head_seq: int
     head_hash: str
     broken: BrokenLink | None = None
+    resumed_after: int | None = None  # the remembered link this walk started after; None = from the start
+    checkpoint: tuple[int, str] = (0, GENESIS_HASH)  # the purge checkpoint the chain starts after
 
     @property
     def ok(self) -> bool:
@@ -113,25 +116,51 @@ def _links_to_verify(session: Session, tenants: list[str]) -> int:
     return int(session.execute(heads).scalar_one()) - int(session.execute(purged).scalar_one())
 
 
+def resume_point(session: Session, tenant_id: str, checkpoint: tuple[int, str]) -> tuple[int, str] | None:
+    """The remembered verified link (seq, hash) a walk may start after, or None to walk from the checkpoint.
+
+    It counts only while the chain before it is as it was: the purge checkpoint is the one it
+    was verified from (a purge re-anchors the chain and discards it), and the event at that
+    link is still there with the remembered hash, its content matching it. Links before it
+    are not re-read: `full=true` does that.
+    """
+    remembered = session.get(VerifiedLink, tenant_id)
+    if remembered is None or (remembered.checkpoint_seq, remembered.checkpoint_hash) != checkpoint:
+        return None
+    columns = [getattr(AuditLog, name) for name in (*HASHED_FIELDS, "hash")]
+    row = session.execute(
+        select(*columns).where(col(AuditLog.tenant_id) == tenant_id, col(AuditLog.chain_seq) == remembered.seq)
+    ).first()
+    if row is None or row.hash != remembered.hash or event_hash(_row_event(row)) != remembered.hash:
+        return None
+    return remembered.seq, remembered.hash
+
+
 def verify_chain(
-    session: Session, tenant_id: str, *, attempts: int = 3, progress: Callable[[int], None] = lambda _checked: None
+    session: Session,
+    tenant_id: str,
+    *,
+    full: bool = True,
+    attempts: int = 3,
+    progress: Callable[[int], None] = lambda _checked: None,
 ) -> ChainReport:
-    """Walk one tenant's chain from its purge checkpoint (or the start) to its head.
+    """Walk one tenant's chain to its head: from its purge checkpoint (or the start), or with
+    `full=False` from its remembered verified link (see `resume_point`) when it still holds.
 
     The head is read first and only links up to it are checked, so events appended while
     verifying are left for the next run; a purge that moves the checkpoint meanwhile makes
     the walk start again from the new checkpoint.
     """
-    for _ in range(attempts - 1):
+    for attempt in range(attempts):
         checkpoint = _checkpoint(session, tenant_id)  # before the head: a purge in between is then seen
         head = _head(session, tenant_id)
-        report = _walk(session, tenant_id, checkpoint, head, progress)
+        start = None if full else resume_point(session, tenant_id, checkpoint)
+        report = _walk(session, tenant_id, checkpoint, head, progress, start)
         broken = report.broken
         moved = broken is not None and broken.check in ("chain_seq", "checkpoint")
-        if not moved or _checkpoint(session, tenant_id) == checkpoint:
-            return report
-    checkpoint = _checkpoint(session, tenant_id)
-    return _walk(session, tenant_id, checkpoint, _head(session, tenant_id), progress)
+        if attempt == attempts - 1 or not moved or _checkpoint(session, tenant_id) == checkpoint:
+            break
+    return report
 
 
 def _walk(
@@ -140,19 +169,21 @@ def _walk(
     checkpoint: tuple[int, str],
     head: tuple[int, str] | None,
     progress: Callable[[int], None],
+    start: tuple[int, str] | None = None,
 ) -> ChainReport:
-    seq, prev = checkpoint
-    first_seq = seq + 1
+    first_seq = checkpoint[0] + 1
+    seq, prev = start or checkpoint
     checked = 0
     last_id: str | None = None
     columns = [getattr(AuditLog, name) for name in (*HASHED_FIELDS, "hash")]
 
     def broken(event_id: str | None, at: int, check: str, expected: str, found: str, message: str) -> ChainReport:
         link = BrokenLink(tenant_id, event_id, at, check, expected, found, message)
-        return ChainReport(tenant_id, checked, first_seq, seq, prev, link)
+        return ChainReport(tenant_id, checked, first_seq, seq, prev, link, resumed_after, checkpoint)
 
+    resumed_after = start[0] if start else None
     seal: tuple[str, Any, Any] | None = None  # the newest audit.purge event: (id, through_seq, through_hash)
-    cursor = -1
+    cursor = seq if start else -1
     while True:
         stmt = (
             select(*columns)
@@ -211,7 +242,9 @@ def _walk(
             f"{seq}:{prev}",
             "the chain does not end at its recorded head: events at the end are missing or unrecorded",
         )
-    if checkpoint != (0, GENESIS_HASH) and (seal is None or (seal[1], seal[2]) != checkpoint):
+    # Resumed without a newer audit.purge event: the remembered walk found the checkpoint sealed.
+    sealed = (seal[1], seal[2]) == checkpoint if seal else start is not None
+    if checkpoint != (0, GENESIS_HASH) and not sealed:
         return broken(
             seal[0] if seal else None,
             checkpoint[0],
@@ -220,7 +253,24 @@ def _walk(
             f"{checkpoint[0]}:{checkpoint[1]}",
             "the purge checkpoint does not match the newest audit.purge event: events were removed outside the purge",
         )
-    return ChainReport(tenant_id, checked, first_seq, seq, prev)
+    return ChainReport(tenant_id, checked, first_seq, seq, prev, None, resumed_after, checkpoint)
+
+
+def remember_verified(session: Session, chains: list[ChainReport]) -> None:
+    """Remember the head of each intact chain (and its checkpoint) as where the next walk resumes."""
+    for chain in chains:
+        if not chain.ok or chain.head_seq <= chain.checkpoint[0]:
+            continue
+        session.merge(
+            VerifiedLink(
+                tenant_id=chain.tenant_id,
+                seq=chain.head_seq,
+                hash=chain.head_hash,
+                checkpoint_seq=chain.checkpoint[0],
+                checkpoint_hash=chain.checkpoint[1],
+                verified_at=utcnow(),
+            )
+        )
 
 
 def tenants_to_verify(session: Session, principal: Principal, tenant_id: str | None = None) -> list[str]:
@@ -237,17 +287,39 @@ def verify_chains(
     principal: Principal,
     tenant_id: str | None = None,
     *,
+    full: bool = False,
     ip_address: str | None = None,
     user_agent: str | None = None,
     progress: Progress = no_progress,
 ) -> VerifyReport:
     """Verify every chain `principal` may see (or `tenant_id`'s) and record an `audit.verify` event.
 
-    Raises ForbiddenError when `tenant_id` is outside the caller's scope, and
-    AccessNotRecordedError (holding the report) when the record cannot be written, e.g. while
-    the database is read-only or full. Commits the session.
+    Each chain is walked from its remembered verified link (only what was appended since), or
+    from its start with `full=True`, which only a super admin may ask for. One verification
+    per chain runs at a time (`verify_lock`); the heads of intact chains are remembered.
+    Raises ForbiddenError when `tenant_id` is outside the caller's scope or `full` is not the
+    super admin's, VerificationBusyError when another verification holds one of the chains,
+    and AccessNotRecordedError (holding the report) when the record cannot be written, e.g.
+    while the database is read-only or full. Commits the session.
     """
+    if full:
+        Scope.of(principal).require_everything("Only a super admin may verify whole chains (full=true).")
     tenants = tenants_to_verify(session, principal, tenant_id)
+    with chains_locked(session, tenants):
+        return _verify_and_record(session, principal, tenants, tenant_id, full, ip_address, user_agent, progress)
+
+
+def _verify_and_record(
+    session: Session,
+    principal: Principal,
+    tenants: list[str],
+    tenant_id: str | None,
+    full: bool,
+    ip_address: str | None,
+    user_agent: str | None,
+    progress: Progress,
+) -> VerifyReport:
+    """Walk the chains of `tenants` (held by the caller), remember the intact ones, record `audit.verify`."""
     total = _links_to_verify(session, tenants)
     chains: list[ChainReport] = []
     verified = 0  # links checked in the chains before this one
@@ -256,9 +328,10 @@ def verify_chains(
         def walked(checked: int, before: int = verified) -> None:
             progress(VERIFYING, before + checked, total)
 
-        chains.append(verify_chain(session, tenant, progress=walked))
+        chains.append(verify_chain(session, tenant, full=full, progress=walked))
         verified += chains[-1].events_checked
     session.rollback()  # end the read transaction before writing the audit event
+    remember_verified(session, chains)  # committed with the audit.verify record
     first_broken = next((chain.broken for chain in chains if chain.broken), None)
     report = VerifyReport(
         events_checked=sum(chain.events_checked for chain in chains),
@@ -268,7 +341,7 @@ def verify_chains(
     )
     # Recorded in the tenant checked when it has a chain; a name that matches nothing must not create a tenant.
     known = tenant_id is not None and _head(session, tenant_id) is not None
-    details = report.summary() | ({"tenant_id": tenant_id} if tenant_id is not None else {})
+    details = report.summary() | {"full": full} | ({"tenant_id": tenant_id} if tenant_id is not None else {})
     try:
         event_id = record_access(
             session,
