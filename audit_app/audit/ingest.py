@@ -28,6 +28,8 @@ from audit_app.audit.scope import Scope
 from audit_app.auth import SCOPE_WRITE, ForbiddenError, Principal
 from audit_app.models import AuditEventIn, AuditLog, ChainHead, IdempotencyRecord, Tenant, utcnow
 
+TENANT_CREATE = "tenant.create"  # a tenant registered: through the registry, or by a super admin's ingestion
+
 
 def new_event_id() -> str:
     """A fresh event id: a version 7 UUID (RFC 9562), its millisecond clock first, then 74 random bits.
@@ -107,12 +109,16 @@ def registered_owners(session: Session, tenant_ids: Iterable[str]) -> dict[str, 
     return {tenant_id: owner for tenant_id, owner in found.all()}
 
 
-def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
+def register_tenants(
+    session: Session, events: Sequence[AuditEventIn], *, partner_required: bool = False
+) -> dict[str, str | None]:
     """The platform's own ingestion: register each new tenant with the partner its events name.
 
     A registered tenant keeps its partner: an event naming another one (or one for a tenant
     registered without a partner) is refused, since moving a tenant moves the right to read its
-    events (a super admin does that through the registry, where it is recorded).
+    events (a super admin does that through the registry, where it is recorded). With
+    `partner_required`, a new tenant must be named with its partner (IngestError otherwise).
+    Returns the tenants created, with their partner.
     """
     claimed: dict[str, str | None] = {}
     for index, event in enumerate(events):
@@ -123,13 +129,25 @@ def register_tenants(session: Session, events: Sequence[AuditEventIn]) -> None:
             )
         if event.partner_id or event.tenant_id not in claimed:
             claimed[event.tenant_id] = event.partner_id or known
-    insert_tenants(session, claimed)
+    if partner_required:
+        known_before = registered_owners(session, claimed)
+        for tenant_id in sorted(claimed):
+            if tenant_id not in known_before and claimed[tenant_id] is None:
+                index = next(i for i, e in enumerate(events) if e.tenant_id == tenant_id)
+                raise IngestError(
+                    index,
+                    "partner_id",
+                    f"tenant {tenant_id!r} is not registered: name its partner_id to register it with this "
+                    "batch, or register it first (PUT /api/v1/admin/tenants/{tenant_id})",
+                )
+    created = insert_tenants(session, claimed)
     owners = registered_owners(session, claimed)
     for tenant_id in sorted(claimed):
         partner_id = claimed[tenant_id]
         if partner_id and owners[tenant_id] != partner_id:
             index = next(i for i, e in enumerate(events) if e.tenant_id == tenant_id and e.partner_id)
             raise IngestError(index, "partner_id", f"tenant {tenant_id!r} belongs to another partner")
+    return {tenant_id: claimed[tenant_id] for tenant_id in created}
 
 
 def _lock_chain_heads(session: Session, tenant_ids: list[str]) -> dict[str, tuple[int, str]]:
@@ -245,6 +263,22 @@ def ingest_events(
     session.execute(update(ChainHead), new_heads)  # ORM bulk UPDATE by primary key: one executemany
     add_to_daily_counts(session, rows)
     return event_ids
+
+
+def record_tenant_create(
+    session: Session, principal: Principal, tenant_id: str, partner_id: str | None, **details: Any
+) -> str:
+    """Record (in the caller's transaction) that `principal` registered `tenant_id` with `partner_id`."""
+    return record_access(
+        session,
+        principal,
+        TENANT_CREATE,
+        tenant_id=tenant_id,
+        resource_type="tenant",
+        resource_id=tenant_id,
+        details={"changes": {"partner_id": {"from": None, "to": partner_id}}, **details},
+        commit=False,
+    )
 
 
 def _valid_ip(value: str | None) -> str | None:
@@ -411,7 +445,10 @@ def ingest_batch(
             # Claimed first: a concurrent delivery of the same key waits here, then fails below.
             session.add(IdempotencyRecord(key=idempotency_key, caller=caller, request_hash=request_hash, ids=ids))
             session.flush()
-        ingest_events(session, events, ids=ids, register=Scope.of(principal).everything)
+        created = register_tenants(session, events) if Scope.of(principal).everything else {}
+        ingest_events(session, events, ids=ids, register=False)
+        for tenant_id, partner_id in sorted(created.items()):
+            record_tenant_create(session, principal, tenant_id, partner_id, via="ingestion")
         session.commit()
     except IntegrityError:
         session.rollback()

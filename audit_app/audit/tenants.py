@@ -2,7 +2,8 @@
 
 Partner and tenant admins write only into registered tenants of their scope; a super admin
 registers a tenant (`register_tenant`, `PUT /api/v1/admin/tenants/{tenant_id}`, `python -m
-audit_app tenant add`), and its own ingestion may register new tenants by naming them. Creating
+audit_app tenant add`), and its own ingestion may register new tenants by naming them with
+their partner (`ingest.register_tenants`; recorded as `tenant.create` too). Creating
 a tenant and changing its partner are recorded in the tenant's own chain (`tenant.create`,
 `tenant.partner_change`, with from/to in `details.changes`).
 """
@@ -15,12 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, col
 
-from audit_app.audit.ingest import insert_tenants, record_access
+from audit_app.audit.ingest import TENANT_CREATE, insert_tenants, record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
 from audit_app.models import Tenant
 
-TENANT_CREATE = "tenant.create"
 TENANT_PARTNER_CHANGE = "tenant.partner_change"
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from audit_app.api import create_api
-from audit_app.audit.ingest import insert_tenants
+from audit_app.audit.ingest import TENANT_CREATE, insert_tenants
 from audit_app.models import AuditLog, Tenant
 from audit_app.settings import Settings, get_settings
 from tests.api.conftest import LIST, bearer
@@ -33,8 +33,10 @@ def register(session: Session, **owners: str | None) -> None:
 
 
 def count(session: Session) -> int:
+    """The events written by batches (the `tenant.create` records of registration left out)."""
     session.expire_all()
-    return session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
+    stmt = select(func.count()).select_from(AuditLog).where(col(AuditLog.action) != TENANT_CREATE)
+    return session.execute(stmt).scalar_one()
 
 
 def test_a_batch_is_written_in_order_and_registers_partners(
@@ -60,7 +62,18 @@ def test_a_batch_is_written_in_order_and_registers_partners(
     assert second.timestamp >= before  # no timestamp: now
     assert (third.actor_type, third.result, third.request_id) == ("service", "failure", "req-1")
     partner = client.get(LIST, params={"partner_id": "northwind"}, headers=as_super).json()
-    assert partner["total"] == 3  # the acme event without partner_id counts too
+    assert partner["total"] == 5  # the acme event without partner_id counts too, and each tenant.create record
+    # The super admin's ingestion registered both tenants, each recorded in its own chain.
+    created = client.get(LIST, params={"action": TENANT_CREATE}, headers=as_super).json()["items"]
+    assert sorted((e["tenant_id"], e["actor_id"], e["resource_id"]) for e in created) == [
+        ("acme", "super_admin-local", "acme"),
+        ("globex", "super_admin-local", "globex"),
+    ]
+    assert {e["details"]["via"] for e in created} == {"ingestion"}
+    assert [e["details"]["changes"]["partner_id"] for e in created] == [{"from": None, "to": "northwind"}] * 2
+    again = client.post(EVENTS, json={"events": batch}, headers=as_super)
+    assert again.status_code == 201
+    assert client.get(LIST, params={"action": TENANT_CREATE}, headers=as_super).json()["total"] == 2  # no new tenant
 
 
 @pytest.mark.parametrize(
