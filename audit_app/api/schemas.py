@@ -63,9 +63,12 @@ class AuditStats(BaseModel):
     by_result: dict[str, int]
     by_resource_type: dict[str, int]
     by_day: list[DayCount]
-    bucket: Literal["day", "week", "month", "year"] = Field(
+    bucket: Literal["hour", "day", "week", "month", "year"] = Field(
         default="day",
-        description="What each `by_day` entry counts: the day, week (from Monday), month or year from its `date`",
+        description=(
+            "What each `by_day` entry counts: the hour (windows of at most 48 hours; `date` is then the hour's "
+            "start, ISO 8601 UTC), day, week (from Monday), month or year from its `date`"
+        ),
     )
     top_actors: list[TopActor]
     unique_actors: int

@@ -27,6 +27,19 @@ def _day_column(session: Session) -> Any:
     return func.date(AuditLog.timestamp)
 
 
+def _hour_column(session: Session) -> Any:
+    """The UTC hour of an event (its start), in the dialect at hand."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", AuditLog.timestamp))
+    return func.strftime("%Y-%m-%d %H:00:00", AuditLog.timestamp)
+
+
+def _as_hour(value: Any) -> datetime:
+    """The start of an hourly bucket as an aware UTC datetime, from what either dialect returns."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return start_of_hour(utc(moment))
+
+
 def _as_date(value: Any) -> date:
     if isinstance(value, datetime):  # an hourly bucket
         return utc(value).date()
@@ -35,6 +48,7 @@ def _as_date(value: Any) -> date:
 
 BUCKET_SIZES = ("day", "week", "month", "year")
 MAX_BUCKETS = 400  # the bucket size is the smallest that keeps an answer within this many buckets
+HOUR_WINDOW = timedelta(hours=48)  # a window given with both ends and at most this long is counted per hour
 # The window is cut to the days the splitting into days and hours can step through without overflow.
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
@@ -98,14 +112,34 @@ def _bucket_count(start: date, end: date, size: str) -> int:
     return end.year - start.year + 1
 
 
-def bucketed(daily: dict[date, dict[str, int]], filters: AuditFilters) -> tuple[str, list[dict[str, Any]]]:
-    """The bucket size for the window and its buckets (zero ones included), from counts per day and result.
+def hourly(filters: AuditFilters) -> bool:
+    """Whether the window is counted per hour: both ends given and at most HOUR_WINDOW apart (48 buckets)."""
+    start, end = filters.start_time, filters.end_time
+    return start is not None and end is not None and timedelta(0) < end - start <= HOUR_WINDOW
 
-    The size is the smallest of day, week, month and year that keeps the answer within
-    MAX_BUCKETS; each bucket is `{"date": its first day, "count", "by_result"}`. A window of more
-    than MAX_BUCKETS years (only events written before the ingestion limits can span one) lists
-    the years holding events, so the answer stays as small as the data.
+
+def _hour_buckets(counts: dict[date, dict[str, int]], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Every hour of [start, end) (zero ones included), `date` being the hour's start in ISO 8601 UTC."""
+    rows: list[dict[str, Any]] = []
+    current = start_of_hour(start)
+    while current < end:
+        per_result = counts.get(current, {})
+        rows.append({"date": current.isoformat(), "count": sum(per_result.values()), "by_result": per_result})
+        current += timedelta(hours=1)
+    return rows
+
+
+def bucketed(daily: dict[date, dict[str, int]], filters: AuditFilters) -> tuple[str, list[dict[str, Any]]]:
+    """The bucket size for the window and its buckets (zero ones included), from counts per bucket and result.
+
+    A window of at most HOUR_WINDOW with both ends given is counted per hour (`daily` then holds
+    counts per hour). Otherwise the size is the smallest of day, week, month and year that keeps
+    the answer within MAX_BUCKETS; each bucket is `{"date": its first day, "count", "by_result"}`.
+    A window of more than MAX_BUCKETS years (only events written before the ingestion limits can
+    span one) lists the years holding events, so the answer stays as small as the data.
     """
+    if hourly(filters) and filters.start_time is not None and filters.end_time is not None:
+        return "hour", _hour_buckets(daily, filters.start_time, filters.end_time)
     window = _window_range(min(daily) if daily else None, max(daily) if daily else None, filters)
     if window is None:
         return "day", []
@@ -157,7 +191,9 @@ def compute_stats_scan(
     filters = bounded
     conditions = where_clause(session, principal, filters)
     conditions += [col(AuditLog.action).not_in(sorted(exclude_actions))] if exclude_actions else []
-    day = _day_column(session).label("day")
+    per_hour = hourly(filters)
+    day = (_hour_column if per_hour else _day_column)(session).label("day")
+    as_bucket = _as_hour if per_hour else _as_date
 
     def grouped(column: Any) -> dict[str, int]:
         stmt = select(column, func.count()).where(*conditions).group_by(column).order_by(func.count().desc())
@@ -171,7 +207,7 @@ def compute_stats_scan(
     for day_value, result, count in session.execute(
         select(day, col(AuditLog.result), func.count()).where(*conditions).group_by(day, AuditLog.result)
     ).all():
-        daily.setdefault(_as_date(day_value), {})[result] = count
+        daily.setdefault(as_bucket(day_value), {})[result] = count
     bucket, by_day = bucketed(daily, filters)
     top = session.execute(
         select(col(AuditLog.actor_id), func.max(AuditLog.actor_email), func.count().label("n"))
@@ -218,7 +254,9 @@ def compute_stats(
     if bounded is None:
         return _empty_stats(filters)
     filters = bounded
-    full_days, edges = _split_window(filters)
+    per_hour = hourly(filters)  # then the whole window comes from the hourly tables and its edges
+    full_days, edges = (None, [(filters.start_time, filters.end_time)]) if per_hour else _split_window(filters)
+    as_bucket = _as_hour if per_hour else _as_date
     counts: dict[tuple[date, str, str, str], int] = {}
     actors: dict[str, list[Any]] = {}
 
@@ -243,7 +281,7 @@ def compute_stats(
         for bucket_value, action, resource_type, result, n in session.execute(
             select(*group, func.sum(table.count)).where(*where).group_by(*group)
         ).all():
-            add((_as_date(bucket_value), action, resource_type, result), int(n))
+            add((as_bucket(bucket_value), action, resource_type, result), int(n))
         bucket = getattr(people, granularity.bucket)
         where = [Scope.of(principal).condition(people.tenant_id), *_tenant_filters(people, filters)]
         where += [bucket >= low] if low is not None else []
@@ -257,7 +295,7 @@ def compute_stats(
 
     if full_days is not None:
         read(DAILY, *full_days)
-    day = _day_column(session).label("day")
+    day = (_hour_column if per_hour else _day_column)(session).label("day")
     for start, end_time in _hourly_split(edges, read):
         raw = where_clause(session, principal, filters.replace(start_time=start, end_time=end_time))
         counted = [*raw, col(AuditLog.action).not_in(excluded)] if excluded else raw
@@ -265,7 +303,7 @@ def compute_stats(
         for day_value, action, resource_type, result, n in session.execute(
             select(*group_raw, func.count()).where(*counted).group_by(*group_raw)
         ).all():
-            add((_as_date(day_value), action, resource_type, result), n)
+            add((as_bucket(day_value), action, resource_type, result), n)
         for actor_id, email, n in session.execute(
             select(col(AuditLog.actor_id), func.max(AuditLog.actor_email), func.count())
             .where(*raw)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -151,7 +151,16 @@ def results_figure(stats: dict[str, Any]) -> go.Figure:
 
 
 def day_window(day: str, bucket: str = "day") -> dict[str, str]:
-    """The URL parameters of the UTC bucket (day, week, month or year of `/stats`) starting on `day`."""
+    """The URL parameters of the UTC bucket (hour, day, week, month or year of `/stats`) starting at `day`.
+
+    An hour comes as the bucket's ISO start or as Plotly reports a clicked time ("2026-04-30 13:00").
+    """
+    if bucket == "hour":
+        hour = datetime.fromisoformat(day.strip().replace(" ", "T"))
+        hour = (hour.replace(tzinfo=UTC) if hour.tzinfo is None else hour.astimezone(UTC)).replace(
+            minute=0, second=0, microsecond=0
+        )
+        return {"start_time": hour.isoformat(), "end_time": (hour + timedelta(hours=1)).isoformat()}
     start = date.fromisoformat(day[:10])
     end = next_bucket(start, bucket)
     return {

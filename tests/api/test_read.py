@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,10 +13,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
+from audit_app.audit.filters import AuditFilters
+from audit_app.audit.stats import compute_stats_scan
+from audit_app.auth import Principal
 from audit_app.models import AuditLog, AuditLogPublic
 from tests.api.conftest import LIST, World, at, event, ids_of, write
 
 pytestmark = pytest.mark.usefixtures("world")
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 UTC time of a query parameter."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def get_list(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -355,3 +364,55 @@ def test_a_cursor_whose_time_overflows_is_422(client: TestClient, as_super: dict
     response = client.get(LIST, params={"cursor": cursor}, headers=as_super)
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize("narrowing", [{}, {"tenant_id": "acme"}, {"partner_id": "southwind"}])
+def test_stats_of_a_short_window_are_counted_per_hour(
+    client: TestClient, as_super: dict[str, str], session: Session, narrowing: dict[str, str]
+) -> None:
+    # Two events in the window's first, partial hour: one before its start, one after.
+    write(session, [event("acme", at(1, 8, 15)), event("acme", at(1, 8, 45), result="failure")])
+    window = {"start_time": "2026-03-01T08:30:00Z", "end_time": "2026-03-02T12:30:00Z"} | narrowing
+    stats = client.get(LIST + "stats", params=window, headers=as_super).json()
+    assert stats["bucket"] == "hour"
+    assert len(stats["by_day"]) == 29  # 08:00 on the 1st to 12:00 on the 2nd, the empty hours included
+    first = {"failure": 1} if "partner_id" not in narrowing else {}  # the two 08:xx events are acme's
+    assert stats["by_day"][0] == {"date": "2026-03-01T08:00:00+00:00", "count": len(first), "by_result": first}
+    assert stats["by_day"][-1]["date"] == "2026-03-02T12:00:00+00:00"
+    # The oracle: the listed events of the same window, by the UTC hour of their timestamp.
+    listed = get_list(client, as_super, per_page=500, **window)["items"]
+    hours = Counter(
+        datetime.fromisoformat(item["timestamp"].replace("Z", "+00:00"))
+        .astimezone(UTC)
+        .replace(minute=0, second=0, microsecond=0)
+        .isoformat()
+        for item in listed
+    )
+    assert {row["date"]: row["count"] for row in stats["by_day"] if row["count"]} == dict(hours)
+    assert stats["total"] == len(listed) == {"": 8, "tenant_id": 4, "partner_id": 1}[next(iter(narrowing), "")]
+    # Counting every event (the path of filters the aggregate tables do not hold) gives the same hours.
+    filters = AuditFilters(
+        start_time=parse_time(window["start_time"]),
+        end_time=parse_time(window["end_time"]),
+        tenant_id=narrowing.get("tenant_id"),
+        partner_id=narrowing.get("partner_id"),
+    )
+    scan = compute_stats_scan(session, Principal(sub="s", email="", role="super_admin"), filters)
+    assert (scan["bucket"], scan["by_day"]) == ("hour", stats["by_day"])
+
+
+@pytest.mark.parametrize(
+    ("window", "bucket"),
+    [
+        ({"start_time": "2026-03-01T00:00:00Z", "end_time": "2026-03-03T00:00:00Z"}, "hour"),  # 48 hours
+        ({"start_time": "2026-03-01T00:00:00Z", "end_time": "2026-03-03T00:00:01Z"}, "day"),
+        ({"start_time": "2026-03-01T00:00:00Z"}, "day"),  # an open side: the days up to the last event
+    ],
+)
+def test_hours_only_for_windows_of_at_most_48_hours(
+    client: TestClient, as_super: dict[str, str], window: dict[str, str], bucket: str
+) -> None:
+    stats = client.get(LIST + "stats", params=window, headers=as_super).json()
+    assert stats["bucket"] == bucket
+    assert len(stats["by_day"]) <= 48
+    assert sum(row["count"] for row in stats["by_day"]) == stats["total"]

@@ -115,6 +115,9 @@ def test_a_chart_click_opens_the_whole_bucket() -> None:
     }
     assert charts.day_window("2026-12-01", "month")["end_time"] == "2027-01-01T00:00:00+00:00"
     assert charts.day_window("2026-01-01", "year")["end_time"] == "2027-01-01T00:00:00+00:00"
+    hour = {"start_time": "2026-04-30T13:00:00+00:00", "end_time": "2026-04-30T14:00:00+00:00"}
+    assert charts.day_window("2026-04-30T13:00:00+00:00", "hour") == hour  # the bucket's start, as /stats names it
+    assert charts.day_window("2026-04-30 13:00", "hour") == hour  # a clicked bar, as Plotly reports its time
 
 
 def test_times_in_a_zone_and_how_long_ago() -> None:
