@@ -23,7 +23,7 @@ from audit_app.models import AuditLog, utcnow
 from audit_app.seed import ACTIONS
 from tests.api.conftest import World, event
 from tests.conftest import PG_ADMIN_URL
-from tests.trust.helpers import SUPER
+from tests.principals import SUPER
 
 FEED = "/api/v1/admin/audit/feed"
 EXPORT = "/api/v1/admin/audit/export"

@@ -14,15 +14,9 @@ from audit_app.audit.query import count_events, get_event, list_actions, list_ev
 from audit_app.audit.retention import retention_settings
 from audit_app.audit.scope import Scope
 from audit_app.audit.stats import compute_stats
-from audit_app.auth import ALL_SCOPES, ForbiddenError, Principal
+from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import AuditEventIn
-
-SCOPES = frozenset(ALL_SCOPES.split())
-SUPER = Principal(sub="s", email="s@x", role="super_admin", scopes=SCOPES)
-NORTHWIND = Principal(sub="p", email="p@x", role="partner_admin", partner_id="northwind", scopes=SCOPES)
-ACME = Principal(sub="t", email="t@x", role="tenant_admin", tenant_id="acme", scopes=SCOPES)
-UNBOUND_PARTNER = Principal(sub="u", email="u@x", role="partner_admin", scopes=SCOPES)
-UNBOUND_TENANT = Principal(sub="v", email="v@x", role="tenant_admin", scopes=SCOPES)
+from tests.principals import ACME, NORTHWIND, SUPER, UNBOUND_PARTNER, UNBOUND_TENANT
 
 
 def _load(session: Session) -> list[str]:

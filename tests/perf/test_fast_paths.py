@@ -33,14 +33,12 @@ from audit_app.models import AuditEventIn, AuditLog
 from audit_app.seed import generate_events
 from audit_app.settings import Settings
 from tests.conftest import TokenFactory
+from tests.principals import ACME, NORTHWIND, SUPER
 
 NOW = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
-SUPER = Principal(sub="s", email="", role="super_admin")
-PARTNER = Principal(sub="p", email="", role="partner_admin", partner_id="northwind")
-TENANT = Principal(sub="t", email="", role="tenant_admin", tenant_id="acme")
 EMPTY_TENANT = Principal(sub="e", email="", role="tenant_admin", tenant_id="nobody")
 NO_SCOPE = Principal(sub="n", email="", role="partner_admin", partner_id=None)
-PRINCIPALS = (SUPER, PARTNER, TENANT, EMPTY_TENANT, NO_SCOPE)
+PRINCIPALS = (SUPER, NORTHWIND, ACME, EMPTY_TENANT, NO_SCOPE)
 
 
 def seed_events(session: Session, count: int = 1500) -> None:
@@ -67,8 +65,8 @@ def test_pages_match_plain_offset_and_totals_are_capped(session: Session, monkey
     monkeypatch.setattr(query, "COUNT_CAP", 100)
     for principal, filters in (
         (SUPER, AuditFilters()),
-        (PARTNER, AuditFilters(result="success")),
-        (TENANT, AuditFilters(start_time=NOW - timedelta(days=30))),
+        (NORTHWIND, AuditFilters(result="success")),
+        (ACME, AuditFilters(start_time=NOW - timedelta(days=30))),
         (SUPER, AuditFilters(action="user.login", partner_id="bluesky")),
     ):
         everything = plain_page(session, principal, filters, 1, 10_000)
@@ -94,8 +92,8 @@ def test_cursor_walks_the_whole_list_in_order_with_ties(session: Session) -> Non
     session.commit()
     for principal, filters in (
         (SUPER, AuditFilters()),
-        (PARTNER, AuditFilters(result="success")),
-        (TENANT, AuditFilters()),
+        (NORTHWIND, AuditFilters(result="success")),
+        (ACME, AuditFilters()),
     ):
         expected = plain_page(session, principal, filters, 1, 10_000)
         seen: list[str] = []
@@ -151,7 +149,7 @@ def test_distinct_values_equal_select_distinct(session: Session) -> None:
             session, principal, AuditLog.resource_type
         )
         assert list_results(session, principal) == distinct_values_scan(session, principal, AuditLog.result)
-    assert "only.stark" not in list_actions(session, TENANT)
+    assert "only.stark" not in list_actions(session, ACME)
     assert list_actions(session, EMPTY_TENANT) == []
 
 
@@ -173,11 +171,11 @@ def stats_windows() -> list[AuditFilters]:
 
 def test_stats_from_daily_counts_equal_the_full_scan(session: Session) -> None:
     seed_events(session)
-    for principal in (SUPER, PARTNER, TENANT, EMPTY_TENANT):
+    for principal in (SUPER, NORTHWIND, ACME, EMPTY_TENANT):
         for filters in stats_windows():
             if filters.tenant_id and principal is not SUPER:
                 continue
-            if filters.partner_id and principal in (PARTNER, TENANT, EMPTY_TENANT):
+            if filters.partner_id and principal in (NORTHWIND, ACME, EMPTY_TENANT):
                 continue
             assert compute_stats(session, principal, filters) == compute_stats_scan(session, principal, filters)
 
@@ -241,8 +239,8 @@ def test_csv_export_equals_the_row_by_row_writer(session: Session) -> None:
     session.commit()
     for principal, filters in (
         (SUPER, AuditFilters()),
-        (PARTNER, AuditFilters(result="success")),
-        (TENANT, AuditFilters(start_time=NOW - timedelta(days=2))),
+        (NORTHWIND, AuditFilters(result="success")),
+        (ACME, AuditFilters(start_time=NOW - timedelta(days=2))),
         (EMPTY_TENANT, AuditFilters()),
     ):
         counted: list[int] = []

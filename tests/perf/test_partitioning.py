@@ -21,7 +21,6 @@ from audit_app.audit.ingest import ingest_events
 from audit_app.audit.integrity import verify_chain
 from audit_app.audit.query import get_event, list_events
 from audit_app.audit.stats import compute_stats, compute_stats_scan
-from audit_app.auth import Principal
 from audit_app.db import engine_for, psycopg_url
 from audit_app.migrations import upgrade
 from audit_app.models import AuditEventIn
@@ -29,9 +28,9 @@ from audit_app.partitioning import months_ahead_of, partition_audit_log, partiti
 from audit_app.seed import generate_events
 from bench.generate import create_postgres_database
 from tests.conftest import PG_ADMIN_URL, _pg_unreachable
+from tests.principals import SUPER
 
 pytestmark = pytest.mark.postgres
-SUPER = Principal(sub="s", email="", role="super_admin")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -9,11 +9,8 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from audit_app.audit.ingest import ingest_events
-from audit_app.auth import Principal
 from audit_app.db import engine_for
 from audit_app.models import AuditEventIn, AuditLog
-
-SUPER = Principal(sub="root", email="root@example.com", role="super_admin", scopes=frozenset({"audit:read"}))
 
 
 def write(

@@ -15,7 +15,8 @@ from audit_app.audit.integrity import verify_chains
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.db import engine_for
 from audit_app.models import AuditEventIn, AuditLog
-from tests.trust.helpers import SUPER, chain_ids, tamper, write
+from tests.principals import SUPER
+from tests.trust.helpers import chain_ids, tamper, write
 
 
 def test_intact_chains_verify_and_the_check_is_audited(session: Session) -> None:

@@ -15,7 +15,8 @@ from audit_app.audit.retention import purge_expired, set_default_retention
 from audit_app.db import engine_for
 from audit_app.models import AuditEventIn, AuditLog, utcnow
 from audit_app.settings import Settings
-from tests.trust.helpers import SUPER, write
+from tests.principals import SUPER
+from tests.trust.helpers import write
 
 WRITERS = 6
 BATCHES = 8

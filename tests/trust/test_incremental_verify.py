@@ -12,14 +12,14 @@ from sqlmodel import Session
 from audit_app.audit.integrity import verify_chains
 from audit_app.audit.retention import purge_expired, set_default_retention
 from audit_app.audit.verify_lock import VerificationBusyError, chains_locked
-from audit_app.auth import ForbiddenError, Principal
+from audit_app.auth import ForbiddenError
 from audit_app.models import VerifiedLink, VerifyLease, utcnow
 from audit_app.settings import Settings
 from tests.conftest import TokenFactory
-from tests.trust.helpers import SUPER, chain_ids, tamper, write
+from tests.principals import ACME, SUPER
+from tests.trust.helpers import chain_ids, tamper, write
 
 VERIFY = "/api/v1/admin/audit/verify"
-ACME_ADMIN = Principal(sub="a", email="", role="tenant_admin", scopes=frozenset({"audit:read"}), tenant_id="acme")
 
 
 def _checked(session: Session, tenant: str, *, full: bool = False) -> tuple[bool, int, int | None]:
@@ -94,7 +94,7 @@ def test_a_purge_reanchors_the_chain_and_discards_the_remembered_link(settings: 
 def test_full_is_for_super_admins(session: Session, client: TestClient, make_token: TokenFactory) -> None:
     write(session, "acme", 3, partner="p1")
     with pytest.raises(ForbiddenError):
-        verify_chains(session, ACME_ADMIN, "acme", full=True)
+        verify_chains(session, ACME, "acme", full=True)
     tenant_admin = {"Authorization": f"Bearer {make_token('tenant_admin', tenant_id='acme')}"}
     refused = client.get(VERIFY, params={"full": "true"}, headers=tenant_admin)
     assert refused.status_code == 403

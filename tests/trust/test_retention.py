@@ -19,7 +19,8 @@ from audit_app.audit.retention import (
 )
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import AuditDailyCount, AuditLog, PurgeCheckpoint, utcnow
-from tests.trust.helpers import SUPER, chain_ids, tamper, write
+from tests.principals import SUPER
+from tests.trust.helpers import chain_ids, tamper, write
 
 OLD = utcnow() - timedelta(days=60)
 

@@ -13,10 +13,9 @@ from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
 from audit_app.models import AuditEventIn
 from audit_app.seed import TENANT_PARTNER
+from tests.principals import ACME, SUPER
 
-SUPER = Principal(sub="s", email="s@x", role="super_admin")
 PARTNER = Principal(sub="p", email="p@x", role="partner_admin", partner_id="bluesky")
-TENANT = Principal(sub="t", email="t@x", role="tenant_admin", tenant_id="acme")
 
 
 def _load(session: Session) -> None:
@@ -40,16 +39,16 @@ def test_pickers_offer_only_the_scope(session: Session) -> None:
     _load(session)
     assert Scope.of(SUPER).tenant_ids(session) == ["acme", "tyrell", "wayne"]
     assert Scope.of(PARTNER).tenant_ids(session) == ["wayne"]
-    assert Scope.of(TENANT).tenant_ids(session) == ["acme"]
+    assert Scope.of(ACME).tenant_ids(session) == ["acme"]
     assert Scope.of(SUPER).partner_ids(session) == ["bluesky", "northwind", "redwood"]
     assert Scope.of(PARTNER).partner_ids(session) == ["bluesky"]
-    assert Scope.of(TENANT).partner_ids(session) == ["northwind"]
+    assert Scope.of(ACME).partner_ids(session) == ["northwind"]
     assert list_results(session, SUPER) == ["denied", "error", "success"]
-    assert list_results(session, TENANT) == ["success"]
+    assert list_results(session, ACME) == ["success"]
 
 
 def test_request_filter_stays_in_scope(session: Session) -> None:
     _load(session)
     assert list_events(session, SUPER, AuditFilters(request_id="req_wayne")).total == 1
-    assert list_events(session, TENANT, AuditFilters(request_id="req_wayne")).total == 0
-    assert list_events(session, TENANT, AuditFilters(request_id="req_acme")).total == 1
+    assert list_events(session, ACME, AuditFilters(request_id="req_wayne")).total == 0
+    assert list_events(session, ACME, AuditFilters(request_id="req_acme")).total == 1
