@@ -331,7 +331,6 @@ def _verify_and_record(
         chains.append(verify_chain(session, tenant, full=full, progress=walked))
         verified += chains[-1].events_checked
     session.rollback()  # end the read transaction before writing the audit event
-    remember_verified(session, chains)  # committed with the audit.verify record
     first_broken = next((chain.broken for chain in chains if chain.broken), None)
     report = VerifyReport(
         events_checked=sum(chain.events_checked for chain in chains),
@@ -343,6 +342,8 @@ def _verify_and_record(
     known = tenant_id is not None and _head(session, tenant_id) is not None
     details = report.summary() | {"full": full} | ({"tenant_id": tenant_id} if tenant_id is not None else {})
     try:
+        remember_verified(session, chains)  # committed with the audit.verify record
+        session.flush()  # a failing write is reported as itself, not as the autoflush of a later query
         event_id = record_access(
             session,
             principal,
