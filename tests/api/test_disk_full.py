@@ -99,7 +99,7 @@ def test_a_full_disk_is_a_json_503_and_writes_resume_when_space_returns(
         assert response.headers["Retry-After"] == "30"
         assert "out of disk space" in response.json()["detail"]
         with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
-            stored = conn.execute("SELECT count(*) FROM audit_log").fetchone()
+            stored = conn.execute("SELECT count(*) FROM audit_log WHERE action <> 'tenant.create'").fetchone()
         assert stored is not None
         assert stored[0] % 1000 == 0  # the refused batch wrote nothing
 
