@@ -290,7 +290,7 @@ def test_stats_leave_out_access_records_on_both_paths(session: Session) -> None:
     ]
     ingest_events(session, reads, now=NOW)
     session.commit()
-    for principal in (SUPER, PARTNER, TENANT):
+    for principal in (SUPER, NORTHWIND, ACME):
         for filters in stats_windows():
             if (filters.tenant_id or filters.partner_id) and principal is not SUPER:
                 continue
