@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import jwt
 import reflex as rx
 from reflex.event import EventSpec
+from reflex.state import BaseState
 
 from audit_app.audit.access import Client
 from audit_app.auth import SCOPE_READ, AuthError, Principal, decode_token, issue_token
@@ -78,11 +79,21 @@ async def _reset_page_states(state: rx.State, keep: type[rx.State]) -> None:
     So nothing of the previous person's views - figures, pickers, an open event - stays in the
     tab's server-side state to be sent again.
     """
-    for cls in sorted(rx.State.get_substates(), key=lambda c: c.get_full_name()):
-        if cls is keep or not cls.__module__.startswith("audit_app."):
+    for cls in sorted(_console_states(rx.State), key=lambda c: c.get_full_name()):
+        if cls is keep:
             continue
         page = await state.get_state(cls)
         page.reset()
+
+
+def _console_states(root: type[BaseState]) -> list[type[BaseState]]:
+    """Every state class of the console below `root`, nested ones too (the drawer's lives under the events')."""
+    found: list[type[BaseState]] = []
+    for cls in root.get_substates():
+        if cls.__module__.startswith("audit_app."):
+            found.append(cls)
+        found.extend(_console_states(cls))
+    return found
 
 
 class AuthState(rx.State):
