@@ -150,6 +150,18 @@ def needs_refresh(row: ConsoleSession, now: datetime | None = None) -> bool:
     raise SessionEndedError(EXPIRED)
 
 
+def renewed_by_another(secret: str | None, used: str) -> ConsoleSession | None:
+    """The cookie's session when someone else already renewed it with the refresh token `used`
+    (providers rotate refresh tokens, so a second refresh with `used` is refused), else None."""
+    row = find(secret)
+    if row is None or row.ended_at is not None or row.refresh_token in (None, used):
+        return None
+    try:
+        return None if needs_refresh(row) else row
+    except SessionEndedError:
+        return None
+
+
 def store_refresh(session_id: str, grant: Grant) -> None:
     """Keep what a refresh gave: the new expiry and tokens, and the principal the new claims map to."""
     with session_scope() as session:

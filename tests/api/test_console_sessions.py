@@ -28,6 +28,8 @@ from audit_app.console_sessions import (
     needs_refresh,
     read_notice,
     record_failure,
+    renewed_by_another,
+    store_refresh,
 )
 from audit_app.models import AuditLog, ConsoleSession, utcnow
 from audit_app.settings import ConfigError, Settings, get_settings, load_settings
@@ -116,6 +118,31 @@ def test_sessions_end_at_their_ttl_or_their_credential(client: TestClient, setti
     assert needs_refresh(short, short.created_at + timedelta(hours=0.6)) is True  # ...unless it can be renewed
     with pytest.raises(SessionEndedError):
         needs_refresh(short, short.created_at + timedelta(hours=9))  # but never past the TTL
+
+
+def test_a_refresh_token_already_used_by_another_worker_does_not_end_the_session(
+    client: TestClient, session: Session
+) -> None:
+    """Providers rotate refresh tokens: when two workers renew the same session at once, the loser's
+    refusal must find the winner's renewal instead of ending the session (CI saw this race)."""
+    secret = _sign_in(client, _grant())
+    stored = session.get(ConsoleSession, digest(secret))
+    assert stored is not None
+    stored.kind, stored.refresh_token = "sso", "first"
+    stored.token_expires_at = utcnow() - timedelta(seconds=1)
+    session.add(stored)
+    session.commit()
+    row = find(secret)
+    assert row is not None
+    assert needs_refresh(row)
+    assert renewed_by_another(secret, "first") is None  # nobody renewed it: a refusal is real
+    store_refresh(row.id, Grant("sso", TENANT, utcnow() + timedelta(hours=1), refresh_token="second"))
+    renewed = renewed_by_another(secret, "first")
+    assert renewed is not None
+    assert renewed.refresh_token == "second"
+    assert renewed_by_another(secret, "second") is None  # a refusal of the current token is real
+    end_session(secret, Client(None, None))
+    assert renewed_by_another(secret, "first") is None  # a signed-out session stays ended
 
 
 def test_sign_out_ends_the_session_and_only_its_own_logout_clears_the_cookie(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
@@ -37,6 +38,7 @@ from audit_app.console_sessions import (
     principal_of,
     read_notice,
     record_failure,
+    renewed_by_another,
     store_refresh,
 )
 from audit_app.models import ConsoleSession
@@ -48,7 +50,9 @@ SIGN_IN_ROUTE = "/"
 HOME_ROUTE = "/events"
 ROLE_LABELS = {"super_admin": "Super admin", "partner_admin": "Partner admin", "tenant_admin": "Tenant admin"}
 EXPIRED_NOTICE = EXPIRED
-_refreshing: dict[str, asyncio.Lock] = {}
+# one lock per session being refreshed; a lock lives while a refresh holds or awaits it
+_refreshing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+RENEWED_ELSEWHERE_CHECKS = (0.0, 0.5, 1.0)  # seconds to wait before each look for another worker's refresh
 
 
 def _go(url: str) -> EventSpec:
@@ -137,24 +141,30 @@ class AuthState(rx.State):
         return principal
 
     async def _refresh(self, row: ConsoleSession, secret: str | None) -> Principal:
-        """Renew an SSO session's tokens with its refresh token (once, however many events ask at once)."""
-        lock = _refreshing.setdefault(row.id, asyncio.Lock())
-        try:
-            async with lock:
-                current = await asyncio.to_thread(find, secret)
-                if current is None or not needs_refresh(current):
-                    return principal_of(current or row)
-                assert current.refresh_token is not None
-                try:
-                    grant = await refresh(get_settings(), principal_of(current), current.refresh_token)
-                except (SignInError, AuthError) as exc:
-                    await asyncio.to_thread(end_session, secret, self._client(), expired=True)
-                    await asyncio.to_thread(record_failure, f"refresh: {exc}", self._client(), None, "sso")
-                    raise SessionEndedError(EXPIRED) from None
-                await asyncio.to_thread(store_refresh, current.id, grant)
-                return grant.principal
-        finally:
-            _refreshing.pop(row.id, None)
+        """Renew an SSO session's tokens with its refresh token (once, however many events ask at once).
+
+        Providers rotate refresh tokens, so a second refresh with the same token is refused: a
+        refusal ends the session only when no other event or worker renewed it meanwhile."""
+        lock = _refreshing.get(row.id)
+        if lock is None:
+            lock = _refreshing[row.id] = asyncio.Lock()
+        async with lock:
+            current = await asyncio.to_thread(find, secret)
+            if current is None or not needs_refresh(current):
+                return principal_of(current or row)
+            used = current.refresh_token
+            assert used is not None
+            try:
+                grant = await refresh(get_settings(), principal_of(current), used)
+            except (SignInError, AuthError) as exc:
+                renewed = await _renewed_elsewhere(secret, used)
+                if renewed is not None:
+                    return principal_of(renewed)
+                await asyncio.to_thread(end_session, secret, self._client(), expired=True)
+                await asyncio.to_thread(record_failure, f"refresh: {exc}", self._client(), None, "sso")
+                raise SessionEndedError(EXPIRED) from None
+            await asyncio.to_thread(store_refresh, current.id, grant)
+            return grant.principal
 
     def _forget(self) -> None:
         self._principal = None
@@ -268,6 +278,17 @@ class AuthState(rx.State):
             return rx.redirect(SIGN_IN_ROUTE)
         code = await asyncio.to_thread(hand_logout, row)
         return _go("/auth/logout?" + urlencode({"code": code}))
+
+
+async def _renewed_elsewhere(secret: str | None, used: str) -> ConsoleSession | None:
+    """The session when another event or worker renewed it with the refresh token `used` (its
+    refresh may still be on its way back from the provider, so look a few times), else None."""
+    for wait in RENEWED_ELSEWHERE_CHECKS:
+        await asyncio.sleep(wait)
+        row = await asyncio.to_thread(renewed_by_another, secret, used)
+        if row is not None:
+            return row
+    return None
 
 
 async def current_principal(state: rx.State) -> Principal | EventSpec:
