@@ -235,17 +235,21 @@ class _SpecBase(_Strict):
         return self
 
 
-class HttpStream(_SpecBase):
-    """An `http` stream: NDJSON batches signed with `X-Audit-Signature`."""
-
-    type: Literal["http"]
-    options: HttpOptions = Field(default_factory=HttpOptions)
-    credentials: HttpCredentials
+class _WebStream(_SpecBase):
+    """A stream whose target is an http:// or https:// URL."""
 
     @field_validator("target")
     @classmethod
     def _target(cls, value: str) -> str:
         return _web_url(value)
+
+
+class HttpStream(_WebStream):
+    """An `http` stream: NDJSON batches signed with `X-Audit-Signature`."""
+
+    type: Literal["http"]
+    options: HttpOptions = Field(default_factory=HttpOptions)
+    credentials: HttpCredentials
 
     @model_validator(mode="after")
     def _header_pair(self) -> HttpStream:
@@ -254,43 +258,28 @@ class HttpStream(_SpecBase):
         return self
 
 
-class SplunkStream(_SpecBase):
+class SplunkStream(_WebStream):
     """A `splunk_hec` stream: `{target}/services/collector/event` with `Authorization: Splunk <token>`."""
 
     type: Literal["splunk_hec"]
     options: SplunkOptions = Field(default_factory=SplunkOptions)
     credentials: SplunkCredentials
 
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return _web_url(value)
 
-
-class DatadogStream(_SpecBase):
+class DatadogStream(_WebStream):
     """A `datadog` stream: gzip JSON arrays to `{target}/api/v2/logs` with `DD-API-KEY`."""
 
     type: Literal["datadog"]
     options: DatadogOptions = Field(default_factory=DatadogOptions)
     credentials: ApiKeyCredentials
 
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return _web_url(value)
 
-
-class ElasticStream(_SpecBase):
+class ElasticStream(_WebStream):
     """An `elasticsearch` stream: `_bulk` `create` actions into a data stream, API-key header."""
 
     type: Literal["elasticsearch"]
     options: ElasticOptions
     credentials: ApiKeyCredentials
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return _web_url(value)
 
 
 class SyslogStream(_SpecBase):
