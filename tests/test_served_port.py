@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +13,9 @@ import pytest
 
 from audit_app.settings import Settings, load_settings
 from bench.cluster import free_port
+from tests.reflex_server import reflex_server
 
 ROOT = Path(__file__).resolve().parent.parent
-REFLEX_LOCK = Path("/tmp/audit_app_reflex.lock")  # noqa: S108 (the lock every helper agreed on)
 PORT_VARIABLES = ("AUDIT_CORS_ORIGINS", "REFLEX_FRONTEND_PORT", "REFLEX_BACKEND_PORT", "PORT")
 
 
@@ -64,35 +61,9 @@ def backend(tmp_path: Path) -> Iterator[int]:
         AUDIT_JWT_SECRET="served-port-" + "z" * 32,
     )
     subprocess.run([sys.executable, "-m", "audit_app", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    log = tmp_path / "server.log"
-    with REFLEX_LOCK.open("w") as lock, log.open("w") as out:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # reflex run resets shared state folders of this tree while starting
-        try:
-            server = subprocess.Popen(
-                ["reflex", "run", "--env", "prod", "--backend-only", "--backend-port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            deadline = time.monotonic() + 120
-            while _status(port, "/ping") != 200:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    pytest.fail(f"the backend did not start:\n{log.read_text(errors='replace')[-4000:]}")
-                time.sleep(0.3)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    try:
+    arguments = ["--env", "prod", "--backend-only", "--backend-port", str(port)]
+    with reflex_server(arguments, env, tmp_path / "server.log", lambda: _status(port, "/ping") == 200, 120):
         yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def _status(port: int, path: str, headers: dict[str, str] | None = None) -> int:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,10 +24,10 @@ from audit_app.db import engine_for
 from audit_app.seed import DEMO_PERSONAS
 from audit_app.settings import Settings
 from bench.cluster import free_port
+from tests.reflex_server import log_tail, reflex_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-REFLEX_LOCK = Path("/tmp/audit_app_reflex.lock")  # noqa: S108 (the lock every helper agreed on)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -120,11 +117,6 @@ def _environment(database_url: str) -> dict[str, str]:
     return env
 
 
-def _log_tail(log: Path, lines: int = 80) -> str:
-    text = log.read_text(errors="replace") if log.exists() else "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 @contextmanager
 def running_console(
     workdir: Path, *, seed_events: int, extra_env: dict[str, str] | None = None, port: int | None = None
@@ -142,36 +134,16 @@ def running_console(
         )
     log = workdir / "server.log"
     base_url = f"http://127.0.0.1:{port}"
-    with REFLEX_LOCK.open("w") as lock, log.open("w") as out:
-        # .web is shared by everyone building in this tree: hold the lock until we serve.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            server = subprocess.Popen(
-                ["reflex", "run", "--env", "prod", "--frontend-port", str(port), "--loglevel", "info"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            deadline = time.monotonic() + START_TIMEOUT
-            while not (_serving(f"{base_url}/ping") and _serving(f"{base_url}/")):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    pytest.fail(f"The console did not start on {base_url}:\n{_log_tail(log)}")
-                time.sleep(0.5)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    arguments = ["--env", "prod", "--frontend-port", str(port), "--loglevel", "info"]
+
+    def ready() -> bool:
+        return _serving(f"{base_url}/ping") and _serving(f"{base_url}/")
+
     settings = Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True)
     try:
-        yield Console(base_url=base_url, database_url=database_url, settings=settings, log=log), server.pid
+        with reflex_server(arguments, env, log, ready, START_TIMEOUT) as server:
+            yield Console(base_url=base_url, database_url=database_url, settings=settings, log=log), server.pid
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
         engine_for(database_url).dispose()
 
 
@@ -181,7 +153,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     with running_console(tmp_path_factory.mktemp("console"), seed_events=SEED_EVENTS) as (console, _pid):
         yield console
         if request.session.testsfailed:
-            print(f"\n--- console server log ({console.log}) ---\n{_log_tail(console.log, 200)}")
+            print(f"\n--- console server log ({console.log}) ---\n{log_tail(console.log, 200)}")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from audit_app.models import AuditLog
-from tests.e2e.conftest import DOCS, ENV_ASSET, Console, _log_tail, _pin_backend_port, running_console, sign_in
+from tests.e2e.conftest import DOCS, ENV_ASSET, Console, _pin_backend_port, running_console, sign_in
+from tests.reflex_server import log_tail
 
 pytestmark = pytest.mark.e2e
 SEED_EVENTS = 9_000  # under the count cap of 10,000, so the page shows exact totals
@@ -35,7 +36,7 @@ def paced_console(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
     with running_console(workdir, seed_events=SEED_EVENTS, extra_env=extra_env) as (console, _pid):
         yield console
         if request.session.testsfailed:
-            print(f"\n--- paced console server log ({console.log}) ---\n{_log_tail(console.log, 200)}")
+            print(f"\n--- paced console server log ({console.log}) ---\n{log_tail(console.log, 200)}")
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from playwright.sync_api import Browser, expect
 
 from tests.e2e.conftest import (
     Console,
-    _log_tail,
     result_count,
     running_console,
     sign_in,
 )
+from tests.reflex_server import log_tail
 
 pytestmark = pytest.mark.e2e
 REDIS = ("127.0.0.1", 6379)
@@ -65,7 +65,7 @@ def _workers(pid: int) -> list[psutil.Process]:
 
 def test_console_works_with_two_workers_and_redis(redis_console: tuple[Console, int], browser: Browser) -> None:
     console, pid = redis_console
-    assert len(_workers(pid)) == 2, _log_tail(console.log)
+    assert len(_workers(pid)) == 2, log_tail(console.log)
     keys_before = _state_keys()
     for attempt in range(3):  # fresh browsers: each new websocket may land on either worker
         context = browser.new_context(base_url=console.base_url)
