@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from audit_app.audit.access import Client
 from audit_app.audit.filters import SYSTEM_TENANT
@@ -120,8 +120,8 @@ def open_session(grant: Grant, settings: Settings, client: Client) -> str:
 
 def _prune(session: Session, now: datetime) -> None:
     """Forget sessions and sign-ins that can no longer be used."""
-    session.exec(delete(ConsoleSession).where(ConsoleSession.expires_at < now - timedelta(days=1)))  # type: ignore[call-overload,arg-type]
-    session.exec(delete(ConsoleSignIn).where(ConsoleSignIn.expires_at < now))  # type: ignore[call-overload,arg-type]
+    session.execute(delete(ConsoleSession).where(col(ConsoleSession.expires_at) < now - timedelta(days=1)))
+    session.execute(delete(ConsoleSignIn).where(col(ConsoleSignIn.expires_at) < now))
 
 
 def find(secret: str | None) -> ConsoleSession | None:
@@ -326,7 +326,7 @@ def read_notice(key: str | None) -> str | None:
 
 def select_sessions(session: Session, sub: str) -> list[ConsoleSession]:
     """The sessions of one person, newest first (tests and support)."""
-    query = select(ConsoleSession).where(ConsoleSession.sub == sub).order_by(ConsoleSession.created_at.desc())  # type: ignore[attr-defined]
+    query = select(ConsoleSession).where(ConsoleSession.sub == sub).order_by(col(ConsoleSession.created_at).desc())
     return list(session.exec(query).all())
 
 

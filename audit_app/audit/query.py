@@ -28,7 +28,7 @@ from audit_app.models import AuditLog, AuditLogPublic, utc
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
 COUNT_CAP = 10_000
-NEWEST_FIRST = (AuditLog.timestamp.desc(), AuditLog.id.desc())  # type: ignore[attr-defined]
+NEWEST_FIRST = (col(AuditLog.timestamp).desc(), col(AuditLog.id).desc())
 # What a listed event carries: the public fields, read as plain rows (no ORM objects to build).
 LISTED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
 ListedEvent = Row[*tuple[Any, ...]]
@@ -177,7 +177,7 @@ def list_events(
     found = _capped_count_query(conditions, cap, index).scalar_subquery()
     stmt = (
         select(*LISTED_COLUMNS, found.label("found"))
-        .where(AuditLog.id.in_(ids.scalar_subquery()))  # type: ignore[attr-defined]
+        .where(col(AuditLog.id).in_(ids.scalar_subquery()))
         .order_by(*NEWEST_FIRST)
     )
     items = session.connection().execute(stmt).all()
