@@ -237,12 +237,6 @@ def distinct_values(session: Session, principal: Principal, column: Any) -> list
     return [value for value in session.execute(text(sql), params).scalars().all() if value]
 
 
-def distinct_values_scan(session: Session, principal: Principal, column: Any) -> list[str]:
-    """The straightforward SELECT DISTINCT that `distinct_values` must equal (kept for tests)."""
-    stmt = select(column).where(Scope.of(principal).condition(), column.is_not(None)).distinct().order_by(column)
-    return [value for value in session.execute(stmt).scalars().all() if value]
-
-
 def list_actions(session: Session, principal: Principal) -> list[str]:
     """Every action name in the caller's scope."""
     return distinct_values(session, principal, AuditLog.action)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from audit_app.audit.export import csv_chunks, export_filename, jsonl_chunks, neutralise_cell
+from audit_app.audit.export import export_filename, jsonl_chunks
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
 from audit_app.audit.ingest import authorize_ingest, batch_hash, ingest_batch, ingest_events, insert_tenants
 from audit_app.audit.stats import _window_range, bucketed
@@ -28,6 +28,7 @@ from audit_app.auth import (
 from audit_app.db import engine_for
 from audit_app.models import EXPORT_COLUMNS, AuditEventIn, AuditLog
 from audit_app.settings import Settings
+from tests.oracles import csv_chunks, neutralise_cell
 from tests.principals import ACME, NORTHWIND, SUPER
 
 

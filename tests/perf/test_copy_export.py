@@ -10,7 +10,6 @@ from sqlmodel import Session
 
 from audit_app.audit.export import (
     copy_export,
-    csv_chunks,
     export_row,
     iter_events,
     jsonl_chunks,
@@ -20,6 +19,7 @@ from audit_app.audit.ingest import ingest_events
 from audit_app.auth import Principal
 from audit_app.models import AuditEventIn
 from audit_app.seed import generate_events
+from tests.oracles import csv_chunks
 
 pytestmark = pytest.mark.postgres
 

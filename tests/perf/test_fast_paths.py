@@ -15,13 +15,12 @@ from sqlmodel import Session
 from audit_app.api import create_api
 from audit_app.audit import query
 from audit_app.audit.daily import rebuild_daily_counts, recount_daily_counts
-from audit_app.audit.export import csv_chunks, csv_export, export_row, iter_events, read_ahead
+from audit_app.audit.export import csv_export, export_row, iter_events, read_ahead
 from audit_app.audit.filters import AuditFilters, where_clause
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.query import (
     NEWEST_FIRST,
     CursorError,
-    distinct_values_scan,
     list_actions,
     list_events,
     list_resource_types,
@@ -33,6 +32,7 @@ from audit_app.models import AuditEventIn, AuditLog
 from audit_app.seed import generate_events
 from audit_app.settings import Settings
 from tests.conftest import TokenFactory
+from tests.oracles import csv_chunks, distinct_values_scan
 from tests.principals import ACME, NORTHWIND, SUPER
 
 NOW = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
