@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Row, func, literal, select, text, tuple_
 from sqlmodel import Session, col
 
-from audit_app.audit.filters import AuditFilters, where_clause
+from audit_app.audit.filters import EXCLUSIONS, AuditFilters, where_clause
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
 from audit_app.models import AuditLog, AuditLogPublic, utc
@@ -28,6 +28,9 @@ from audit_app.models import AuditLog, AuditLogPublic, utc
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
 COUNT_CAP = 10_000
+SEARCH_COUNT_CAP = 1_000
+"""The cap for searches whose every match must be rechecked (free text `q`, exclusions): past a
+thousand matches an analyst narrows the search rather than reads the exact number."""
 NEWEST_FIRST = (col(AuditLog.timestamp).desc(), col(AuditLog.id).desc())
 # What a listed event carries: the public fields, read as plain rows (no ORM objects to build).
 LISTED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
@@ -140,6 +143,12 @@ def count_capped(session: Session, conditions: list[Any], cap: int) -> tuple[int
     return _capped(session.execute(_capped_count_query(conditions, cap)).scalar_one(), cap)
 
 
+def count_cap(filters: AuditFilters) -> int:
+    """How far past the page the list's total is counted (beyond: "N+", `total_exact: false`)."""
+    searching = filters.q or any(filters.values(name) for name in EXCLUSIONS)
+    return SEARCH_COUNT_CAP if searching else COUNT_CAP
+
+
 def list_events(
     session: Session,
     principal: Principal,
@@ -166,7 +175,7 @@ def list_events(
         stamp, event_id = decode_cursor(cursor)
         after = [tuple_(AuditLog.timestamp, AuditLog.id) < tuple_(stamp, event_id)]
         offset = 0
-    cap = (page - 1) * per_page + COUNT_CAP
+    cap = (page - 1) * per_page + count_cap(filters)
     ids = (
         _hinted(select(AuditLog.id), index)  # type: ignore[call-overload]
         .where(*conditions, *after)

@@ -81,6 +81,17 @@ def test_pages_match_plain_offset_and_totals_are_capped(session: Session, monkey
                 assert result.pages >= page  # the caller can always reach the next page
 
 
+def test_searches_count_to_a_smaller_cap(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Free text and exclusions recheck every match they count: their total stops sooner."""
+    seed_events(session, 300)
+    monkeypatch.setattr(query, "COUNT_CAP", 200)
+    monkeypatch.setattr(query, "SEARCH_COUNT_CAP", 20)
+    for filters, cap in ((AuditFilters(), 200), (AuditFilters(not_result="denied"), 20), (AuditFilters(q="user"), 20)):
+        assert len(plain_page(session, SUPER, filters, 1, 10_000)) > 10 + cap  # the sample exceeds the cap
+        result = list_events(session, SUPER, filters, page=2, per_page=10)
+        assert (result.total, result.total_exact) == (10 + cap, False)
+
+
 def test_cursor_walks_the_whole_list_in_order_with_ties(session: Session) -> None:
     seed_events(session, 300)
     same_moment = NOW - timedelta(hours=2)
