@@ -24,34 +24,6 @@ PARTNERS: dict[str, list[str]] = {
 TENANT_PARTNER = {tenant: partner for partner, tenants in PARTNERS.items() for tenant in tenants}
 
 
-@dataclass(frozen=True)
-class Persona:
-    """A demo sign-in: one per role, each seeing only its scope."""
-
-    key: str
-    label: str
-    role: str
-    sub: str
-    email: str
-    tenant_id: str | None = None
-    partner_id: str | None = None
-
-
-DEMO_PERSONAS: tuple[Persona, ...] = (
-    Persona("super", "Super admin (all tenants)", "super_admin", "demo-super", "sam.super@platform.example"),
-    Persona(
-        "partner",
-        "Partner admin (northwind)",
-        "partner_admin",
-        "demo-partner",
-        "pat.partner@northwind.example",
-        partner_id="northwind",
-    ),
-    Persona(
-        "tenant", "Tenant admin (acme)", "tenant_admin", "demo-tenant", "tia.tenant@acme.example", tenant_id="acme"
-    ),
-)
-
 # action -> (resource type, weight, typical failure share)
 ACTIONS: dict[str, tuple[str, float, float]] = {
     "user.login": ("session", 30, 0.04),

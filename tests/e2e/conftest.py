@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from audit_app.auth import Principal, issue_token
 from audit_app.db import engine_for
-from audit_app.seed import DEMO_PERSONAS
+from audit_app.demo import DEMO_PERSONAS
 from audit_app.settings import Settings
 from bench.cluster import free_port
 from tests.reflex_server import log_tail, reflex_server

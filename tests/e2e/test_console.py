@@ -22,8 +22,9 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import list_events
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats
 from audit_app.console_sessions import SESSION_COOKIE
+from audit_app.demo import DEMO_PERSONAS
 from audit_app.models import AuditLog, ConsoleSession, utcnow
-from audit_app.seed import DEMO_PERSONAS, TENANT_PARTNER
+from audit_app.seed import TENANT_PARTNER
 from audit_app.ui.charts import top_actions
 from tests.e2e.conftest import DOCS, Console, result_count, sign_in
 

@@ -41,8 +41,8 @@ from audit_app.console_sessions import (
     renewed_by_another,
     store_refresh,
 )
+from audit_app.demo import DEMO_PERSONAS
 from audit_app.models import ConsoleSession
-from audit_app.seed import DEMO_PERSONAS
 from audit_app.settings import get_settings
 from audit_app.sso import SignInError, refresh
 
