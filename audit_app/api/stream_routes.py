@@ -6,6 +6,7 @@ partner's and its tenants', super admins any. Another scope's stream answers 404
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -15,19 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audit_app.api.deps import AdminPrincipal, SessionDep, SettingsDep
 from audit_app.audit.feed import FeedCursorError
-from audit_app.audit.filters import SYSTEM_TENANT
-from audit_app.audit.stream_delivery import DeliveryError, sample_event, sender_for
+from audit_app.audit.stream_delivery import send_test_event
 from audit_app.audit.streams import (
-    STREAM_TYPES,
     CredentialsUnreadableError,
     StreamChange,
     StreamConfigError,
     StreamSpec,
     change_stream,
+    config_errors,
     create_stream,
     credential_names,
     delete_stream,
-    full_spec,
     get_stream,
     list_streams,
     position_cursor,
@@ -35,7 +34,7 @@ from audit_app.audit.streams import (
     set_status,
     stream_lag,
 )
-from audit_app.models import LogStream, utc, utcnow
+from audit_app.models import LogStream, utc
 
 router = APIRouter(prefix="/api/v1/admin/audit/streams", tags=["Log streams"])
 StreamIdPath = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$")]
@@ -157,15 +156,7 @@ def stream_out(session: Any, stream: LogStream, secret_key: str | None) -> Strea
 
 def _invalid(exc: ValidationError | StreamConfigError, *, untag: bool = False) -> RequestValidationError:
     """A domain validation failure in FastAPI's 422 shape (`untag`: without the type's union tag)."""
-    if isinstance(exc, StreamConfigError):
-        return RequestValidationError([{"type": "value_error", "loc": exc.loc, "msg": str(exc)}])
-    errors = []
-    for error in exc.errors(include_url=False):
-        shown = {key: value for key, value in error.items() if key in ("type", "msg", "input")}
-        loc = error["loc"][1:] if untag and error["loc"] and error["loc"][0] in STREAM_TYPES else error["loc"]
-        shown["loc"] = ("body", *loc)
-        errors.append(shown)
-    return RequestValidationError(errors)
+    return RequestValidationError(config_errors(exc, untag=untag))
 
 
 @router.get("", summary="List Log Streams")
@@ -257,21 +248,5 @@ def test_stream(
 ) -> TestOut:
     """Send one `audit.stream.test` event to the receiver now and show its answer (the stream's
     position and counts are untouched)."""
-    stream = get_stream(session, principal, stream_id)
-    session.rollback()
-    try:
-        spec = full_spec(settings.secret_key, stream)
-    except CredentialsUnreadableError as exc:
-        return TestOut(ok=False, event_id="", answer=str(exc))
-    tenant = stream.tenant_id or SYSTEM_TENANT
-    event = sample_event(stream.id, stream.name, tenant, stream.partner_id, utcnow())
-    sender = sender_for(spec, settings.stream_timeout_seconds)
-    try:
-        answer = sender.send([event])
-    except DeliveryError as failure:
-        return TestOut(
-            ok=False, event_id=event.id, answer=str(failure), status=failure.status, retryable=failure.retryable
-        )
-    finally:
-        sender.close()
-    return TestOut(ok=True, event_id=event.id, answer=answer)
+    answer = send_test_event(session, principal, stream_id, settings.secret_key, settings.stream_timeout_seconds)
+    return TestOut(**asdict(answer))

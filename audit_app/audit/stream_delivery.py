@@ -25,25 +25,32 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
+from sqlmodel import Session
 
 from audit_app.audit.chain import iso_utc
+from audit_app.audit.filters import SYSTEM_TENANT
 from audit_app.audit.ingest import new_event_id
 from audit_app.audit.ocsf import to_ocsf
 from audit_app.audit.streams import (
+    CredentialsUnreadableError,
     DatadogStream,
     ElasticStream,
     HttpStream,
     SpecModel,
     SplunkStream,
     SyslogStream,
+    full_spec,
+    get_stream,
 )
-from audit_app.models import AuditLogPublic, utc
+from audit_app.auth import Principal
+from audit_app.models import AuditLogPublic, utc, utcnow
 
 DATADOG_MAX_ENTRIES = 1000
 DATADOG_MAX_BYTES = 5 * 1024 * 1024
@@ -412,3 +419,38 @@ def sample_event(stream_id: str, stream_name: str, tenant_id: str, partner_id: s
         hash="",
         prev_hash="",
     )
+
+
+@dataclass(frozen=True)
+class ReceiverAnswer:
+    """The receiver's answer to a test event: taken or not, the answer, and for a refusal its status."""
+
+    ok: bool
+    event_id: str
+    answer: str
+    status: int | None = None
+    retryable: bool | None = None
+
+
+def send_test_event(
+    session: Session, principal: Principal, stream_id: str, secret_key: str | None, timeout: float
+) -> ReceiverAnswer:
+    """Send one `audit.stream.test` event to the stream's receiver now (the caller must manage the
+    stream); its position and counts are untouched and nothing is stored."""
+    stream = get_stream(session, principal, stream_id)
+    session.rollback()  # no transaction held while the receiver answers
+    try:
+        spec = full_spec(secret_key, stream)
+    except CredentialsUnreadableError as exc:
+        return ReceiverAnswer(ok=False, event_id="", answer=str(exc))
+    event = sample_event(stream.id, stream.name, stream.tenant_id or SYSTEM_TENANT, stream.partner_id, utcnow())
+    sender = sender_for(spec, timeout)
+    try:
+        answer = sender.send([event])
+    except DeliveryError as failure:
+        return ReceiverAnswer(
+            ok=False, event_id=event.id, answer=str(failure), status=failure.status, retryable=failure.retryable
+        )
+    finally:
+        sender.close()
+    return ReceiverAnswer(ok=True, event_id=event.id, answer=answer)

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from sqlalchemy import ColumnElement, and_, func, or_, select, true, tuple_, update
 from sqlmodel import Session, col
 
@@ -315,6 +315,20 @@ class StreamChange(_Strict):
     results: list[str] | None = None
     options: dict[str, Any] | None = None
     credentials: dict[str, str | None] | None = None
+
+
+def config_errors(exc: ValidationError | StreamConfigError, *, untag: bool = False) -> list[dict[str, Any]]:
+    """A refused configuration as one entry per problem: `loc` (from "body", as FastAPI's 422 has
+    it), `msg`, `type` and the refused `input`. `untag`: without the type's union tag in `loc`."""
+    if isinstance(exc, StreamConfigError):
+        return [{"type": "value_error", "loc": exc.loc, "msg": str(exc)}]
+    errors = []
+    for error in exc.errors(include_url=False):
+        shown = {key: value for key, value in error.items() if key in ("type", "msg", "input")}
+        loc = error["loc"][1:] if untag and error["loc"] and error["loc"][0] in STREAM_TYPES else error["loc"]
+        shown["loc"] = ("body", *loc)
+        errors.append(shown)
+    return errors
 
 
 # --- scope ---------------------------------------------------------------------------------
@@ -717,6 +731,26 @@ def _count_pending(session: Session, stream: LogStream, progress: Progress, chun
             break
         position, position_id = int(rows[-1][0]), str(rows[-1][1])
     return counted
+
+
+@dataclass(frozen=True)
+class ReplayProgress:
+    """How far a replay has come: events delivered of those it had to deliver, and the stream's state."""
+
+    delivered: int
+    total: int
+    status: str
+    last_error: str | None
+
+
+def replay_progress(session: Session, principal: Principal, stream_id: str, total: int) -> ReplayProgress:
+    """The progress of a replay that had `total` events to deliver: those no longer pending
+    (events written since count as pending too, so it can only run late, never ahead)."""
+    stream = get_stream(session, principal, stream_id)
+    lag = stream_lag(session, stream)
+    delivered = max(0, total - lag.events) if not lag.capped else 0
+    session.rollback()
+    return ReplayProgress(delivered=delivered, total=total, status=stream.status, last_error=stream.last_error)
 
 
 # --- worker-side state changes --------------------------------------------------------------
