@@ -7,10 +7,12 @@ from audit_app.startup import checked_settings
 from audit_app.ui.pages.events import events_page
 from audit_app.ui.pages.sign_in import no_access_page, sign_in_page
 from audit_app.ui.pages.statistics import statistics_page
+from audit_app.ui.pages.streams import streams_page
 from audit_app.ui.state.auth import AuthState
 from audit_app.ui.state.drawer import DrawerState
 from audit_app.ui.state.events import EventsState
 from audit_app.ui.state.stats import StatsState
+from audit_app.ui.state.streams import StreamsState
 
 checked_settings()  # bad configuration ends start-up here with one sentence
 
@@ -22,4 +24,5 @@ app = rx.App(
 app.add_page(sign_in_page, route="/", title="Sign in · Audit console", on_load=AuthState.load_sign_in)
 app.add_page(events_page, route="/events", title="Events · Audit console", on_load=[EventsState.load, DrawerState.sync])
 app.add_page(statistics_page, route="/statistics", title="Statistics · Audit console", on_load=StatsState.load)
+app.add_page(streams_page, route="/streams", title="Log streams · Audit console", on_load=StreamsState.load)
 app.add_page(no_access_page, route="/no-access", title="No access · Audit console", on_load=AuthState.load_no_access)

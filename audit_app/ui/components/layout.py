@@ -96,6 +96,7 @@ def header(active: str) -> rx.Component:
                 rx.hstack(
                     nav_link("Events", "/events", active == "events"),
                     nav_link("Statistics", "/statistics", active == "statistics"),
+                    rx.cond(AuthState.can_admin, nav_link("Streams", "/streams", active == "streams")),
                     spacing="1",
                 ),
                 aria_label="Main",

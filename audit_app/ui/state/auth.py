@@ -22,7 +22,7 @@ from reflex.event import EventSpec
 from reflex.state import BaseState
 
 from audit_app.audit.access import Client
-from audit_app.auth import SCOPE_READ, AuthError, Principal, decode_token, issue_token
+from audit_app.auth import SCOPE_ADMIN, SCOPE_READ, AuthError, Principal, decode_token, issue_token
 from audit_app.console_sessions import (
     EXPIRED,
     NO_SESSION,
@@ -108,6 +108,7 @@ class AuthState(rx.State):
     who: str = ""
     role_label: str = ""
     scope_label: str = ""
+    can_admin: bool = False  # the principal has audit:admin (the Streams page is offered)
     demo: bool = False
     sso: bool = False
     personas: list[dict[str, str]] = []
@@ -138,6 +139,7 @@ class AuthState(rx.State):
         self.who = principal.email or principal.sub
         self.role_label = ROLE_LABELS.get(principal.role, principal.role)
         self.scope_label = principal.describes_scope
+        self.can_admin = SCOPE_ADMIN in principal.scopes
         return principal
 
     async def _refresh(self, row: ConsoleSession, secret: str | None) -> Principal:
@@ -169,6 +171,7 @@ class AuthState(rx.State):
     def _forget(self) -> None:
         self._principal = None
         self.who = self.role_label = self.scope_label = ""
+        self.can_admin = False
 
     def _expire(self, exc: SessionEndedError) -> EventSpec:
         """Send the user to sign-in with the reason, remembering the page they asked for."""
