@@ -87,6 +87,8 @@ E2E_EXPORT_KEY = (
     .decode()
 )
 """The console's export-signing key (given, so demo mode writes no key file into the project)."""
+E2E_STREAM_KEY = "e2e-stream-key-" + "s" * 32
+"""The key of log stream credentials (given, for the same reason; tests create streams with it too)."""
 
 
 def _serving(url: str) -> bool:
@@ -109,6 +111,7 @@ def _environment(database_url: str) -> dict[str, str]:
         AUDIT_DEMO="1",
         AUDIT_JWT_SECRET=E2E_SECRET,
         AUDIT_EXPORT_SIGNING_KEY=E2E_EXPORT_KEY,
+        AUDIT_SECRET_KEY=E2E_STREAM_KEY,
         PYTHONUNBUFFERED="1",
     )
     # No AUDIT_CORS_ORIGINS: the default origins follow the port, as under `PORT=... make run`.
@@ -139,7 +142,7 @@ def running_console(
     def ready() -> bool:
         return _serving(f"{base_url}/ping") and _serving(f"{base_url}/")
 
-    settings = Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True)
+    settings = Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True, secret_key=E2E_STREAM_KEY)
     try:
         with reflex_server(arguments, env, log, ready, START_TIMEOUT) as server:
             yield Console(base_url=base_url, database_url=database_url, settings=settings, log=log), server.pid

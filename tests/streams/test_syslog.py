@@ -5,14 +5,8 @@ receiver restart."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,80 +18,13 @@ from audit_app.models import utcnow
 from audit_app.settings import Settings
 from tests.streams.conftest import expected_ids, load, new_stream, running, write
 from tests.streams.receivers import free_port, wait_until
-
-SYSLOG_NG = shutil.which("syslog-ng") or "/usr/sbin/syslog-ng"
-CONFIG = """@version: 3.38
-options {{ chain_hostnames(no); keep_hostname(yes); stats_freq(0); }};
-source s_net {{ syslog(ip("127.0.0.1") port({port}) transport("tcp") max-connections(10)); }};
-destination d_file {{ file("{out}" template("${{.SDATA.audit@32473.id}}\\t${{.SDATA.audit@32473.tenant}}\\t\
-${{MSGID}}\\t${{PROGRAM}}\\t${{HOST}}\\t${{PRI}}\\t${{.SDATA.audit@32473.details}}\\t${{MSG}}\\n")); }};
-log {{ source(s_net); destination(d_file); }};
-"""
-
-
-@dataclass
-class SyslogNg:
-    """A syslog-ng process listening on `port`, writing each message as one line of `out`."""
-
-    port: int
-    out: Path
-    workdir: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        config = self.workdir / "syslog-ng.conf"
-        config.write_text(CONFIG.format(port=self.port, out=self.out))
-        self.process = subprocess.Popen(
-            [
-                SYSLOG_NG,
-                "-F",
-                "-e",
-                "-f",
-                str(config),
-                "-R",
-                str(self.workdir / "persist"),
-                "-p",
-                str(self.workdir / "pid"),
-                "-c",
-                str(self.workdir / "ctl"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "syslog-ng.log", "ab"),  # noqa: SIM115
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, (self.workdir / "syslog-ng.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("syslog-ng did not start listening")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(10)
-            self.process = None
-
-    def lines(self) -> list[list[str]]:
-        if not self.out.exists():
-            return []
-        return [line.split("\t", 7) for line in self.out.read_text().splitlines() if line.strip()]
+from tests.syslog_ng import SyslogNg, running_syslog_ng
 
 
 @pytest.fixture
 def syslog_ng(tmp_path: Path) -> Iterator[SyslogNg]:
-    if not os.access(SYSLOG_NG, os.X_OK):
-        if os.environ.get("CI"):
-            pytest.fail("syslog-ng is required under CI (apt-get install syslog-ng-core)")
-        pytest.skip("syslog-ng is not installed (apt-get install syslog-ng-core)")
-    workdir = tmp_path / "syslog-ng"
-    workdir.mkdir()
-    server = SyslogNg(port=free_port(), out=workdir / "messages.log", workdir=workdir)
-    server.start()
-    yield server
-    server.stop()
+    with running_syslog_ng(tmp_path / "syslog-ng") as server:
+        yield server
 
 
 def test_syslog_stream_into_syslog_ng(stream_settings: Settings, session: Session, syslog_ng: SyslogNg) -> None:
