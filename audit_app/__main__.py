@@ -264,6 +264,44 @@ def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+REPLAY_POLL_SECONDS = 1.0
+
+
+def cmd_stream_replay(_settings: Settings, args: argparse.Namespace) -> int:
+    """Redeliver a stream's events from a time; with --wait, follow the delivery until it is done.
+
+    Exit 0 when set (and, with --wait, delivered), 1 when the stream stopped delivering (paused or
+    failing) during --wait, 2 when there is no such stream.
+    """
+    import time
+
+    from audit_app.audit.streams import LAG_COUNT_CAP, StreamNotFoundError, replay_progress, replay_stream
+
+    check_database()
+    principal = _cli_principal()
+    with session_scope() as session, reporting(quiet=args.quiet) as progress:
+        try:
+            stream, total = replay_stream(session, principal, args.stream_id, since=args.since, progress=progress)
+        except StreamNotFoundError:
+            print(f"error: no log stream {args.stream_id!r}.", file=sys.stderr)
+            return 2
+        name, capped = stream.name, "+" if total >= LAG_COUNT_CAP else ""
+        print(f"Replaying {name!r} from {args.since.isoformat()}: {total:,}{capped} events to deliver.", flush=True)
+        if not args.wait:
+            return 0
+        while True:
+            state = replay_progress(session, principal, args.stream_id, total)
+            progress("delivering replayed events", state.delivered, total)
+            if state.delivered >= total:
+                break
+            if state.status != "active":
+                print(f"error: the stream is {state.status}: {state.last_error or 'not delivering'}", file=sys.stderr)
+                return 1
+            time.sleep(REPLAY_POLL_SECONDS)
+    print(f"Delivered the {total:,}{capped} replayed events of {name!r}.")
+    return 0
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -316,6 +354,7 @@ EXAMPLES = {  # one per command, shown at the end of its --help
     "partition": "audit-app partition --months-ahead 6",
     "tenant": "audit-app tenant add wayne-enterprises --partner-id northwind",
     "stream": "audit-app stream --worker-id worker-1",
+    "stream replay": "audit-app stream replay 0b6f3c9e-7d4a-4e1b-9a51-2c8d0e6f1a23 --since 2026-03-01T00:00:00Z --wait",
     "verify-export": "audit-app verify-export evidence.zip --keys-url https://audit.example.com/api/v1/export-keys",
 }
 
@@ -399,6 +438,20 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--worker-id", help="this worker's name in the streams' health (default host:pid:random)")
     stream.add_argument("--quiet", action="store_true", help="log only failures")
     stream.set_defaults(func=cmd_stream)
+    stream_actions = stream.add_subparsers(dest="stream_action", metavar="{replay}")
+    summary = "redeliver a stream's events from a time (the stream worker delivers them)"
+    replay = stream_actions.add_parser(
+        "replay", help=summary, description=summary, epilog=f"example: {EXAMPLES['stream replay']}"
+    )
+    replay.add_argument("stream_id", help="the stream's id (GET /api/v1/admin/audit/streams, or the console)")
+    replay.add_argument(
+        "--since", type=_instant, required=True, help="redeliver events ingested at or after this ISO time"
+    )
+    replay.add_argument(
+        "--wait", action="store_true", help="follow the delivery until every replayed event is delivered"
+    )
+    replay.add_argument("--quiet", action="store_true", help="print only the result (no progress on standard error)")
+    replay.set_defaults(func=cmd_stream_replay)
     check = command("verify-export", "verify an evidence bundle offline (exit 1 naming what failed)", long=True)
     check.add_argument("bundle", help="the evidence bundle (.zip)")
     source = check.add_mutually_exclusive_group(required=True)

@@ -19,12 +19,18 @@ from sqlmodel import Session
 from audit_app.audit.bundle import bundle_export
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.signing import ExportKeys
+from audit_app.audit.streams import SPEC, create_stream, stream_lag
 from audit_app.auth import Principal
 from audit_app.cli_progress import BarProgress, LineProgress, progress_line, reporting
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
+from audit_app.models import LogStream
 from audit_app.progress import no_progress
 from audit_app.seed import seed
+from tests.streams.conftest import ROOT as STREAM_ROOT
+from tests.streams.conftest import STREAM_KEY, running
+from tests.streams.receivers import wait_until
+from tests.syslog_ng import running_syslog_ng
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = 10_000
@@ -163,11 +169,23 @@ def test_the_console_script_installs_and_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["migrate", "check", "seed", "token", "verify", "purge", "retention", "partition", "verify-export"]
+    "command",
+    [
+        "migrate",
+        "check",
+        "seed",
+        "token",
+        "verify",
+        "purge",
+        "retention",
+        "partition",
+        "verify-export",
+        "stream replay",
+    ],
 )
 def test_every_command_help_shows_one_example(command: str) -> None:
     shown = subprocess.run(
-        [sys.executable, "-m", "audit_app", command, "--help"],
+        [sys.executable, "-m", "audit_app", *command.split(), "--help"],
         env=os.environ | {"PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
@@ -218,3 +236,61 @@ def test_verify_export_prints_progress_lines_and_quiet_prints_only_the_result(tm
     )
     assert broken.returncode == 2  # exit codes as before
     assert broken.stderr.startswith("error: ")
+
+
+def test_stream_replay_counts_with_progress_and_waits_for_the_delivery(tmp_path: Path) -> None:
+    """`stream replay` reports counting (plain lines, none with --quiet), the total it set, and with
+    --wait follows a running worker's delivery into syslog-ng until every replayed event is there."""
+    url = f"sqlite:///{tmp_path / 'streams.db'}"
+    upgrade(url)
+    with Session(engine_for(url), expire_on_commit=False) as session:
+        seed(session, 1_000, as_of=datetime(2026, 3, 2, 12, tzinfo=UTC))
+        with running_syslog_ng(tmp_path / "syslog-ng") as receiver:
+            spec = SPEC.validate_python({"name": "siem", "type": "syslog", "target": f"127.0.0.1:{receiver.port}"})
+            stream = create_stream(session, STREAM_ROOT, spec, STREAM_KEY)
+            since = "2000-01-01T00:00:00Z"  # before every event: all of them
+            counted = run_cli(
+                "stream", "replay", stream.id, "--since", since, database_url=url, cwd=tmp_path, interval="0"
+            )
+            assert counted.returncode == 0, counted.stderr
+            session.expire_all()
+            pending = stream_lag(session, session.get_one(LogStream, stream.id)).events
+            assert pending >= 1_000
+            assert (
+                counted.stdout == f"Replaying 'siem' from 2000-01-01T00:00:00+00:00: {pending:,} events to deliver.\n"
+            )
+            assert re.search(rf"^counting events to replay: {pending:,}, ", counted.stderr, re.M), counted.stderr
+
+            quiet = run_cli(
+                "stream", "replay", stream.id, "--since", since, "--quiet", database_url=url, cwd=tmp_path, interval="0"
+            )
+            assert (quiet.returncode, quiet.stderr) == (0, "")
+            assert re.fullmatch(
+                r"Replaying 'siem' from 2000-01-01T00:00:00\+00:00: [\d,]+ events to deliver\.\n", quiet.stdout
+            )
+
+            with running(url):
+                waited = run_cli(
+                    "stream",
+                    "replay",
+                    stream.id,
+                    "--since",
+                    since,
+                    "--wait",
+                    database_url=url,
+                    cwd=tmp_path,
+                    interval="0",
+                )
+            assert waited.returncode == 0, waited.stderr
+            total = waited.stdout.split(": ")[1].split()[0]  # each replay is itself an event of this platform stream
+            assert waited.stdout.splitlines()[-1] == f"Delivered the {total} replayed events of 'siem'."
+            assert lines(waited.stderr, "delivering replayed events", total)[-1].startswith(
+                f"delivering replayed events: {total}/{total} (100%)"
+            )
+            wait_until(lambda: len({line[0] for line in receiver.lines()}) >= pending)
+
+    missing = run_cli(
+        "stream", "replay", "no-such-stream", "--since", since, database_url=url, cwd=tmp_path, interval="0"
+    )
+    assert missing.returncode == 2
+    assert "no log stream" in missing.stderr
