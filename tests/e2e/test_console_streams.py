@@ -4,8 +4,12 @@ to the caller's scope (and to principals with audit:admin)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,11 +18,14 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from audit_app.audit.filters import SYSTEM_TENANT
+from audit_app.audit.stream_worker import StreamWorker
 from audit_app.audit.streams import SPEC, create_stream
 from audit_app.auth import Principal
+from audit_app.db import unpooled_engine
 from audit_app.models import AuditLog, LogStream
-from tests.e2e.conftest import Console, sign_in
-from tests.streams.receivers import wait_until
+from tests.e2e.conftest import E2E_STREAM_KEY, SEED_EVENTS, Console, sign_in
+from tests.streams.conftest import FAST
+from tests.streams.receivers import free_port, wait_until
 from tests.syslog_ng import SyslogNg, running_syslog_ng
 
 SUPER = Principal(sub="e2e-streams", email="", role="super_admin", scopes=frozenset({"audit:admin"}))
@@ -28,6 +35,20 @@ SUPER = Principal(sub="e2e-streams", email="", role="super_admin", scopes=frozen
 def syslog_ng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyslogNg]:
     with running_syslog_ng(tmp_path_factory.mktemp("syslog-ng")) as server:
         yield server
+
+
+@contextmanager
+def delivering(console: Console) -> Iterator[None]:
+    """A stream worker on the console's database for the block; a stream fails after a second of errors."""
+    timing = dataclasses.replace(FAST, failing_after=timedelta(seconds=1), batch_size=500)
+    worker = StreamWorker(unpooled_engine(console.database_url), E2E_STREAM_KEY, timing, worker_id="e2e-worker")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop.set()
+        thread.join(15)
 
 
 def stream_row(page: Page, name: str):  # type: ignore[no-untyped-def]
@@ -104,3 +125,58 @@ def test_only_admins_see_streams_and_only_those_of_their_scope(page: Page, conso
     expect(stream_row(page, "acme SIEM")).to_be_visible()
     expect(page.get_by_text("globex SIEM")).to_have_count(0)
     expect(page.get_by_text("e2e syslog-ng")).to_have_count(0)  # a platform stream, whatever ran before
+
+
+def test_a_failing_stream_recovers_when_fixed_and_its_replay_shows_progress(
+    page: Page, console: Console, syslog_ng: SyslogNg
+) -> None:
+    with console.session() as session:
+        spec = SPEC.validate_python({"name": "e2e wrong port", "type": "syslog", "target": f"127.0.0.1:{free_port()}"})
+        stream_id = create_stream(session, SUPER, spec, console.settings.secret_key).id
+    sign_in(page, "super")
+    page.goto("/streams")
+    row = stream_row(page, "e2e wrong port")
+    with delivering(console):
+        row.get_by_role("button", name="Replay").click()
+        replay = page.get_by_role("form", name="Replay stream")
+        replay.get_by_label("Redeliver from").fill("2000-01-01 00:00")  # every event
+        replay.get_by_role("button", name="Replay").click()
+        progress = page.locator("#stream-replay-progress")
+        expect(progress).to_contain_text(re.compile(r"[\d,]+ of [\d,]+ events delivered"))
+        expect(progress).to_contain_text("the stream is failing")  # nobody listens on that port
+        page.get_by_role("button", name="Refresh").click()
+        expect(row.get_by_label("Status")).to_have_text("failing")
+        expect(row).to_contain_text("cannot connect to 127.0.0.1:")
+
+        row.get_by_role("button", name="Edit").click()
+        form = page.get_by_role("form", name="Edit stream")
+        form.get_by_label("Target", exact=True).fill(f"127.0.0.1:{syslog_ng.port}")
+        form.get_by_role("button", name="Save changes").click()
+        expect(page.get_by_role("status").filter(has_text="Saved stream")).to_be_visible()
+        expect(progress).to_contain_text("finished", timeout=60_000)  # the worker delivered every replayed event
+        expect(row.get_by_label("Status")).to_have_text("active")
+        expect(row).not_to_contain_text("never")  # a last success is shown
+    total = int(re.search(r"of ([\d,]+) events", progress.inner_text())[1].replace(",", ""))  # type: ignore[index]
+    assert total > SEED_EVENTS
+    delivered_ids = {line[0] for line in syslog_ng.lines()}
+    with console.session() as session:
+        ids = set(session.execute(select(col(AuditLog.id))).scalars())
+    assert len(ids & delivered_ids) >= total - 1  # all but, at most, the replay's own record (delivered later)
+
+    row.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text("Delete stream e2e wrong port?")
+    dialog.get_by_role("button", name="Delete stream").click()
+    expect(stream_row(page, "e2e wrong port")).to_have_count(0)
+    expect(page.get_by_role("status").filter(has_text="Deleted stream")).to_be_visible()
+    with console.session() as session:
+        assert session.get(LogStream, stream_id) is None
+        recorded = session.execute(
+            select(col(AuditLog.action)).where(col(AuditLog.resource_id) == stream_id).order_by(col(AuditLog.chain_seq))
+        ).scalars()
+        assert list(recorded) == [
+            "audit.stream.create",
+            "audit.stream.replay",
+            "audit.stream.update",
+            "audit.stream.delete",
+        ]
