@@ -13,6 +13,7 @@ from audit_app.ui.state.drawer import DrawerState
 from audit_app.ui.state.events import EventsState
 from audit_app.ui.state.stats import StatsState
 from audit_app.ui.state.streams import StreamsState
+from audit_app.ui.state.views import ViewsState
 
 checked_settings()  # bad configuration ends start-up here with one sentence
 
@@ -22,7 +23,17 @@ app = rx.App(
     head_components=[rx.el.meta(name="color-scheme", content="light")],
 )
 app.add_page(sign_in_page, route="/", title="Sign in · Audit console", on_load=AuthState.load_sign_in)
-app.add_page(events_page, route="/events", title="Events · Audit console", on_load=[EventsState.load, DrawerState.sync])
-app.add_page(statistics_page, route="/statistics", title="Statistics · Audit console", on_load=StatsState.load)
+app.add_page(
+    events_page,
+    route="/events",
+    title="Events · Audit console",
+    on_load=[EventsState.load, DrawerState.sync, ViewsState.refresh],
+)
+app.add_page(
+    statistics_page,
+    route="/statistics",
+    title="Statistics · Audit console",
+    on_load=[StatsState.load, ViewsState.refresh],
+)
 app.add_page(streams_page, route="/streams", title="Log streams · Audit console", on_load=StreamsState.load)
 app.add_page(no_access_page, route="/no-access", title="No access · Audit console", on_load=AuthState.load_no_access)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audit_app.api.deps import ReaderPrincipal, SessionDep
 from audit_app.audit.views import (
+    MAX_NAME,
     ViewChange,
     ViewConflictError,
     ViewNotFoundError,
@@ -26,7 +27,7 @@ from audit_app.models import SavedView
 
 router = APIRouter(prefix="/api/v1/admin/audit/views", tags=["Saved views"])
 ViewIdPath = Annotated[str, Path(min_length=1, max_length=36)]
-Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*\S[^\x00]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[^\x00]*\S[^\x00]*$")]
 Page = Literal["events", "statistics"]
 QueryValues = Annotated[
     dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]], Field(max_length=40)

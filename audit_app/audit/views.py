@@ -29,6 +29,7 @@ RANGES: tuple[str, ...] = ("1h", "24h", "7d", "30d")
 COLUMNS: tuple[str, ...] = tuple(AuditLogPublic.model_fields)
 MAX_VIEWS = 200
 """Views one owner may keep in one scope."""
+MAX_NAME = 100
 
 
 class ViewNotFoundError(LookupError):
@@ -82,6 +83,13 @@ def check_query(session: Session, principal: Principal, query: Mapping[str, str]
         raise ViewQueryError("query", f"{exc} ({getattr(exc, 'name', '')})") from None
     check_filters_in_scope(session, principal, filters)
     return clean
+
+
+def check_name(name: str) -> str:
+    """A view's name: some visible text, at most MAX_NAME characters, no NUL."""
+    if not name.strip() or len(name) > MAX_NAME or "\x00" in name:
+        raise ViewQueryError("name", f"Value error, a name is 1 to {MAX_NAME} characters, not only spaces")
+    return name
 
 
 def check_columns(columns: Sequence[str]) -> list[str]:
@@ -153,7 +161,7 @@ def create_view(session: Session, principal: Principal, change: ViewChange) -> S
     now = utcnow()
     view = SavedView(
         id=str(uuid.uuid4()),
-        name=change.name or "",
+        name=check_name(change.name or ""),
         owner=principal.sub,
         scope_key=key,
         page=change.page or "events",
@@ -171,7 +179,7 @@ def update_view(session: Session, principal: Principal, view_id: str, change: Vi
     """Rename, share or unshare, or replace the query or columns of one of the caller's views."""
     view = _owned(session, principal, view_id)
     if change.name is not None:
-        view.name = change.name
+        view.name = check_name(change.name)
     if change.page is not None:
         view.page = change.page
     if change.shared is not None:

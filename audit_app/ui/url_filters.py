@@ -3,6 +3,8 @@
 A view is bookmarkable: `?action=role.assign&result=failure&range=7d&page=2`. Times are UTC.
 `range` is a relative window (last hour, 24 h, 7 days, 30 days) resolved when the page loads,
 so a bookmarked "last 24 h" stays the last 24 hours; explicit windows use `start_time`/`end_time`.
+The filters take the API's syntax (`audit.filters`): `q`, several values, `*` prefixes, CIDRs,
+`not_*` exclusions; a filter repeated in a pasted link (`action=a&action=b`) reads as `a,b`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
-from audit_app.audit.filters import TEXT_FILTERS, TIME_FILTERS, AuditFilters
+from audit_app.audit.filters import (
+    CASE_INSENSITIVE,
+    SEARCH_FIELDS,
+    TEXT_FILTERS,
+    TIME_FILTERS,
+    AuditFilters,
+    split_values,
+)
 
 FORM_FIELDS: tuple[str, ...] = (*TEXT_FILTERS, *TIME_FILTERS)
 PRESETS: dict[str, timedelta] = {
@@ -36,6 +45,26 @@ INPUT_FORMAT = "%Y-%m-%d %H:%M"
 
 
 TIME_LABELS: dict[str, str] = {"start_time": "From", "end_time": "To"}
+FILTER_LABELS: dict[str, str] = {
+    "q": "Search",
+    "tenant_id": "Tenant",
+    "partner_id": "Partner",
+    "actor_id": "Actor ID",
+    "actor_email": "Actor email",
+    "action": "Action",
+    "resource_type": "Resource type",
+    "resource_id": "Resource ID",
+    "result": "Result",
+    "ip_address": "IP address",
+    "request_id": "Request ID",
+    "not_action": "Not action",
+    "not_result": "Not result",
+    "not_actor_id": "Not actor ID",
+    **TIME_LABELS,
+}
+"""The form's label of each filter (the empty state names the filters by them)."""
+STATS_DEFAULT_RANGE = "30d"
+"""The statistics page without any time in its URL shows the last 30 days (`range=all`: any time)."""
 
 
 class FilterError(ValueError):
@@ -175,6 +204,112 @@ def submitted_view(
     else:
         preset = "custom" if typed else ""
     return ViewQuery(values=values, preset=preset, page=1, per_page=base.per_page)
+
+
+def url_params(query: str) -> dict[str, str]:
+    """A URL query string as the pages read it: a filter given several times is joined as `a,b`, as the API does."""
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query):
+        params[key] = f"{params[key]},{value}" if key in TEXT_FILTERS and params.get(key) else value
+    return params
+
+
+def stats_params(params: Mapping[str, str]) -> dict[str, str]:
+    """The statistics page's query with its default window when it names no time at all."""
+    out = dict(params)
+    if not any(key in out for key in ("range", *TIME_FILTERS)):
+        out["range"] = STATS_DEFAULT_RANGE
+    return out
+
+
+def saved_query(view: ViewQuery) -> dict[str, str]:
+    """What a saved view keeps of `view`: its filters, time range and page size (not the page number)."""
+    params = view.to_params()
+    params.pop("page", None)
+    return params
+
+
+def saved_view_href(page: str, query: Mapping[str, str]) -> str:
+    """The link that opens a saved view on its page (statistics without a window means any time there)."""
+    params = dict(query)
+    if page == "statistics":
+        if not any(key in params for key in ("range", *TIME_FILTERS)):
+            params["range"] = "all"
+        return "/statistics?" + urlencode(params)
+    return "/events" + (f"?{urlencode(params)}" if params else "")
+
+
+def _match_text(name: str, values: list[str]) -> str:
+    """How a filter compares, in words: "exact, case-sensitive", "any of 2: exact or prefix", ..."""
+    if name == "q":
+        return "text anywhere in the event, any case"
+    kinds = {
+        "prefix" if v.endswith("*") else "network" if name == "ip_address" and "/" in v else "exact" for v in values
+    }
+    how = " or ".join(sorted(kinds))
+    if kinds - {"network"}:
+        how += ", any case" if name in CASE_INSENSITIVE else ", case-sensitive"
+    if len(values) > 1:
+        how = f"any of {len(values)}: {how}"
+    return f"leaves out {how}" if name.startswith("not_") else how
+
+
+def _text_term(name: str, values: list[str]) -> str:
+    """The `q` term that searches one exact value as text ("" when it cannot stand for the filter)."""
+    if name not in SEARCH_FIELDS or len(values) != 1 or (name == "ip_address" and "/" in values[0]):
+        return ""
+    term = values[0].rstrip("*")
+    return f'"{term}"' if any(c.isspace() for c in term) else term
+
+
+def widenings(view: ViewQuery) -> list[dict[str, str]]:
+    """For an empty result, each active filter: its label and value, how it matches, and the `q` term
+    that would search its value as text instead ("" when none can)."""
+    out = []
+    for name in TEXT_FILTERS:
+        raw = view.values.get(name, "")
+        if not raw:
+            continue
+        values = [raw] if name == "q" else split_values(raw)
+        out.append(
+            {
+                "name": name,
+                "label": FILTER_LABELS[name],
+                "value": raw,
+                "match": _match_text(name, values),
+                "term": "" if name == "q" else _text_term(name, values),
+            }
+        )
+    window = ""
+    if view.preset in PRESETS:
+        window = PRESET_LABELS[view.preset]
+    elif view.values.get("start_time") or view.values.get("end_time"):
+        window = " to ".join(view.values[n] or "…" for n in TIME_FILTERS)
+    if window:
+        out.append({"name": "range", "label": "Time range", "value": window, "match": "", "term": ""})
+    return out
+
+
+def without_filter(view: ViewQuery, name: str) -> ViewQuery:
+    """`view` on page 1 without the filter `name` (`range`: the whole time window)."""
+    values = dict(view.values)
+    preset = view.preset
+    if name == "range":
+        values.update(dict.fromkeys(TIME_FILTERS, ""))
+        preset = ""
+    elif name in values:
+        values[name] = ""
+    return ViewQuery(values=values, preset=preset, page=1, per_page=view.per_page)
+
+
+def searched_as_text(view: ViewQuery, name: str) -> ViewQuery:
+    """`view` with the exact filter `name` moved into the free-text search (unchanged when it cannot be)."""
+    term = _text_term(name, split_values(view.values.get(name, "")))
+    if not term:
+        return view
+    wider = without_filter(view, name)
+    wider.values["q"] = f"{wider.values.get('q', '')} {term}".strip()[:MAX_TEXT]
+    return wider
 
 
 def filters_params(filters: AuditFilters) -> dict[str, str]:

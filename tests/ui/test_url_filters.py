@@ -150,3 +150,116 @@ def test_times_typed_in_a_zone_keep_their_offset() -> None:
     assert window_text("7d", NOW) == "2026-04-24 12:00 to now (UTC)"
     assert window_text("24h", NOW, tokyo) == "2026-04-30 21:00 to now (Asia/Tokyo)"
     assert window_text("", NOW) == ""
+
+
+def test_a_pasted_api_link_reads_as_the_api_reads_it() -> None:
+    from audit_app.ui.url_filters import url_params
+
+    params = url_params("action=user.login&action=user.logout&not_result=success&q=alice+%22db+admin%22&page=2")
+    assert params == {
+        "action": "user.login,user.logout",
+        "not_result": "success",
+        "q": 'alice "db admin"',
+        "page": "2",
+    }
+    view = ViewQuery.from_params(params)
+    expected = AuditFilters(action="user.login,user.logout", not_result="success", q='alice "db admin"')
+    assert view.filters(NOW) == expected
+    assert ViewQuery.from_params(dict(parse_qsl(view.query_string()))) == view
+    assert url_params("page=1&page=3") == {"page": "3"}  # only filters take several values
+
+
+def test_the_statistics_window_defaults_to_30_days() -> None:
+    from audit_app.ui.url_filters import stats_params
+
+    assert stats_params({"tenant_id": "acme"}) == {"tenant_id": "acme", "range": "30d"}
+    assert stats_params({"range": "all"}) == {"range": "all"}
+    assert stats_params({"start_time": "2026-04-01T00:00"}) == {"start_time": "2026-04-01T00:00"}
+
+
+def test_an_empty_result_names_each_filter_and_how_it_matches() -> None:
+    from audit_app.ui.url_filters import widenings
+
+    view = ViewQuery.from_params(
+        {
+            "q": "alice",
+            "tenant_id": "acme",
+            "actor_email": "Bob@Acme.example",
+            "action": "user.login,user.log*",
+            "ip_address": "10.0.0.0/8",
+            "resource_id": "usr 7",
+            "not_result": "success",
+            "range": "7d",
+        }
+    )
+    by_name = {item["name"]: item for item in widenings(view)}
+    assert list(by_name) == [
+        "tenant_id",
+        "actor_email",
+        "action",
+        "resource_id",
+        "ip_address",
+        "q",
+        "not_result",
+        "range",
+    ]
+    assert by_name["q"]["match"] == "text anywhere in the event, any case"
+    assert by_name["tenant_id"] == {
+        "name": "tenant_id",
+        "label": "Tenant",
+        "value": "acme",
+        "match": "exact, case-sensitive",
+        "term": "",  # not a field the text search covers
+    }
+    assert by_name["actor_email"]["match"] == "exact, any case"
+    assert by_name["actor_email"]["term"] == "Bob@Acme.example"
+    assert by_name["action"]["match"] == "any of 2: exact or prefix, case-sensitive"
+    assert by_name["action"]["term"] == ""  # several values are not one text
+    assert by_name["ip_address"]["match"] == "network"
+    assert by_name["ip_address"]["term"] == ""
+    assert by_name["resource_id"]["term"] == '"usr 7"'
+    assert by_name["not_result"]["match"] == "leaves out exact, case-sensitive"
+    assert by_name["range"]["value"] == "Last 7 days"
+    custom = ViewQuery.from_params({"start_time": "2026-04-01T00:00"})
+    assert widenings(custom) == [
+        {"name": "range", "label": "Time range", "value": "2026-04-01T00:00 to …", "match": "", "term": ""}
+    ]
+    assert widenings(ViewQuery()) == []
+
+
+def test_widening_drops_a_filter_or_moves_it_into_the_search() -> None:
+    from audit_app.ui.url_filters import searched_as_text, without_filter
+
+    view = ViewQuery.from_params(
+        {"q": "login", "actor_id": "usr_00*", "tenant_id": "acme", "range": "24h", "page": "3", "per_page": "25"}
+    )
+    assert without_filter(view, "tenant_id").to_params() == {
+        "q": "login",
+        "actor_id": "usr_00*",
+        "range": "24h",
+        "per_page": "25",
+    }
+    assert without_filter(view, "range").to_params() == {
+        "q": "login",
+        "actor_id": "usr_00*",
+        "tenant_id": "acme",
+        "per_page": "25",
+    }
+    assert searched_as_text(view, "actor_id").to_params() == {
+        "q": "login usr_00",
+        "tenant_id": "acme",
+        "range": "24h",
+        "per_page": "25",
+    }
+    assert searched_as_text(view, "tenant_id") == view  # tenants are not searched as text
+
+
+def test_a_saved_view_keeps_filters_and_window_and_opens_on_its_page() -> None:
+    from audit_app.ui.url_filters import saved_query, saved_view_href
+
+    view = ViewQuery.from_params({"q": "x", "not_action": "audit.view", "range": "7d", "page": "4", "per_page": "100"})
+    assert saved_query(view) == {"q": "x", "not_action": "audit.view", "range": "7d", "per_page": "100"}
+    assert saved_view_href("events", {"q": "a b"}) == "/events?q=a+b"
+    assert saved_view_href("events", {}) == "/events"
+    assert saved_view_href("statistics", {"tenant_id": "acme"}) == "/statistics?tenant_id=acme&range=all"
+    assert saved_view_href("statistics", {"range": "7d"}) == "/statistics?range=7d"

@@ -29,7 +29,9 @@ def field_error(control_id: str, message: rx.Var[str]) -> rx.Component:
     )
 
 
-def labelled(label: str, control_id: str, control: rx.Component, hint: rx.Var[str] | str = "") -> rx.Component:
+def labelled(
+    label: str, control_id: str, control: rx.Component, hint: rx.Var[str] | str = "", class_name: str = "field"
+) -> rx.Component:
     """A label above its control."""
     return rx.el.div(
         rx.el.div(
@@ -38,12 +40,20 @@ def labelled(label: str, control_id: str, control: rx.Component, hint: rx.Var[st
             class_name="field-head",
         ),
         control,
-        class_name="field",
+        class_name=class_name,
     )
 
 
-def text_field(label: str, name: str, value: rx.Var[str], version: rx.Var[int], placeholder: str = "") -> rx.Component:
-    """A free-text filter."""
+def text_field(
+    label: str,
+    name: str,
+    value: rx.Var[str],
+    version: rx.Var[int],
+    placeholder: str = "",
+    hint: str = "",
+    wide: bool = False,
+) -> rx.Component:
+    """A free-text filter (`wide`: across the whole form, as the search box)."""
     control_id = f"filter-{name}"
     return labelled(
         label,
@@ -57,8 +67,20 @@ def text_field(label: str, name: str, value: rx.Var[str], version: rx.Var[int], 
             size="2",
             width="100%",
             auto_complete="off",
+            type="search" if name == "q" else "text",
         ),
+        hint,
+        "field wide" if wide else "field",
     )
+
+
+SEARCH_HINT = 'any case, every word; "a phrase"'
+SEARCH_PLACEHOLDER = 'e.g. alice 203.0.113 "role.assign"'
+
+
+def search_field(value: rx.Var[str], version: rx.Var[int]) -> rx.Component:
+    """The free-text search (`q`) over ids, email, action, resource, IP, request, user agent and details."""
+    return text_field("Search", "q", value, version, SEARCH_PLACEHOLDER, SEARCH_HINT, wide=True)
 
 
 def picker(
@@ -76,6 +98,8 @@ def picker(
         control_id,
         rx.el.select(
             rx.el.option(empty, value=""),
+            # a value the list lacks (several values, a prefix from a link) is shown as it applies
+            rx.cond((value != "") & ~options.contains(value), rx.el.option(value, value=value)),
             rx.foreach(options, lambda option: rx.el.option(option, value=option)),
             id=control_id,
             name=name,

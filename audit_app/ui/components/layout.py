@@ -123,13 +123,16 @@ def page_shell(active: str, *children: rx.Component) -> rx.Component:
     )
 
 
-def page_title(title: str, subtitle: rx.Component | str) -> rx.Component:
-    """The heading of a page with one line of context under it."""
-    return rx.vstack(
+def page_title(title: str, subtitle: rx.Component | str, *actions: rx.Component) -> rx.Component:
+    """The heading of a page with one line of context under it (and `actions` at its right)."""
+    heading = rx.vstack(
         rx.heading(title, size="6", as_="h1"),
         rx.text(subtitle, size="2", color_scheme="gray"),
         spacing="1",
     )
+    if not actions:
+        return heading
+    return rx.hstack(heading, rx.spacer(), *actions, align="end", width="100%", wrap="wrap")
 
 
 def error_callout(message: rx.Var[str]) -> rx.Component:

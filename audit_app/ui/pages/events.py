@@ -9,8 +9,9 @@ import reflex as rx
 
 from audit_app.ui.components.drawer import event_drawer
 from audit_app.ui.components.export_progress import export_progress
-from audit_app.ui.components.fields import picker, text_field, time_window
+from audit_app.ui.components.fields import picker, search_field, text_field, time_window
 from audit_app.ui.components.layout import error_callout, page_shell, page_title, result_badge
+from audit_app.ui.components.views_menu import views_menu
 from audit_app.ui.state.drawer import DrawerState
 from audit_app.ui.state.events import EventsState
 from audit_app.ui.state.zone import ZoneState
@@ -24,6 +25,7 @@ def filter_form() -> rx.Component:
     version = EventsState.form_version
     return rx.form(
         rx.el.div(
+            search_field(form["q"], version),
             picker("Tenant", "tenant_id", form["tenant_id"], options["tenant_id"], version, "Any tenant"),
             picker("Partner", "partner_id", form["partner_id"], options["partner_id"], version, "Any partner"),
             text_field("Actor ID", "actor_id", form["actor_id"], version, "e.g. usr_4f2a"),
@@ -42,6 +44,9 @@ def filter_form() -> rx.Component:
             *time_window(EventsState, "filter-range"),
             text_field("IP address", "ip_address", form["ip_address"], version, "203.0.113.7"),
             text_field("Request ID", "request_id", form["request_id"], version),
+            text_field("Not action", "not_action", form["not_action"], version, "e.g. audit.view"),
+            text_field("Not result", "not_result", form["not_result"], version, "e.g. success"),
+            text_field("Not actor ID", "not_actor_id", form["not_actor_id"], version, "e.g. svc_*"),
             rx.el.div(
                 rx.hstack(
                     rx.button(rx.icon("filter", size=14), "Apply", type="submit", size="2"),
@@ -142,6 +147,74 @@ def event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
+def widen_item(item: rx.Var[dict[str, str]]) -> rx.Component:
+    """One active filter of an empty result: what it is, how it matches, and the ways to drop it."""
+    return rx.el.li(
+        rx.text(
+            rx.el.strong(item["label"]),
+            ": ",
+            rx.code(item["value"], variant="ghost"),
+            rx.cond(item["match"] != "", rx.text.span(" (", item["match"], ")", color_scheme="gray")),
+            size="2",
+        ),
+        rx.hstack(
+            rx.button(
+                rx.icon("x", size=12),
+                "Remove",
+                size="1",
+                variant="soft",
+                aria_label="Remove filter " + item["label"],
+                on_click=EventsState.drop_filter(item["name"]),
+            ),
+            rx.cond(
+                item["term"] != "",
+                rx.button(
+                    rx.icon("text-search", size=12),
+                    "Search as text instead",
+                    size="1",
+                    variant="soft",
+                    color_scheme="gray",
+                    aria_label="Search " + item["label"] + " as text instead",
+                    on_click=EventsState.search_as_text(item["name"]),
+                ),
+            ),
+            spacing="2",
+        ),
+        class_name="widen-item",
+    )
+
+
+def empty_state() -> rx.Component:
+    """No events: which filters are exact, and a button per filter to drop it or search it as text."""
+    return rx.center(
+        rx.vstack(
+            rx.icon("search-x", size=28, color="var(--gray-9)"),
+            rx.text("No events match these filters.", weight="medium"),
+            rx.cond(
+                EventsState.widen.length() > 0,
+                rx.fragment(
+                    rx.text(
+                        "Filters compare whole values (a trailing * matches a prefix); "
+                        "Search finds text anywhere, in any case. Widen the view:",
+                        size="2",
+                        color_scheme="gray",
+                        text_align="center",
+                    ),
+                    rx.el.ul(
+                        rx.foreach(EventsState.widen, widen_item), class_name="widen", aria_label="Active filters"
+                    ),
+                ),
+                rx.text("There are no events in your scope yet.", size="2", color_scheme="gray"),
+            ),
+            align="center",
+            spacing="2",
+        ),
+        padding="32px",
+        role="status",
+        class_name="empty-state",
+    )
+
+
 def results_table() -> rx.Component:
     """The page of events, or why there is none."""
     headers = ["Tenant", "Actor", "Action", "Resource", "Result", "IP address", ""]
@@ -163,17 +236,7 @@ def results_table() -> rx.Component:
         ),
         rx.cond(
             ~EventsState.loading & (EventsState.total == 0) & ~EventsState.failed,
-            rx.center(
-                rx.vstack(
-                    rx.icon("search-x", size=28, color="var(--gray-9)"),
-                    rx.text("No events match these filters.", weight="medium"),
-                    rx.text("Widen the time range or remove a filter.", size="2", color_scheme="gray"),
-                    align="center",
-                    spacing="1",
-                ),
-                padding="40px",
-                role="status",
-            ),
+            empty_state(),
         ),
         position="relative",
         class_name="table-scroll",
@@ -302,7 +365,9 @@ def events_page() -> rx.Component:
         "events",
         rx.vstack(
             page_title(
-                "Events", "Find, read and export audit events in your scope. Hover a time for how long ago it was."
+                "Events",
+                "Find, read and export audit events in your scope. Hover a time for how long ago it was.",
+                views_menu(),
             ),
             filters_button(),
             filter_form(),

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from audit_app.ui.components.fields import picker, time_window
+from audit_app.ui.components.fields import picker, search_field, time_window
 from audit_app.ui.components.layout import error_callout, page_shell, page_title
+from audit_app.ui.components.views_menu import views_menu
 from audit_app.ui.state.stats import StatsState
 
 
@@ -18,6 +19,7 @@ def stats_filters() -> rx.Component:
     version = StatsState.form_version
     return rx.form(
         rx.el.div(
+            search_field(form["q"], version),
             picker("Tenant", "tenant_id", form["tenant_id"], StatsState.tenants, version, "Any tenant"),
             picker("Partner", "partner_id", form["partner_id"], StatsState.partners, version, "Any partner"),
             *time_window(StatsState, "stats-range"),
@@ -153,7 +155,7 @@ def statistics_page() -> rx.Component:
     return page_shell(
         "statistics",
         rx.vstack(
-            page_title("Statistics", "Activity in your scope. Click a bar or slice to see those events."),
+            page_title("Statistics", "Activity in your scope. Click a bar or slice to see those events.", views_menu()),
             stats_filters(),
             rx.cond(StatsState.error != "", error_callout(StatsState.error)),
             rx.box(

@@ -26,7 +26,16 @@ from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.export_progress import ExportProgressState
 from audit_app.ui.state.filter_form import FilterFormState
 from audit_app.ui.state.zone import zone_of
-from audit_app.ui.url_filters import FORM_FIELDS, PAGE_SIZES, FilterError, ViewQuery, filters_params
+from audit_app.ui.url_filters import (
+    FORM_FIELDS,
+    PAGE_SIZES,
+    FilterError,
+    ViewQuery,
+    filters_params,
+    searched_as_text,
+    widenings,
+    without_filter,
+)
 
 logger = logging.getLogger(__name__)
 LOAD_FAILED = "The events could not be loaded (the database did not answer). Try again in a moment."
@@ -73,6 +82,7 @@ class EventsState(FilterFormState, rx.State):
     options: dict[str, list[str]] = {}
     query_string: str = ""
     exporting: bool = False
+    widen: list[dict[str, str]] = []  # the active filters, for the empty state's ways to widen
     filters_open: bool = False  # narrow screens: the filter panel behind its "Filters (N)" button
     _options_for: str = ""
     _loaded: str | None = None  # the query string of the list on show (None: nothing usable)
@@ -135,8 +145,7 @@ class EventsState(FilterFormState, rx.State):
     @signed_in
     async def load(self, principal: Principal) -> AsyncIterator[Any]:
         """on_load: read the filters from the URL, fill the pickers, fetch the page."""
-        params = self.router.url.query_parameters
-        view = ViewQuery.from_params(params)
+        view = ViewQuery.from_params(self._url_params())
         zone = await zone_of(self)
         query = view.query_string()
         if f"{query} {zone}" == self._loaded and not self.error:
@@ -151,6 +160,7 @@ class EventsState(FilterFormState, rx.State):
         except SQLAlchemyError:
             logger.exception("Loading the picker values failed")
         self._show_view(view, zone)
+        self.widen = widenings(view)
         self.page, self.per_page = view.page, view.per_page
         self.query_string = query
         yield
@@ -198,22 +208,32 @@ class EventsState(FilterFormState, rx.State):
         """Add one value from the table to the current filters."""
         if name not in FILTERABLE or not value:
             return None
-        view = ViewQuery.from_params(self.router.url.query_parameters)
+        view = ViewQuery.from_params(self._url_params())
         view.values[name] = value
         view.page = 1
         return self._navigate(view)
 
     @rx.event
+    def drop_filter(self, name: str) -> EventSpec:
+        """Widen an empty result: the same view without one filter (`range`: any time)."""
+        return self._navigate(without_filter(ViewQuery.from_params(self._url_params()), name))
+
+    @rx.event
+    def search_as_text(self, name: str) -> EventSpec:
+        """Widen an empty result: search one exact filter's value as free text (`q`) instead."""
+        return self._navigate(searched_as_text(ViewQuery.from_params(self._url_params()), name))
+
+    @rx.event
     def go_to_page(self, page: int) -> EventSpec:
         """Show another page of the same filtered view."""
-        view = ViewQuery.from_params(self.router.url.query_parameters)
+        view = ViewQuery.from_params(self._url_params())
         view.page = max(1, min(page, max(self.pages, 1)))
         return self._navigate(view)
 
     @rx.event
     def set_page_size(self, size: str) -> EventSpec:
         """Change how many rows a page holds (back to page 1)."""
-        view = ViewQuery.from_params(self.router.url.query_parameters)
+        view = ViewQuery.from_params(self._url_params())
         view.per_page = int(size) if size.isdigit() and int(size) in PAGE_SIZES else view.per_page
         view.page = 1
         return self._navigate(view)
@@ -225,7 +245,7 @@ class EventsState(FilterFormState, rx.State):
         params, described = EXPORT_KINDS.get(kind, EXPORT_KINDS["csv"])
         try:
             principal.require_scope(SCOPE_EXPORT)
-            view = ViewQuery.from_params(self.router.url.query_parameters)
+            view = ViewQuery.from_params(self._url_params())
             filters: AuditFilters = view.filters(datetime.now(UTC))
             if kind == "bundle":
                 export_keys(get_settings()).signer()

@@ -10,7 +10,7 @@ from reflex.event import EventSpec
 
 from audit_app.audit.filters import TIME_FILTERS
 from audit_app.ui.state.zone import zone_named
-from audit_app.ui.url_filters import PRESETS, ViewQuery, input_time, submitted_view
+from audit_app.ui.url_filters import PRESETS, ViewQuery, input_time, submitted_view, url_params
 from audit_app.ui.url_filters import window_text as resolved_window
 
 
@@ -37,6 +37,10 @@ class FilterFormState(rx.State, mixin=True):
     def _go(self, view: ViewQuery) -> EventSpec:
         """Navigate to `view` on this page."""
         raise NotImplementedError
+
+    def _url_params(self) -> dict[str, str]:
+        """The page's URL query (a filter repeated in a pasted link reads as `a,b`, as in the API)."""
+        return url_params(self.router.url.query)
 
     def _show_view(self, view: ViewQuery, zone: tzinfo) -> None:
         """Fill the form with a loaded view (times as the inputs show them, in `zone`)."""

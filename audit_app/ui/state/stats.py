@@ -20,10 +20,10 @@ from audit_app.ui import charts
 from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.filter_form import FilterFormState
 from audit_app.ui.state.zone import zone_of
-from audit_app.ui.url_filters import FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery
+from audit_app.ui.url_filters import FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery, stats_params
 
 logger = logging.getLogger(__name__)
-STATS_FORM = ("tenant_id", "partner_id", "start_time", "end_time")
+STATS_FORM = ("q", "tenant_id", "partner_id", "start_time", "end_time")
 
 
 class StatsState(FilterFormState, rx.State):
@@ -87,9 +87,7 @@ class StatsState(FilterFormState, rx.State):
     @signed_in
     async def load(self, principal: Principal) -> AsyncIterator[Any]:
         """on_load: read the filters from the URL and compute the statistics off the event loop."""
-        params = dict(self.router.url.query_parameters)
-        if not any(key in params for key in ("range", "start_time", "end_time")):
-            params["range"] = "30d"
+        params = stats_params(self._url_params())
         view = ViewQuery.from_params(params)
         self._view = view
         self.include_access = params.get("access") == "include"
