@@ -149,7 +149,10 @@ class EventsState(FilterFormState, rx.State):
         zone = await zone_of(self)
         query = view.query_string()
         if f"{query} {zone}" == self._loaded and not self.error:
-            return  # only the drawer changed (?event=, DrawerState.sync follows): the list stays
+            # only the drawer changed (?event=, DrawerState.sync follows), or Apply spelled the same
+            # view anew (a pasted `action=a&action=b` becomes `action=a,b`): the list on show stays
+            self.loading = False
+            return
         scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
         self.loading, self.error = True, ""
         try:
