@@ -25,9 +25,9 @@ def query(page: Page) -> dict[str, str]:
 
 
 def count(console: Console, key: str, **filters: str) -> int:
-    """What the domain counts for a persona and filters."""
+    """What the domain counts for a persona and (text) filters."""
     with console.session() as session:
-        return count_events(session, console.principal(key), AuditFilters(**filters))
+        return count_events(session, console.principal(key), AuditFilters().replace(**filters))
 
 
 def expect_total(page: Page, total: int) -> None:
