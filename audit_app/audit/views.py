@@ -25,6 +25,8 @@ from audit_app.models import AuditLogPublic, SavedView, utcnow
 VIEW_PAGES: tuple[str, ...] = ("events", "statistics")
 VIEW_SETTINGS: tuple[str, ...] = ("range", "per_page")
 """Besides the filters, what a view's query may hold: the relative time range and the page size."""
+QUERY_KEYS: tuple[str, ...] = (*TEXT_FILTERS, *TIME_FILTERS, *VIEW_SETTINGS)
+"""Every key a view's query may hold."""
 RANGES: tuple[str, ...] = ("1h", "24h", "7d", "30d")
 COLUMNS: tuple[str, ...] = tuple(AuditLogPublic.model_fields)
 MAX_VIEWS = 200
@@ -62,11 +64,10 @@ def scope_key(principal: Principal) -> str:
 
 def check_query(session: Session, principal: Principal, query: Mapping[str, str]) -> dict[str, str]:
     """The view's query, cleaned: known keys only, valid filters within the caller's scope."""
-    allowed = (*TEXT_FILTERS, *TIME_FILTERS, *VIEW_SETTINGS)
     clean: dict[str, str] = {}
     for key, value in query.items():
-        if key not in allowed:
-            raise ViewQueryError("query", f"Value error, {key!r} is not a filter ({', '.join(allowed)})")
+        if key not in QUERY_KEYS:
+            raise ViewQueryError("query", f"Value error, {key!r} is not a filter ({', '.join(QUERY_KEYS)})")
         if "\x00" in value:
             raise ViewQueryError("query", f"Value error, {key} must not contain NUL characters")
         if value.strip():

@@ -22,6 +22,7 @@ from audit_app.audit.filters import (
     AuditFilters,
     split_values,
 )
+from audit_app.audit.views import QUERY_KEYS
 
 FORM_FIELDS: tuple[str, ...] = (*TEXT_FILTERS, *TIME_FILTERS)
 PRESETS: dict[str, timedelta] = {
@@ -224,9 +225,7 @@ def stats_params(params: Mapping[str, str]) -> dict[str, str]:
 
 def saved_query(view: ViewQuery) -> dict[str, str]:
     """What a saved view keeps of `view`: its filters, time range and page size (not the page number)."""
-    params = view.to_params()
-    params.pop("page", None)
-    return params
+    return {key: value for key, value in view.to_params().items() if key in QUERY_KEYS}
 
 
 def saved_view_href(page: str, query: Mapping[str, str]) -> str:

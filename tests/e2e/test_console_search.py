@@ -71,6 +71,8 @@ def test_typing_a_search_narrows_the_table_and_lands_in_the_url(page: Page, cons
     page.get_by_role("link", name="Chart this view").click()
     page.wait_for_url(re.compile(r"/statistics"))
     expect(page.get_by_label("Search", exact=True)).to_have_value(term)
+    expect(page.get_by_role("button", name="Remove filter Result")).to_be_visible()  # carried, by its label
+    expect(page.get_by_role("button", name="Views")).to_be_visible()
 
 
 def test_a_pasted_api_link_shows_the_same_in_the_form_and_table(page: Page, console: Console) -> None:

@@ -33,13 +33,13 @@ def stats_filters() -> rx.Component:
                 rx.foreach(
                     StatsState.carried,
                     lambda item: rx.badge(
-                        item["name"],
+                        item["label"],
                         ": ",
                         item["value"],
                         rx.el.button(
                             rx.icon("x", size=12),
                             type="button",
-                            aria_label="Remove filter " + item["name"],
+                            aria_label="Remove filter " + item["label"],
                             on_click=StatsState.drop_carried(item["name"]),
                             class_name="chip-remove",
                         ),

@@ -20,7 +20,7 @@ from audit_app.ui import charts
 from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.filter_form import FilterFormState
 from audit_app.ui.state.zone import zone_of
-from audit_app.ui.url_filters import FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery, stats_params
+from audit_app.ui.url_filters import FILTER_LABELS, FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery, stats_params
 
 logger = logging.getLogger(__name__)
 STATS_FORM = ("q", "tenant_id", "partner_id", "start_time", "end_time")
@@ -106,7 +106,7 @@ class StatsState(FilterFormState, rx.State):
             logger.exception("Loading the picker values failed")
         self._show_view(view, await zone_of(self))
         self.carried = [
-            {"name": name, "value": view.values[name]}
+            {"name": name, "label": FILTER_LABELS[name], "value": view.values[name]}
             for name in TEXT_FILTERS
             if name not in STATS_FORM and view.values[name]
         ]
