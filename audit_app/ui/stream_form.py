@@ -206,7 +206,7 @@ def stream_row(stream: LogStream, lag: StreamLag, zone: tzinfo = UTC, now: datet
         "target": stream.target,
         "owner": owner_text(stream),
         "status": stream.status,
-        "lag": "none" if not lag.events else f"{events} events, {_seconds(lag.seconds)}",
+        "lag": "none" if not lag.events else f"{events} event{'' if events == '1' else 's'}, {_seconds(lag.seconds)}",
         "last_success": (
             f"{show_time(stream.last_success_at, zone)} ({ago(stream.last_success_at, now)})"
             if stream.last_success_at

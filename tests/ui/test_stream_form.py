@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from audit_app.audit.streams import SPEC, StreamConfigError
+from audit_app.audit.streams import SPEC, StreamConfigError, StreamLag
 from audit_app.models import LogStream
-from audit_app.ui.stream_form import change_input, errors_by_field, form_values, spec_input
+from audit_app.ui.stream_form import change_input, errors_by_field, form_values, spec_input, stream_row
 
 
 def refused(raw: dict[str, object]) -> tuple[dict[str, str], str]:
@@ -87,3 +87,13 @@ def test_the_edit_form_never_holds_a_credential_and_keeps_untyped_ones() -> None
     assert change.options == {"header_name": "X-Token"}
     retyped = change_input(values | {"credentials.secret": "n" * 20}, "http")
     assert retyped.credentials == {"secret": "n" * 20}
+
+    row = stream_row(stream, StreamLag(events=1, capped=False, seconds=3.25))
+    assert (row["lag"], row["last_success"], row["owner"], row["status"]) == (
+        "1 event, 3.2 s",
+        "never",
+        "tenant acme",
+        "active",
+    )
+    assert stream_row(stream, StreamLag(events=100_000, capped=True, seconds=600))["lag"] == "100,000+ events, 10 min"
+    assert stream_row(stream, StreamLag(events=0, capped=False, seconds=0))["lag"] == "none"

@@ -21,7 +21,8 @@ def _control_id(key: str) -> str:
 
 
 def _version(control_id: str) -> rx.Var[str]:
-    return control_id + "-" + StreamsState.form_version.to_string() + "-" + StreamsState.form_type
+    """The control's key: a newly opened form remounts it with the form's values (a type change does not)."""
+    return control_id + "-" + StreamsState.form_version.to_string()
 
 
 def form_control(label: str, key: str, hint: rx.Var[str] | str = "", kind: str = "text") -> rx.Component:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -58,6 +59,7 @@ NEEDS_ADMIN = (
 )
 LOAD_FAILED = "The streams could not be loaded (the database did not answer). Try again in a moment."
 REPLAY_POLL_SECONDS = 1.0
+REPLAY_FOLLOW_SECONDS = 3600.0  # a replay still running after this long is left to the list's health
 EMPTY_FORM = dict.fromkeys(BASE_FIELDS, "") | {"format": "json"}
 
 
@@ -109,6 +111,7 @@ class StreamsState(rx.State):
             "failing": f"Replay of {name!r} stopped: the stream is failing ({done})",
             "done": f"Replay of {name!r} finished: {done}.",
             "gone": f"The stream {name!r} was deleted during its replay.",
+            "unfollowed": f"Replay of {name!r} still running after an hour ({done}); the list shows its lag.",
         }.get(self.replay.get("status", ""), "")
 
     async def _admin(self) -> Principal | EventSpec | None:
@@ -374,7 +377,8 @@ class StreamsState(rx.State):
             principal = await self._admin()
         if not stream_id or not isinstance(principal, Principal):
             return
-        while True:
+        give_up = time.monotonic() + REPLAY_FOLLOW_SECONDS
+        while time.monotonic() < give_up:
             try:
                 progress: ReplayProgress | None = await _write(
                     lambda s: replay_progress(s, principal, stream_id, total)
@@ -394,6 +398,9 @@ class StreamsState(rx.State):
                     await self._refresh(principal)
                     return
             await asyncio.sleep(REPLAY_POLL_SECONDS)
+        async with self:
+            if self.replay.get("stream") == stream_id:
+                self.replay = self.replay | {"status": "unfollowed"}
 
     @rx.event
     def dismiss(self) -> None:
