@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import count_events
+from audit_app.audit.views import list_views
 from audit_app.models import AuditLog
 from tests.e2e.conftest import ENV_ASSET, Console, _pin_backend_port, result_count, sign_in
 
@@ -160,10 +161,18 @@ def test_save_open_rename_and_delete_a_view_private_to_its_owner(
     expect(stranger.get_by_role("menuitem", name="Save current view…")).to_be_visible()
     expect(stranger.get_by_role("menuitem", name=re.compile(re.escape(name)))).to_have_count(0)
     other.close()
-    # rename, then delete, from Manage views
+    # update it with another view, rename it, then delete it, from Manage views
+    changed = {"action": "user.login", "result": "denied", "range": "7d"}
+    tab.goto("/events?" + urlencode(changed))
+    expect(tab.get_by_label("Result", exact=True)).to_have_value("denied")
     tab.get_by_role("button", name="Views").click()
     tab.get_by_role("menuitem", name="Manage views…").click()
     manage = tab.get_by_role("dialog", name="Manage views")
+    manage.get_by_role("button", name=f"Update {name} with the current view").click()
+    expect(tab.get_by_text("Updated with the current view.")).to_be_visible()
+    with console.session() as session:
+        saved = next(v for v in list_views(session, console.principal("tenant")) if v.name == name)
+    assert saved.query == changed
     manage.get_by_role("button", name=f"Rename {name}").click()
     manage.get_by_label(f"New name for {name}").fill(name + " renamed")
     manage.get_by_role("button", name="Save name").click()
