@@ -228,9 +228,11 @@ class StreamsState(rx.State):
             return principal
         secret_key = get_settings().secret_key
         kind, editing = self.form_type, self.editing
-        self.form = {key: str(value) for key, value in form.items() if key in self.form or "." in key} | {
-            key: value for key, value in self.form.items() if key.endswith(":set")
-        }
+        # what was typed stays shown; a credential never goes back to the browser
+        kept = {key: str(v) for key, v in form.items() if key in BASE_FIELDS or key.startswith("options.")}
+        if self.editing:  # the owner is shown, not submitted
+            kept["owner"] = self.form.get("owner", "")
+        self.form = kept | {key: value for key, value in self.form.items() if key.endswith(":set")}
         self.field_errors, self.form_error, self.saving = {}, "", True
         try:
             if editing:
