@@ -32,6 +32,9 @@ SEARCH_COUNT_CAP = 1_000
 """The cap for searches whose every match must be rechecked (free text `q`, exclusions): past a
 thousand matches an analyst narrows the search rather than reads the exact number."""
 NEWEST_FIRST = (col(AuditLog.timestamp).desc(), col(AuditLog.id).desc())
+OLDEST_FIRST = (col(AuditLog.timestamp).asc(), col(AuditLog.id).asc())
+ORDERS = ("desc", "asc")
+"""List orders by time: newest first (the default) or oldest first."""
 # What a listed event carries: the public fields, read as plain rows (no ORM objects to build).
 LISTED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
 ListedEvent = Row[*tuple[Any, ...]]
@@ -65,7 +68,7 @@ class EventPage:
 
 
 def encode_cursor(event: AuditLog | ListedEvent) -> str:
-    """An opaque cursor pointing just after `event` in newest-first order."""
+    """An opaque cursor pointing just after `event` in the list's order."""
     raw = json.dumps([utc(event.timestamp).isoformat(), event.id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -157,8 +160,10 @@ def list_events(
     page: int = 1,
     per_page: int = DEFAULT_PER_PAGE,
     cursor: str | None = None,
+    order: str = "desc",
 ) -> EventPage:
-    """The page-th page of events matching `filters` within the caller's scope, newest first.
+    """The page-th page of events matching `filters` within the caller's scope, newest first
+    (`order="asc"`: oldest first; ties on time are broken by id the same way).
 
     With a `cursor` (a previous page's `next_cursor`) the page starts right after that row and
     `page` only labels it; the total always counts the whole filtered list (up to a cap).
@@ -169,17 +174,21 @@ def list_events(
     """
     conditions = where_clause(session, principal, filters)
     index = sqlite_index(filters) if session.get_bind().dialect.name == "sqlite" else None
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    ordering = OLDEST_FIRST if order == "asc" else NEWEST_FIRST
     offset = (page - 1) * per_page
     after: list[Any] = []
     if cursor:
         stamp, event_id = decode_cursor(cursor)
-        after = [tuple_(AuditLog.timestamp, AuditLog.id) < tuple_(stamp, event_id)]
+        position, mark = tuple_(AuditLog.timestamp, AuditLog.id), tuple_(stamp, event_id)
+        after = [position > mark if order == "asc" else position < mark]
         offset = 0
     cap = (page - 1) * per_page + count_cap(filters)
     ids = (
         _hinted(select(AuditLog.id), index)  # type: ignore[call-overload]
         .where(*conditions, *after)
-        .order_by(*NEWEST_FIRST)
+        .order_by(*ordering)
         .offset(offset)
         .limit(per_page)
     )
@@ -187,7 +196,7 @@ def list_events(
     stmt = (
         select(*LISTED_COLUMNS, found.label("found"))
         .where(col(AuditLog.id).in_(ids.scalar_subquery()))
-        .order_by(*NEWEST_FIRST)
+        .order_by(*ordering)
     )
     items = session.connection().execute(stmt).all()
     total, exact = (

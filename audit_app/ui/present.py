@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from audit_app.audit.query import ListedEvent
@@ -11,6 +12,19 @@ from audit_app.models import AuditLog
 from audit_app.ui.url_filters import events_href
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+AROUND = timedelta(minutes=5)
+"""How far either side of an event "Events around this one" looks."""
+COPYABLE = {
+    "Event ID": "event id",
+    "Actor ID": "actor id",
+    "Resource ID": "resource id",
+    "IP address": "IP address",
+    "Request ID": "request id",
+    "Session ID": "session id",
+    "Hash": "hash",
+    "Previous hash": "previous hash",
+}
+"""Drawer fields with a copy button, and what the button's name calls them ("Copy event id")."""
 
 
 def show_time(value: datetime | None, zone: tzinfo = UTC) -> str:
@@ -82,7 +96,24 @@ def event_fields(event: AuditLog, zone: tzinfo = UTC) -> list[dict[str, str]]:
         ("Hash", event.hash),
         ("Previous hash", event.prev_hash),
     ]
-    return [{"label": label, "value": value or "—"} for label, value in pairs]
+    return [
+        {"label": label, "value": value or "—", "copy": COPYABLE.get(label, "") if value else ""}
+        for label, value in pairs
+    ]
+
+
+def raw_event(event: AuditLog) -> str:
+    """The whole stored event as indented JSON (what the drawer's "Raw JSON" tab shows)."""
+    return json.dumps(event.model_dump(mode="json"), indent=2, ensure_ascii=False)
+
+
+def around_href(event: AuditLog) -> str:
+    """The events of the same tenant within AROUND either side of `event` (whole minutes, UTC)."""
+    stamp = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
+    start = (stamp - AROUND).astimezone(UTC).replace(second=0, microsecond=0)
+    end = (stamp + AROUND).astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    minute = "%Y-%m-%dT%H:%M"
+    return events_href(tenant_id=event.tenant_id, start_time=start.strftime(minute), end_time=end.strftime(minute))
 
 
 def _show_value(value: Any) -> str:
@@ -114,16 +145,26 @@ def pretty_details(details: dict[str, Any]) -> str:
     return json.dumps(details or {}, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def related_links(event: AuditLog) -> list[dict[str, str]]:
-    """Links to the events sharing this one's actor, resource, request or IP address."""
+def related_links(event: AuditLog, window: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """Links to the events sharing this one's actor, resource, request or IP address.
+
+    `window` (URL parameters of the current time window) is kept on every link.
+    """
+    kept = dict(window or {})
     links = [
-        ("Same actor", event.actor_email or event.actor_id, events_href(actor_id=event.actor_id)),
+        ("Same actor", event.actor_email or event.actor_id, events_href(actor_id=event.actor_id, **kept)),
         (
             "Same resource",
             "/".join(p for p in (event.resource_type, event.resource_id) if p),
-            events_href(resource_type=event.resource_type, resource_id=event.resource_id) if event.resource_id else "",
+            events_href(resource_type=event.resource_type, resource_id=event.resource_id, **kept)
+            if event.resource_id
+            else "",
         ),
-        ("Same request", event.request_id or "", events_href(request_id=event.request_id) if event.request_id else ""),
-        ("Same IP address", event.ip_address or "", events_href(ip_address=event.ip_address)),
+        (
+            "Same request",
+            event.request_id or "",
+            events_href(request_id=event.request_id, **kept) if event.request_id else "",
+        ),
+        ("Same IP address", event.ip_address or "", events_href(ip_address=event.ip_address, **kept)),
     ]
     return [{"label": label, "value": value, "href": href} for label, value, href in links if href and value]

@@ -39,6 +39,8 @@ PRESET_LABELS: dict[str, str] = {
     "30d": "Last 30 days",
     "custom": "Custom range",
 }
+SORTS: tuple[str, ...] = ("desc", "asc")
+"""Time order of the list: newest first (the default, left out of the URL) or `sort=asc`."""
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_TEXT = 320
@@ -135,6 +137,7 @@ class ViewQuery:
     preset: str = ""
     page: int = 1
     per_page: int = DEFAULT_PAGE_SIZE
+    sort: str = "desc"
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> ViewQuery:
@@ -150,6 +153,7 @@ class ViewQuery:
             preset=preset,
             page=_positive(params.get("page"), 1, 1_000_000),
             per_page=_page_size(params.get("per_page")),
+            sort="asc" if params.get("sort") == "asc" else "desc",
         )
 
     def to_params(self) -> dict[str, str]:
@@ -163,7 +167,13 @@ class ViewQuery:
             params["page"] = str(self.page)
         if self.per_page != DEFAULT_PAGE_SIZE:
             params["per_page"] = str(self.per_page)
+        if self.sort == "asc":
+            params["sort"] = "asc"
         return params
+
+    def window_params(self) -> dict[str, str]:
+        """Only the time window of this view, as URL parameters (links that keep the window)."""
+        return {key: value for key, value in self.to_params().items() if key in ("range", *TIME_FILTERS)}
 
     def query_string(self) -> str:
         """`to_params` as an encoded query string (no leading `?`)."""
@@ -204,7 +214,7 @@ def submitted_view(
         values["start_time"] = values["end_time"] = ""
     else:
         preset = "custom" if typed else ""
-    return ViewQuery(values=values, preset=preset, page=1, per_page=base.per_page)
+    return ViewQuery(values=values, preset=preset, page=1, per_page=base.per_page, sort=base.sort)
 
 
 def url_params(query: str) -> dict[str, str]:
@@ -298,7 +308,7 @@ def without_filter(view: ViewQuery, name: str) -> ViewQuery:
         preset = ""
     elif name in values:
         values[name] = ""
-    return ViewQuery(values=values, preset=preset, page=1, per_page=view.per_page)
+    return ViewQuery(values=values, preset=preset, page=1, per_page=view.per_page, sort=view.sort)
 
 
 def searched_as_text(view: ViewQuery, name: str) -> ViewQuery:

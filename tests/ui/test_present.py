@@ -8,7 +8,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 from audit_app.models import AuditLog
 from audit_app.ui import charts
-from audit_app.ui.present import change_rows, event_row, pretty_details, related_links
+from audit_app.ui.present import (
+    around_href,
+    change_rows,
+    event_fields,
+    event_row,
+    pretty_details,
+    raw_event,
+    related_links,
+)
 
 STATS = {
     "total": 10,
@@ -85,6 +93,22 @@ def test_related_links_filter_on_the_shared_value() -> None:
     }
     bare = related_links(_event(request_id=None, ip_address=None, resource_id=None))
     assert [link["label"] for link in bare] == ["Same actor"]
+    kept = related_links(_event(), {"range": "7d"})
+    assert all(dict(parse_qsl(urlsplit(link["href"]).query))["range"] == "7d" for link in kept)
+
+
+def test_events_around_one_are_its_tenant_five_minutes_either_side() -> None:
+    query = dict(parse_qsl(urlsplit(around_href(_event())).query))
+    assert query == {"tenant_id": "acme", "start_time": "2026-04-01T09:25", "end_time": "2026-04-01T09:36"}
+
+
+def test_raw_json_and_copy_buttons() -> None:
+    assert '"id": "e1"' in raw_event(_event())
+    copies = {field["label"]: field["copy"] for field in event_fields(_event())}
+    assert copies["Event ID"] == "event id"
+    assert copies["IP address"] == "IP address"
+    assert copies["Session ID"] == ""  # nothing to copy
+    assert copies["Tenant"] == ""
 
 
 def test_daily_chart_stacks_results_in_a_stable_order() -> None:

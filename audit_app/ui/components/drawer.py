@@ -11,14 +11,32 @@ from audit_app.ui.components.layout import result_badge
 from audit_app.ui.state.drawer import DrawerState
 
 
+def copy_button(name: rx.Var[str], value: rx.Var[str]) -> rx.Component:
+    """A button copying `value` to the clipboard, named "Copy <name>"."""
+    return rx.icon_button(
+        rx.icon("copy", size=13),
+        variant="ghost",
+        color_scheme="gray",
+        size="1",
+        aria_label="Copy " + name,
+        title="Copy " + name,
+        on_click=[rx.set_clipboard(value), rx.toast.success("Copied " + name, duration=1500)],
+        class_name="copy-button",
+    )
+
+
 def field_list() -> rx.Component:
-    """Every field of the event as a definition list."""
+    """Every field of the event as a definition list; ids, the IP address and hashes can be copied."""
     return rx.el.dl(
         rx.foreach(
             DrawerState.fields,
             lambda item: rx.el.div(
                 rx.el.dt(item["label"]),
-                rx.el.dd(item["value"], class_name="mono-soft"),
+                rx.el.dd(
+                    item["value"],
+                    rx.cond(item["copy"] != "", copy_button(item["copy"], item["value"])),
+                    class_name="mono-soft",
+                ),
                 class_name="field-row",
             ),
         ),
@@ -60,9 +78,21 @@ def changes_diff() -> rx.Component:
 
 
 def related_events() -> rx.Component:
-    """Links to the events that share the actor, resource, request or IP."""
+    """Links to the events that share the actor, resource, request or IP (in the current time window),
+    and to the events around this one."""
     return rx.box(
-        rx.heading("Related events", size="3", as_="h3", class_name="section-title"),
+        rx.hstack(
+            rx.heading("Related events", size="3", as_="h3", class_name="section-title"),
+            rx.spacer(),
+            rx.link(
+                rx.hstack(rx.icon("clock", size=14), rx.text("Events around this one", size="2"), align="center"),
+                href=DrawerState.around,
+                title="The same tenant, 5 minutes either side",
+                underline="none",
+            ),
+            align="center",
+            width="100%",
+        ),
         rx.el.nav(
             rx.foreach(
                 DrawerState.related,
@@ -107,24 +137,50 @@ def drawer_body() -> rx.Component:
                     spacing="3",
                 ),
                 rx.text(
-                    rx.el.time(DrawerState.event["time"], title=DrawerState.event["ago"]),
+                    rx.el.time(DrawerState.event["time"], title=DrawerState.event["utc"]),
                     " ",
                     DrawerState.zone,
-                    " · ",
+                    " (",
+                    DrawerState.event["ago"],
+                    ") · ",
                     DrawerState.event["tenant_id"],
                     size="2",
                     color_scheme="gray",
                 ),
                 changes_diff(),
                 related_events(),
-                rx.box(
-                    rx.heading("Fields", size="3", as_="h3", class_name="section-title"),
-                    field_list(),
-                    width="100%",
-                ),
-                rx.box(
-                    rx.heading("Details", size="3", as_="h3", class_name="section-title"),
-                    rx.el.pre(DrawerState.details_json, class_name="json-block", aria_label="Details JSON"),
+                rx.tabs.root(
+                    rx.tabs.list(
+                        rx.tabs.trigger("Fields", value="fields"),
+                        rx.tabs.trigger("Raw JSON", value="raw"),
+                    ),
+                    rx.tabs.content(
+                        field_list(),
+                        rx.heading("Details", size="3", as_="h3", class_name="section-title"),
+                        rx.el.pre(DrawerState.details_json, class_name="json-block", aria_label="Details JSON"),
+                        value="fields",
+                        class_name="tab-panel",
+                    ),
+                    rx.tabs.content(
+                        rx.hstack(
+                            rx.spacer(),
+                            rx.button(
+                                rx.icon("copy", size=14),
+                                "Copy JSON",
+                                variant="soft",
+                                size="1",
+                                on_click=[
+                                    rx.set_clipboard(DrawerState.raw_json),
+                                    rx.toast.success("Copied the event as JSON", duration=1500),
+                                ],
+                            ),
+                            width="100%",
+                        ),
+                        rx.el.pre(DrawerState.raw_json, class_name="json-block", aria_label="Event JSON"),
+                        value="raw",
+                        class_name="tab-panel",
+                    ),
+                    default_value="fields",
                     width="100%",
                 ),
                 spacing="4",

@@ -13,7 +13,7 @@ from audit_app.ui.components.fields import picker, search_field, text_field, tim
 from audit_app.ui.components.layout import error_callout, page_shell, page_title, result_badge
 from audit_app.ui.components.views_menu import views_menu
 from audit_app.ui.state.drawer import DrawerState
-from audit_app.ui.state.events import EventsState
+from audit_app.ui.state.events import COLUMNS, EventsState
 from audit_app.ui.state.zone import ZoneState
 from audit_app.ui.url_filters import PAGE_SIZES
 
@@ -113,23 +113,34 @@ def value_button(kind: str, name: str, label: rx.Var[str], value: rx.Var[str], m
 
 
 def event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
-    """One event in the table; clicking the row opens the drawer."""
+    """One event in the table; clicking the row opens the drawer. Cells are classed `col-<key>` (column chooser)."""
     return rx.table.row(
         rx.table.cell(
-            rx.el.time(row["time"], title=row["ago"] + " (" + row["utc"] + ")", class_name="mono nowrap event-time")
+            rx.el.time(
+                row["time"],
+                title=row["ago"] + " (" + row["utc"] + ")",
+                custom_attrs={"data-ago": row["ago"]},  # shown under the time (CSS), outside its text
+                class_name="mono nowrap event-time",
+            )
         ),
-        rx.table.cell(value_button("tenant", "tenant_id", row["tenant_id"], row["tenant_id"])),
-        rx.table.cell(value_button("actor", "actor_id", row["actor"], row["actor_id"])),
-        rx.table.cell(value_button("action", "action", row["action"], row["action"], mono=True)),
+        rx.table.cell(value_button("tenant", "tenant_id", row["tenant_id"], row["tenant_id"]), class_name="col-tenant"),
+        rx.table.cell(value_button("actor", "actor_id", row["actor"], row["actor_id"]), class_name="col-actor"),
+        rx.table.cell(
+            value_button("action", "action", row["action"], row["action"], mono=True), class_name="col-action"
+        ),
         rx.table.cell(
             rx.cond(
                 row["resource_id"] != "",
                 value_button("resource", "resource_id", row["resource"], row["resource_id"], mono=True),
                 rx.text(row["resource"], size="2", color_scheme="gray"),
-            )
+            ),
+            class_name="col-resource",
         ),
-        rx.table.cell(result_badge(row["result"])),
-        rx.table.cell(value_button("IP address", "ip_address", row["ip_address"], row["ip_address"], mono=True)),
+        rx.table.cell(result_badge(row["result"]), class_name="col-result"),
+        rx.table.cell(
+            value_button("IP address", "ip_address", row["ip_address"], row["ip_address"], mono=True),
+            class_name="col-ip",
+        ),
         rx.table.cell(
             rx.icon_button(
                 rx.icon("panel-right-open", size=16),
@@ -215,17 +226,114 @@ def empty_state() -> rx.Component:
     )
 
 
+def time_header() -> rx.Component:
+    """The Time header: a button sorting by time either way (aria-sort says which)."""
+    ascending = EventsState.sort == "asc"
+    return rx.table.column_header_cell(
+        rx.el.button(
+            "Time (",
+            ZoneState.zone_label,
+            ")",
+            rx.cond(ascending, rx.icon("arrow-up", size=13), rx.icon("arrow-down", size=13)),
+            type="button",
+            title=rx.cond(ascending, "Oldest first: show newest first", "Newest first: show oldest first"),
+            on_click=EventsState.toggle_sort,
+            class_name="time-sort",
+        ),
+        aria_sort=rx.cond(ascending, "ascending", "descending"),
+    )
+
+
+def column_chooser() -> rx.Component:
+    """Which columns the table shows (remembered by this browser)."""
+    return rx.popover.root(
+        rx.popover.trigger(
+            rx.button(rx.icon("columns-3", size=14), "Columns", variant="outline", size="2"),
+        ),
+        rx.popover.content(
+            rx.el.fieldset(
+                rx.el.legend("Show columns", class_name="field-label"),
+                *[
+                    rx.checkbox(
+                        label,
+                        checked=~EventsState.hidden.contains(key),
+                        on_change=lambda checked, key=key: EventsState.show_column(key, checked),
+                        size="2",
+                    )
+                    for key, label in COLUMNS
+                ],
+                class_name="column-chooser",
+            ),
+            size="1",
+        ),
+    )
+
+
+def live_tail_switch() -> rx.Component:
+    """The "Live tail" switch (first page, newest first only)."""
+    return rx.el.label(
+        rx.switch(
+            checked=EventsState.tail_on,
+            on_change=EventsState.toggle_tail,
+            disabled=(EventsState.page != 1) | (EventsState.sort != "desc"),
+            size="1",
+        ),
+        rx.text("Live tail", size="2"),
+        title="Show new matching events as they arrive (first page, newest first)",
+        class_name="toggle",
+    )
+
+
+def new_events_button() -> rx.Component:
+    """While the tail is paused (scrolled down, an event open): how many new events wait, and a way to show them."""
+    return rx.cond(
+        EventsState.tail_on & (EventsState.tail_pending > 0),
+        rx.button(
+            rx.icon("arrow-up", size=14),
+            EventsState.tail_pending,
+            rx.cond(EventsState.tail_pending == 1, " new event", " new events"),
+            " · show",
+            variant="soft",
+            size="2",
+            on_click=EventsState.show_new,
+            class_name="tail-new",
+        ),
+    )
+
+
+def window_chip() -> rx.Component:
+    """The loaded time window, with one click to drop it (any time)."""
+    return rx.cond(
+        EventsState.window_label != "",
+        rx.hstack(
+            rx.text("Time: ", EventsState.window_label, size="2", color_scheme="gray"),
+            rx.button(
+                rx.icon("x", size=12),
+                "Any time",
+                variant="soft",
+                color_scheme="gray",
+                size="1",
+                title="Drop the time window: the same filters at any time",
+                on_click=EventsState.drop_filter("range"),
+            ),
+            align="center",
+            spacing="2",
+        ),
+    )
+
+
 def results_table() -> rx.Component:
     """The page of events, or why there is none."""
-    headers = ["Tenant", "Actor", "Action", "Resource", "Result", "IP address", ""]
+    headers = [*COLUMNS, ("", "")]
     return rx.box(
         rx.cond(EventsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
+        new_events_button(),
         rx.table.root(
             rx.el.caption("Audit events", class_name="sr-only"),
             rx.table.header(
                 rx.table.row(
-                    rx.table.column_header_cell("Time (", ZoneState.zone_label, ")"),
-                    *[rx.table.column_header_cell(h) for h in headers],
+                    time_header(),
+                    *[rx.table.column_header_cell(label, class_name=f"col-{key}") for key, label in headers],
                 )
             ),
             rx.table.body(rx.foreach(EventsState.rows, event_row)),
@@ -239,7 +347,8 @@ def results_table() -> rx.Component:
             empty_state(),
         ),
         position="relative",
-        class_name="table-scroll",
+        id="events-scroll",
+        class_name="table-scroll " + EventsState.hidden_class,
     )
 
 
@@ -274,7 +383,10 @@ def toolbar() -> rx.Component:
             aria_live="polite",
             id="result-count",
         ),
+        window_chip(),
         rx.spacer(),
+        live_tail_switch(),
+        column_chooser(),
         rx.link(
             rx.hstack(rx.icon("chart-column", size=14), rx.text("Chart this view", size="2"), align="center"),
             href="/statistics?" + EventsState.query_string,
@@ -386,6 +498,7 @@ def events_page() -> rx.Component:
             spacing="4",
             width="100%",
             align="stretch",
+            on_unmount=EventsState.stop_tail,
         ),
         event_drawer(),
     )

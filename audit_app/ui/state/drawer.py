@@ -12,10 +12,19 @@ from reflex.event import EventSpec
 from audit_app.audit.access import Client, EventNotFoundError, view_event
 from audit_app.auth import Principal
 from audit_app.models import AuditLog
-from audit_app.ui.present import change_rows, event_fields, event_row, pretty_details, related_links
+from audit_app.ui.present import (
+    around_href,
+    change_rows,
+    event_fields,
+    event_row,
+    pretty_details,
+    raw_event,
+    related_links,
+)
 from audit_app.ui.session import signed_in
 from audit_app.ui.state.events import EventsState
 from audit_app.ui.state.zone import zone_of
+from audit_app.ui.url_filters import ViewQuery
 
 MAX_ID = 64
 
@@ -30,6 +39,8 @@ class DrawerState(EventsState):
     details_json: str = ""
     changes: list[dict[str, str]] = []
     related: list[dict[str, str]] = []
+    raw_json: str = ""  # the whole event (the "Raw JSON" tab)
+    around: str = ""  # the link to the events of the same tenant a few minutes either side
 
     def _url(self, event_id: str = "") -> str:
         query = "&".join(part for part in (self.query_string, f"event={event_id}" if event_id else "") if part)
@@ -38,6 +49,7 @@ class DrawerState(EventsState):
     def _clear(self) -> None:
         self.drawer_open = self.event_loading = False
         self.event, self.fields, self.changes, self.related, self.details_json = {}, [], [], [], ""
+        self.raw_json = self.around = ""
 
     @rx.event
     def open_event(self, event_id: str) -> EventSpec:
@@ -72,6 +84,7 @@ class DrawerState(EventsState):
         self.drawer_open, self.event_loading = True, True
         self.event = {"id": event_id}
         self.fields, self.changes, self.related, self.details_json = [], [], [], ""
+        self.raw_json = self.around = ""
         yield
         client = Client(self.router.session.client_ip, self.router.headers.user_agent)
         try:
@@ -87,4 +100,7 @@ class DrawerState(EventsState):
         self.fields = event_fields(event, zone)
         self.details_json = pretty_details(event.details)
         self.changes = change_rows(event.details)
-        self.related = related_links(event)
+        window = ViewQuery.from_params(self._url_params()).window_params()
+        self.related = related_links(event, window)
+        self.raw_json = raw_event(event)
+        self.around = around_href(event)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,6 +18,7 @@ from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from audit_app.audit.feed import CursorExpiredError, FeedCursor, FeedEvent, read_feed
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import count_events, list_actions, list_events, list_resource_types, list_results
 from audit_app.audit.scope import Scope
@@ -23,12 +27,14 @@ from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_downlo
 from audit_app.settings import ConfigError, get_settings
 from audit_app.ui.present import event_row
 from audit_app.ui.session import in_thread, signed_in
+from audit_app.ui.state.auth import current_principal
 from audit_app.ui.state.export_progress import ExportProgressState
 from audit_app.ui.state.filter_form import FilterFormState
 from audit_app.ui.state.zone import zone_of
 from audit_app.ui.url_filters import (
     FORM_FIELDS,
     PAGE_SIZES,
+    PRESET_LABELS,
     FilterError,
     ViewQuery,
     filters_params,
@@ -53,6 +59,40 @@ EXPORT_KINDS: dict[str, tuple[dict[str, str], str]] = {
 }
 """The Export menu's choices: the export route's parameters and how the toast names the file."""
 FILTERABLE = ("actor_id", "action", "resource_type", "resource_id", "ip_address", "tenant_id", "result")
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenant", "Tenant"),
+    ("actor", "Actor"),
+    ("action", "Action"),
+    ("resource", "Resource"),
+    ("result", "Result"),
+    ("ip", "IP address"),
+)
+"""The table's columns a person may hide (key, header); Time always shows."""
+TAIL_EVERY = 1.5  # seconds between two polls of the feed
+TAIL_CAP = 500  # rows the live tail keeps on screen (and waiting while paused)
+TAIL_RECHECK = 10  # polls between two checks of the session
+TAIL_ORPHAN = 20.0  # seconds without an answer from the browser before the tail stops (tab closed)
+AT_TOP_SCRIPT = (
+    "(() => { if (document.querySelector('.drawer-content')) return 1000000;"
+    " const box = document.getElementById('events-scroll'); const body = box && box.querySelector('tbody');"
+    " if (!body) return 0;"
+    " return Math.round(Math.max(box.getBoundingClientRect().top, 0) - body.getBoundingClientRect().top); })()"
+)
+"""How far the person has scrolled past the newest rows, in pixels (a large number while an event is open)."""
+AT_TOP = 24
+
+
+def _tail_page(session: Session, *, principal: Principal, filters: AuditFilters, cursor: FeedCursor) -> Any:
+    """The next batch of the lossless feed for the live tail."""
+    return read_feed(session, principal, filters, cursor, TAIL_CAP)
+
+
+def _in_window(event: FeedEvent, filters: AuditFilters) -> bool:
+    """Whether a fed event falls in the view's time window (the feed itself is never windowed)."""
+    stamp = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
+    return (filters.start_time is None or stamp >= filters.start_time) and (
+        filters.end_time is None or stamp < filters.end_time
+    )
 
 
 def _pickers(session: Session, principal: Principal) -> dict[str, list[str]]:
@@ -84,6 +124,15 @@ class EventsState(FilterFormState, rx.State):
     exporting: bool = False
     widen: list[dict[str, str]] = []  # the active filters, for the empty state's ways to widen
     filters_open: bool = False  # narrow screens: the filter panel behind its "Filters (N)" button
+    sort: str = "desc"  # the loaded view's time order
+    window_label: str = ""  # the loaded view's time window ("" when any time)
+    hidden_columns: str = rx.LocalStorage("", name="audit_hidden_columns", sync=True)  # keys, comma-separated
+    tail_on: bool = False  # live tail: new matching events are pushed on top
+    tail_pending: int = 0  # new events held back while the person scrolls or reads one
+    _tail_run: int = 0  # which tail loop may run (a new one, or none, stops the previous)
+    _tail_rows: list[dict[str, str]] = []
+    _tail_seen: float = 0.0  # when the browser last answered the tail (monotonic)
+    _loaded_at: datetime | None = None
     _options_for: str = ""
     _loaded: str | None = None  # the query string of the list on show (None: nothing usable)
 
@@ -111,6 +160,17 @@ class EventsState(FilterFormState, rx.State):
     def last_row(self) -> int:
         """The position of the last visible row in the whole result."""
         return (self.page - 1) * self.per_page + len(self.rows)
+
+    @rx.var
+    def hidden(self) -> list[str]:
+        """The keys of the columns hidden in this browser (unknown keys ignored)."""
+        known = {key for key, _ in COLUMNS}
+        return [key for key in self.hidden_columns.split(",") if key in known]
+
+    @rx.var
+    def hidden_class(self) -> str:
+        """CSS classes hiding the hidden columns' cells (`hide-<key>`)."""
+        return " ".join(f"hide-{key}" for key in self.hidden)
 
     @rx.var
     def active_count(self) -> int:
@@ -154,6 +214,7 @@ class EventsState(FilterFormState, rx.State):
             self.loading = False
             return
         scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
+        self._stop_tail()  # another view: the tail (if on) followed the previous one
         self.loading, self.error = True, ""
         try:
             if self._options_for != scope_key:
@@ -164,20 +225,22 @@ class EventsState(FilterFormState, rx.State):
             logger.exception("Loading the picker values failed")
         self._show_view(view, zone)
         self.widen = widenings(view)
-        self.page, self.per_page = view.page, view.per_page
+        self.page, self.per_page, self.sort = view.page, view.per_page, view.sort
+        self.window_label = PRESET_LABELS.get(view.preset, "") if view.preset else ""
         self.query_string = query
         yield
         try:
             filters = view.filters(datetime.now(UTC))
+            self._loaded_at = datetime.now(UTC)
             result = await in_thread(
-                lambda s: list_events(s, principal, filters, page=view.page, per_page=view.per_page)
+                lambda s: list_events(s, principal, filters, page=view.page, per_page=view.per_page, order=view.sort)
             )
             self.page_note = ""
             if not result.items and view.page > 1 and result.pages:
                 # a page beyond the last (an old link, a shrunk result): show the last one and say so
                 last = result.pages
                 result = await in_thread(
-                    lambda s: list_events(s, principal, filters, page=last, per_page=view.per_page)
+                    lambda s: list_events(s, principal, filters, page=last, per_page=view.per_page, order=view.sort)
                 )
                 self.page_note = f"There is no page {view.page:,}: showing page {last:,}, the last."
                 self.page = last
@@ -195,6 +258,120 @@ class EventsState(FilterFormState, rx.State):
             self._loaded = f"{query} {zone}"
         finally:
             self.loading = False
+
+    @rx.event
+    def toggle_sort(self) -> EventSpec:
+        """Sort by time the other way (back to page 1)."""
+        view = ViewQuery.from_params(self._url_params())
+        view.sort = "desc" if view.sort == "asc" else "asc"
+        view.page = 1
+        return self._navigate(view)
+
+    @rx.event
+    def show_column(self, key: str, shown: bool) -> None:
+        """Show or hide one column (remembered by this browser)."""
+        hidden = [name for name in self.hidden if name != key]
+        if not shown and key in {name for name, _ in COLUMNS}:
+            hidden.append(key)
+        self.hidden_columns = ",".join(hidden)
+
+    def _stop_tail(self) -> None:
+        self.tail_on, self.tail_pending, self._tail_rows = False, 0, []
+        self._tail_run += 1
+
+    @rx.event
+    def stop_tail(self) -> None:
+        """The page is left: the tail stops."""
+        self._stop_tail()
+
+    @rx.event
+    def toggle_tail(self, on: bool) -> Any:
+        """Start or stop the live tail (only on the first page, newest first)."""
+        self._stop_tail()
+        if not on or self.page != 1 or self.sort != "desc" or self.failed:
+            return None
+        self.tail_on = True
+        self._tail_seen = time.monotonic()
+        return EventsState.follow_tail(self._tail_run)  # type: ignore[misc]
+
+    def _show_tail(self) -> None:
+        """Put the held-back events on top of the table (at most TAIL_CAP rows in all)."""
+        shown = {row["id"] for row in self.rows}
+        fresh = [row for row in self._tail_rows if row["id"] not in shown]
+        self.rows = (fresh + self.rows)[:TAIL_CAP]
+        self.total += len(fresh)
+        self._tail_rows, self.tail_pending = [], 0
+
+    @rx.event
+    def tail_deliver(self, offset: float = 0.0) -> None:
+        """The browser's answer: at the top with no event open, the new events show; else they wait."""
+        self._tail_seen = time.monotonic()
+        if not self.tail_on:
+            return
+        if self._tail_rows and offset <= AT_TOP:
+            self._show_tail()
+        else:
+            self.tail_pending = len(self._tail_rows)
+
+    @rx.event
+    def show_new(self) -> Any:
+        """ "Show N new events": scroll to the newest and show the events held back."""
+        self._show_tail()
+        return rx.call_script(
+            "document.getElementById('events-scroll')?.scrollTo({top: 0});"
+            " document.getElementById('events-scroll')?.scrollIntoView({block: 'nearest'})"
+        )
+
+    @rx.event(background=True)
+    async def follow_tail(self, run: int) -> AsyncIterator[Any]:
+        """The live tail: poll the lossless feed every TAIL_EVERY seconds for new events of the view
+        and push them (newest on top); ends when stopped, restarted, signed out or left."""
+        async with self:
+            principal = await current_principal(self)
+            if run != self._tail_run or not isinstance(principal, Principal):
+                return
+            view = ViewQuery.from_params(self._url_params())
+            zone = await zone_of(self)
+            since = self._loaded_at or datetime.now(UTC)
+        try:
+            filters = view.filters(datetime.now(UTC))
+        except FilterError:
+            return
+        cursor = FeedCursor(since=since)
+        polls = 0
+        while True:
+            polls += 1
+            async with self:
+                if run != self._tail_run or time.monotonic() - self._tail_seen > TAIL_ORPHAN:
+                    if run == self._tail_run:
+                        self._stop_tail()
+                    return
+                if polls % TAIL_RECHECK == 0 and not isinstance(await current_principal(self), Principal):
+                    self._stop_tail()
+                    return
+            try:
+                page = await in_thread(
+                    functools.partial(_tail_page, principal=principal, filters=filters, cursor=cursor)
+                )
+            except CursorExpiredError:
+                cursor = FeedCursor(since=datetime.now(UTC))
+                continue
+            except (SQLAlchemyError, ForbiddenError):
+                logger.exception("The live tail could not read the feed")
+                page = None
+            if page is not None:
+                cursor = page.next
+                now = datetime.now(UTC)
+                window = view.filters(now)
+                fresh = [event_row(item, zone, now) for item in reversed(page.items) if _in_window(item, window)]
+                if fresh:
+                    async with self:
+                        if run != self._tail_run:
+                            return
+                        self._tail_rows = (fresh + self._tail_rows)[:TAIL_CAP]
+            yield rx.call_script(AT_TOP_SCRIPT, callback=EventsState.tail_deliver)
+            if page is None or len(page.items) < TAIL_CAP:
+                await asyncio.sleep(TAIL_EVERY)
 
     @rx.event
     def toggle_filters(self) -> None:
