@@ -263,3 +263,13 @@ def test_a_saved_view_keeps_filters_and_window_and_opens_on_its_page() -> None:
     assert saved_view_href("events", {}) == "/events"
     assert saved_view_href("statistics", {"tenant_id": "acme"}) == "/statistics?tenant_id=acme&range=all"
     assert saved_view_href("statistics", {"range": "7d"}) == "/statistics?range=7d"
+
+
+def test_sort_and_window_travel_in_the_url() -> None:
+    view = ViewQuery.from_params({"action": "user.login", "range": "7d", "sort": "asc", "page": "2"})
+    assert view.sort == "asc"
+    assert view.to_params() == {"action": "user.login", "range": "7d", "page": "2", "sort": "asc"}
+    assert view.window_params() == {"range": "7d"}
+    assert ViewQuery.from_params({"sort": "sideways"}).to_params() == {}
+    custom = ViewQuery.from_params({"start_time": "2026-05-01T09:00", "actor_id": "u"})
+    assert custom.window_params() == {"start_time": "2026-05-01T09:00"}
