@@ -478,7 +478,7 @@ def events_page() -> rx.Component:
         rx.vstack(
             page_title(
                 "Events",
-                "Find, read and export audit events in your scope. Hover a time for how long ago it was.",
+                "Find, read and export audit events in your scope. Click an event to read it in full.",
                 views_menu(),
             ),
             filters_button(),
