@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from audit_app.audit.filters import SYSTEM_TENANT
 from audit_app.audit.stream_worker import StreamWorker
-from audit_app.audit.streams import SPEC, create_stream
+from audit_app.audit.streams import SPEC, create_stream, full_spec
 from audit_app.auth import Principal
 from audit_app.db import unpooled_engine
 from audit_app.models import AuditLog, LogStream
@@ -125,6 +125,33 @@ def test_only_admins_see_streams_and_only_those_of_their_scope(page: Page, conso
     expect(stream_row(page, "acme SIEM")).to_be_visible()
     expect(page.get_by_text("globex SIEM")).to_have_count(0)
     expect(page.get_by_text("e2e syslog-ng")).to_have_count(0)  # a platform stream, whatever ran before
+
+    # credentials are write-only: never shown back, kept by an edit unless retyped
+    secret = "acme-signing-secret-" + "q" * 12
+    page.get_by_role("button", name="New stream").click()
+    form = page.get_by_role("form", name="New stream")
+    form.get_by_label("Type", exact=True).select_option("http")
+    form.get_by_label("Name", exact=True).fill("acme webhook")
+    form.get_by_label("Target", exact=True).fill("https://hooks.acme.example/audit")
+    form.get_by_label("Signing secret").fill(secret)
+    form.get_by_role("button", name="Create stream").click()
+    row = stream_row(page, "acme webhook")
+    expect(row).to_contain_text("tenant acme")
+    row.get_by_role("button", name="Edit").click()
+    form = page.get_by_role("form", name="Edit stream")
+    expect(form.get_by_label("Signing secret")).to_have_value("")
+    expect(form).to_contain_text("stored; leave empty to keep it")
+    form.get_by_label("Name", exact=True).fill("acme webhook v2")
+    form.get_by_role("button", name="Save changes").click()
+    expect(stream_row(page, "acme webhook v2")).to_be_visible()
+    assert secret not in page.content()
+    with console.session() as session:
+        stream = session.execute(select(LogStream).where(col(LogStream.name) == "acme webhook v2")).scalar_one()
+        assert stream.tenant_id == "acme"
+        assert full_spec(console.settings.secret_key, stream).credentials.model_dump() == {
+            "secret": secret,
+            "header_value": None,
+        }
 
 
 def test_a_failing_stream_recovers_when_fixed_and_its_replay_shows_progress(
