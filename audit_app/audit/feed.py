@@ -145,6 +145,19 @@ def read_feed(
     return FeedPage(items=items, next=FeedCursor(position=last.feed_pos, event_id=last.id))
 
 
+def feed_end(session: Session, principal: Principal) -> FeedCursor:
+    """A cursor after the newest served event of the caller's scope: following it yields only the
+    events stored from now on (a live tail), read forward from the end of the feed index."""
+    scope = Scope.of(principal).condition()
+    last = session.execute(
+        select(*FEED_ORDER)
+        .where(scope, served(session))
+        .order_by(col(AuditLog.feed_pos).desc(), col(AuditLog.id).desc())
+        .limit(1)
+    ).first()
+    return FeedCursor() if last is None else FeedCursor(position=last.feed_pos, event_id=last.id)
+
+
 def collector_key(principal: Principal, filters: AuditFilters, fmt: str) -> str:
     """Who follows which feed: the caller (as for idempotency) with its filters and format."""
     what = json.dumps([caller_key(principal), feed_filters(filters).active(), fmt])

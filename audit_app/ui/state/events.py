@@ -18,7 +18,7 @@ from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from audit_app.audit.feed import CursorExpiredError, FeedCursor, FeedEvent, read_feed
+from audit_app.audit.feed import CursorExpiredError, FeedCursor, FeedEvent, feed_end, read_feed
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import count_events, list_actions, list_events, list_resource_types, list_results
 from audit_app.audit.scope import Scope
@@ -132,7 +132,8 @@ class EventsState(FilterFormState, rx.State):
     _tail_run: int = 0  # which tail loop may run (a new one, or none, stops the previous)
     _tail_rows: list[dict[str, str]] = []
     _tail_seen: float = 0.0  # when the browser last answered the tail (monotonic)
-    _loaded_at: datetime | None = None
+    _tail_loop: int = -1  # the run a loop follows already (one loop per run)
+    _tail_start: str = ""  # the feed cursor the tail follows from (the feed's end when switched on)
     _options_for: str = ""
     _loaded: str | None = None  # the query string of the list on show (None: nothing usable)
 
@@ -231,7 +232,6 @@ class EventsState(FilterFormState, rx.State):
         yield
         try:
             filters = view.filters(datetime.now(UTC))
-            self._loaded_at = datetime.now(UTC)
             result = await in_thread(
                 lambda s: list_events(s, principal, filters, page=view.page, per_page=view.per_page, order=view.sort)
             )
@@ -285,14 +285,22 @@ class EventsState(FilterFormState, rx.State):
         self._stop_tail()
 
     @rx.event
-    def toggle_tail(self, on: bool) -> Any:
-        """Start or stop the live tail (only on the first page, newest first)."""
+    @signed_in
+    async def toggle_tail(self, principal: Principal, on: bool) -> AsyncIterator[Any]:
+        """Start or stop the live tail (only on the first page, newest first): it follows the feed
+        from its end as the switch turns on."""
         self._stop_tail()
         if not on or self.page != 1 or self.sort != "desc" or self.failed:
-            return None
-        self.tail_on = True
+            return
+        try:
+            start = await in_thread(lambda s: feed_end(s, principal))
+        except SQLAlchemyError:
+            logger.exception("The live tail could not find the end of the feed")
+            yield rx.toast.error("The live tail could not start (the database did not answer).")
+            return
+        self.tail_on, self._tail_start = True, start.encode()
         self._tail_seen = time.monotonic()
-        return EventsState.follow_tail(self._tail_run)  # type: ignore[misc]
+        yield EventsState.follow_tail(self._tail_run)  # type: ignore[misc]
 
     def _show_tail(self) -> None:
         """Put the held-back events on top of the table (at most TAIL_CAP rows in all)."""
@@ -328,16 +336,16 @@ class EventsState(FilterFormState, rx.State):
         and push them (newest on top); ends when stopped, restarted, signed out or left."""
         async with self:
             principal = await current_principal(self)
-            if run != self._tail_run or not isinstance(principal, Principal):
-                return
+            if run != self._tail_run or run == self._tail_loop or not isinstance(principal, Principal):
+                return  # stopped, restarted, already followed, or signed out
+            self._tail_loop = run
             view = ViewQuery.from_params(self._url_params())
             zone = await zone_of(self)
-            since = self._loaded_at or datetime.now(UTC)
+            cursor = FeedCursor.decode(self._tail_start)
         try:
             filters = view.filters(datetime.now(UTC))
         except FilterError:
             return
-        cursor = FeedCursor(since=since)
         polls = 0
         while True:
             polls += 1
@@ -353,8 +361,8 @@ class EventsState(FilterFormState, rx.State):
                 page = await in_thread(
                     functools.partial(_tail_page, principal=principal, filters=filters, cursor=cursor)
                 )
-            except CursorExpiredError:
-                cursor = FeedCursor(since=datetime.now(UTC))
+            except CursorExpiredError:  # the last event seen was purged meanwhile: on from the end
+                cursor = await in_thread(lambda s: feed_end(s, principal))
                 continue
             except (SQLAlchemyError, ForbiddenError):
                 logger.exception("The live tail could not read the feed")
