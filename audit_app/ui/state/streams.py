@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import reflex as rx
@@ -221,11 +221,12 @@ class StreamsState(rx.State):
         return None
 
     @rx.event
-    async def save(self, form: dict[str, Any]) -> EventSpec | None:
+    async def save(self, form: dict[str, Any]) -> AsyncIterator[EventSpec | None]:
         """Create the stream, or apply the edit; the domain's refusals are shown by field."""
         principal = await self._admin()
         if not isinstance(principal, Principal):
-            return principal
+            yield principal
+            return
         secret_key = get_settings().secret_key
         kind, editing = self.form_type, self.editing
         # what was typed stays shown; a credential never goes back to the browser
@@ -234,6 +235,7 @@ class StreamsState(rx.State):
             kept["owner"] = self.form.get("owner", "")
         self.form = kept | {key: value for key, value in self.form.items() if key.endswith(":set")}
         self.field_errors, self.form_error, self.saving = {}, "", True
+        yield None  # the button shows it is saving
         try:
             if editing:
                 change = change_input(form, kind)
@@ -253,7 +255,6 @@ class StreamsState(rx.State):
             self.form_open, self.editing, self.notice = False, "", done
             await self._refresh(principal)
         self.saving = False
-        return None
 
     async def _act(self, stream_id: str, work: Callable[[Session, Principal], str]) -> EventSpec | None:
         principal = await self._admin()
@@ -283,21 +284,23 @@ class StreamsState(rx.State):
         )
 
     @rx.event
-    async def send_test(self, stream_id: str) -> EventSpec | None:
+    async def send_test(self, stream_id: str) -> AsyncIterator[EventSpec | None]:
         """Send one `audit.stream.test` event now and show the receiver's answer."""
         principal = await self._admin()
         if not isinstance(principal, Principal):
-            return principal
+            yield principal
+            return
         settings = get_settings()
         name = next((row["name"] for row in self.streams if row["id"] == stream_id), "")
         self.test_answer = {"stream": stream_id, "name": name, "ok": "", "answer": "Sending a test event…"}
+        yield None  # shown while the receiver answers
         try:
             answer = await _write(
                 lambda s: send_test_event(s, principal, stream_id, settings.secret_key, settings.stream_timeout_seconds)
             )
         except StreamNotFoundError as exc:
             self.test_answer = {"stream": stream_id, "name": name, "ok": "no", "answer": str(exc)}
-            return None
+            return
         status = f" (HTTP {answer.status})" if answer.status else ""
         self.test_answer = {
             "stream": stream_id,
@@ -306,7 +309,6 @@ class StreamsState(rx.State):
             "answer": (answer.answer or "accepted") + status,
             "event_id": answer.event_id,
         }
-        return None
 
     @rx.event
     def ask_delete(self, stream_id: str) -> None:
