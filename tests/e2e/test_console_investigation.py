@@ -156,8 +156,23 @@ def test_live_tail_pushes_new_matching_events_on_top_and_pauses_while_one_is_ope
     drawer.get_by_role("button", name="Close").click()
     expect(table(page).get_by_role("row").nth(1)).to_have_attribute("data-event-id", later)
     expect(table(page).get_by_role("row").nth(2)).to_have_attribute("data-event-id", match)
-    page.get_by_role("switch", name="Live tail").click()
-    expect(page.get_by_role("switch", name="Live tail")).not_to_be_checked()
+
+    # another view stops the tail; scrolled away from the newest rows, new events wait, counted
+    page.goto("/events?action=user.login")
+    expect(result_count(page)).to_be_visible()
+    tail = page.get_by_role("switch", name="Live tail")
+    expect(tail).not_to_be_checked()
+    tail.click()
+    expect(tail).to_be_checked()
+    page.locator("#events-scroll").evaluate("box => box.scrollTo({top: 600})")
+    (scrolled,) = ingest(login("acme", actor))
+    waiting = page.get_by_role("button", name=re.compile(r"^1 new event"))
+    expect(waiting).to_be_in_viewport()
+    expect(table(page).locator(f'[data-event-id="{scrolled}"]')).to_have_count(0)
+    waiting.click()
+    expect(table(page).get_by_role("row").nth(1)).to_have_attribute("data-event-id", scrolled)
+    tail.click()
+    expect(tail).not_to_be_checked()
 
 
 def test_at_390_px_a_card_opens_the_drawer_with_focus_inside(page: Page) -> None:

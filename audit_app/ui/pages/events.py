@@ -327,7 +327,6 @@ def results_table() -> rx.Component:
     headers = [*COLUMNS, ("", "")]
     return rx.box(
         rx.cond(EventsState.loading, rx.box(class_name="loading-bar", role="progressbar", aria_label="Loading")),
-        new_events_button(),
         rx.table.root(
             rx.el.caption("Audit events", class_name="sr-only"),
             rx.table.header(
@@ -491,6 +490,7 @@ def events_page() -> rx.Component:
             rx.box(
                 toolbar(),
                 export_progress(),
+                new_events_button(),  # outside the table's scroll box: in view while it is scrolled
                 results_table(),
                 pagination(),
                 class_name="panel stack",
