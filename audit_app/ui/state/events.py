@@ -129,10 +129,10 @@ class EventsState(FilterFormState, rx.State):
     hidden_columns: str = rx.LocalStorage("", name="audit_hidden_columns", sync=True)  # keys, comma-separated
     tail_on: bool = False  # live tail: new matching events are pushed on top
     tail_pending: int = 0  # new events held back while the person scrolls or reads one
-    _tail_run: int = 0  # which tail loop may run (a new one, or none, stops the previous)
+    _tail_run: str = ""  # the one tail loop that may run (a random id: a new one, or none, stops the previous)
     _tail_rows: list[dict[str, str]] = []
     _tail_seen: float = 0.0  # when the browser last answered the tail (monotonic)
-    _tail_loop: int = -1  # the run a loop follows already (one loop per run)
+    _tail_loop: str = ""  # the run a loop follows already (one loop per run)
     _tail_start: str = ""  # the feed cursor the tail follows from (the feed's end when switched on)
     _options_for: str = ""
     _loaded: str | None = None  # the query string of the list on show (None: nothing usable)
@@ -277,7 +277,7 @@ class EventsState(FilterFormState, rx.State):
 
     def _stop_tail(self) -> None:
         self.tail_on, self.tail_pending, self._tail_rows = False, 0, []
-        self._tail_run += 1
+        self._tail_run = ""
 
     @rx.event
     def stop_tail(self) -> None:
@@ -298,7 +298,7 @@ class EventsState(FilterFormState, rx.State):
             logger.exception("The live tail could not find the end of the feed")
             yield rx.toast.error("The live tail could not start (the database did not answer).")
             return
-        self.tail_on, self._tail_start = True, start.encode()
+        self.tail_on, self._tail_start, self._tail_run = True, start.encode(), uuid.uuid4().hex
         self._tail_seen = time.monotonic()
         yield EventsState.follow_tail(self._tail_run)  # type: ignore[misc]
 
@@ -331,12 +331,12 @@ class EventsState(FilterFormState, rx.State):
         )
 
     @rx.event(background=True)
-    async def follow_tail(self, run: int) -> AsyncIterator[Any]:
+    async def follow_tail(self, run: str) -> AsyncIterator[Any]:
         """The live tail: poll the lossless feed every TAIL_EVERY seconds for new events of the view
         and push them (newest on top); ends when stopped, restarted, signed out or left."""
         async with self:
             principal = await current_principal(self)
-            if run != self._tail_run or run == self._tail_loop or not isinstance(principal, Principal):
+            if not run or run != self._tail_run or run == self._tail_loop or not isinstance(principal, Principal):
                 return  # stopped, restarted, already followed, or signed out
             self._tail_loop = run
             view = ViewQuery.from_params(self._url_params())
@@ -352,7 +352,7 @@ class EventsState(FilterFormState, rx.State):
             async with self:
                 if run != self._tail_run or time.monotonic() - self._tail_seen > TAIL_ORPHAN:
                     if run == self._tail_run:
-                        self._stop_tail()
+                        self._stop_tail()  # the tab stopped answering
                     return
                 if polls % TAIL_RECHECK == 0 and not isinstance(await current_principal(self), Principal):
                     self._stop_tail()
