@@ -102,7 +102,7 @@ def test_columns_are_remembered_and_time_sorts_both_ways(page: Page, console: Co
     expect(time_header).to_have_attribute("aria-sort", "ascending")
     with console.session() as session:
         oldest = session.execute(
-            select(AuditLog.id)
+            select(col(AuditLog.id))
             .where(col(AuditLog.tenant_id) == "acme")
             .order_by(col(AuditLog.timestamp), col(AuditLog.id))
             .limit(1)
@@ -117,7 +117,7 @@ def test_live_tail_pushes_new_matching_events_on_top_and_pauses_while_one_is_ope
     sign_in(page, "tenant")
     with console.session() as session:
         other_tenant = session.execute(
-            select(AuditLog.tenant_id).where(col(AuditLog.tenant_id) != "acme").limit(1)
+            select(col(AuditLog.tenant_id)).where(col(AuditLog.tenant_id) != "acme").limit(1)
         ).scalar_one()
         seen = session.execute(
             select(AuditLog).where(col(AuditLog.tenant_id) == "acme", col(AuditLog.action) == "user.login").limit(1)
