@@ -45,7 +45,10 @@ class SavedViewIn(BaseModel):
     shared: bool = False
     query: QueryValues = Field(
         default_factory=dict,
-        description="URL parameters: filters (as the list takes them), `range` (1h, 24h, 7d, 30d), `per_page`",
+        description=(
+            "URL parameters: filters (as the list takes them), `range` (1h, 24h, 7d, 30d), `per_page`, `sort`"
+            " (asc, desc)"
+        ),
     )
     columns: Columns = Field(default_factory=list, description="Event fields shown, in order (empty: the default)")
 

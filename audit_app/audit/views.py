@@ -23,8 +23,8 @@ from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import AuditLogPublic, SavedView, utcnow
 
 VIEW_PAGES: tuple[str, ...] = ("events", "statistics")
-VIEW_SETTINGS: tuple[str, ...] = ("range", "per_page")
-"""Besides the filters, what a view's query may hold: the relative time range and the page size."""
+VIEW_SETTINGS: tuple[str, ...] = ("range", "per_page", "sort")
+"""Besides the filters, what a view's query may hold: the relative time range, the page size, the time order."""
 QUERY_KEYS: tuple[str, ...] = (*TEXT_FILTERS, *TIME_FILTERS, *VIEW_SETTINGS)
 """Every key a view's query may hold."""
 RANGES: tuple[str, ...] = ("1h", "24h", "7d", "30d")
@@ -74,6 +74,8 @@ def check_query(session: Session, principal: Principal, query: Mapping[str, str]
             clean[key] = value.strip()
     if clean.get("range", "") not in ("", *RANGES):
         raise ViewQueryError("query", f"Value error, range must be one of {', '.join(RANGES)}")
+    if clean.get("sort", "") not in ("", "asc", "desc"):
+        raise ViewQueryError("query", "Value error, sort must be asc or desc")
     if "per_page" in clean and not (clean["per_page"].isdigit() and 1 <= int(clean["per_page"]) <= 500):
         raise ViewQueryError("query", "Value error, per_page must be 1 to 500")
     text: dict[str, Any] = {name: clean.get(name) for name in TEXT_FILTERS}

@@ -37,3 +37,30 @@ def test_names_the_domain_refuses(session: Session, name: str) -> None:
     view = create_view(session, SUPER, ViewChange(name="Fine"))
     with pytest.raises(ViewQueryError):
         update_view(session, SUPER, view.id, ViewChange(name=name))
+
+
+def test_a_view_keeps_the_columns_shown_and_gives_them_back() -> None:
+    from audit_app.audit.views import COLUMNS as EVENT_FIELDS
+    from audit_app.ui.state.views import hidden_keys, shown_fields
+
+    assert shown_fields([]) == [
+        "timestamp",
+        "tenant_id",
+        "actor_id",
+        "action",
+        "resource_id",
+        "result",
+        "ip_address",
+    ]
+    assert set(shown_fields([])) <= set(EVENT_FIELDS)  # the fields the domain accepts
+    assert shown_fields(["ip", "tenant"]) == ["timestamp", "actor_id", "action", "resource_id", "result"]
+    assert hidden_keys(shown_fields(["ip", "tenant"])) == "tenant,ip"
+    assert hidden_keys(shown_fields([])) == ""
+    assert hidden_keys([]) is None  # a view saved without columns leaves the browser's choice
+
+
+def test_a_view_keeps_the_time_order(session: Session) -> None:
+    view = create_view(session, SUPER, ViewChange(name="Oldest first", query={"sort": "asc", "q": "x"}))
+    assert view.query == {"sort": "asc", "q": "x"}
+    with pytest.raises(ViewQueryError, match="sort must be asc or desc"):
+        create_view(session, SUPER, ViewChange(name="Sideways", query={"sort": "sideways"}))

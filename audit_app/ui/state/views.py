@@ -24,12 +24,34 @@ from audit_app.audit.views import (
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import SavedView
 from audit_app.ui.session import in_thread, signed_in
+from audit_app.ui.state.events import COLUMNS, EventsState
 from audit_app.ui.url_filters import ViewQuery, saved_query, saved_view_href, stats_params, url_params
 
 logger = logging.getLogger(__name__)
 REFUSED = (ViewConflictError, ViewNotFoundError, ViewQueryError, ForbiddenError)
 """What the domain refuses with a reason the person can act on (shown as it says)."""
 FAILED = "The saved views could not be reached (the database did not answer). Try again in a moment."
+COLUMN_FIELDS: dict[str, str] = {
+    "tenant": "tenant_id",
+    "actor": "actor_id",
+    "action": "action",
+    "resource": "resource_id",
+    "result": "result",
+    "ip": "ip_address",
+}
+"""The event field each hideable column of the events table shows (a saved view names columns by field)."""
+
+
+def shown_fields(hidden: Sequence[str]) -> list[str]:
+    """A saved view's columns: the time, then the events table's columns not hidden, as event fields."""
+    return ["timestamp", *(COLUMN_FIELDS[key] for key, _ in COLUMNS if key not in hidden)]
+
+
+def hidden_keys(fields: Sequence[str]) -> str | None:
+    """The events table's columns to hide for a view's `fields` (None: it keeps the browser's choice)."""
+    if not fields:
+        return None
+    return ",".join(key for key, _ in COLUMNS if COLUMN_FIELDS[key] not in fields)
 
 
 def _rows(views: Sequence[SavedView], principal: Principal, page: str) -> list[dict[str, str]]:
@@ -44,6 +66,7 @@ def _rows(views: Sequence[SavedView], principal: Principal, page: str) -> list[d
                 "note": ", ".join(notes),
                 "owned": "1" if view.owner == principal.sub else "",
                 "href": saved_view_href(view.page, view.query),
+                "hide": hidden if (hidden := hidden_keys(view.columns)) is not None else "*",
             }
         )
     return rows
@@ -122,11 +145,21 @@ class ViewsState(rx.State):
         """Edit one view's name in place."""
         self.renaming, self.error = view_id, ""
 
+    async def _columns(self) -> list[str]:
+        """The columns of the view shown: those of the events table (none on the statistics page)."""
+        if self._page() != "events":
+            return []
+        return shown_fields((await self.get_state(EventsState)).hidden)
+
     @rx.event
-    def open_view(self, view_id: str) -> EventSpec | None:
-        """Go to a saved view (its page, filters and time range)."""
-        href = next((view["href"] for view in self.views if view["id"] == view_id), None)
-        return rx.redirect(href) if href else None
+    async def open_view(self, view_id: str) -> EventSpec | None:
+        """Go to a saved view (its page, filters, time range and the columns it was saved with)."""
+        view = next((view for view in self.views if view["id"] == view_id), None)
+        if view is None:
+            return None
+        if view["hide"] != "*":
+            (await self.get_state(EventsState)).hidden_columns = view["hide"]
+        return rx.redirect(view["href"])
 
     @rx.event
     @signed_in
@@ -151,8 +184,8 @@ class ViewsState(rx.State):
     @rx.event
     @signed_in
     async def overwrite(self, principal: Principal, view_id: str) -> AsyncIterator[Any]:
-        """Replace one of the caller's views with the current view (this page, its filters and time range)."""
-        change = ViewChange(page=self._page(), query=self._current())
+        """Replace one of the caller's views with the current view (page, filters, time range, columns)."""
+        change = ViewChange(page=self._page(), query=self._current(), columns=await self._columns())
         async for update in self._change(
             principal, lambda s: update_view(s, principal, view_id, change), "Updated with the current view."
         ):
