@@ -80,6 +80,7 @@ class ViewsState(rx.State):
     manage_open: bool = False
     renaming: str = ""  # the id of the view whose name is being edited
     error: str = ""  # why the last change was refused
+    _columns_to_show: str | None = None  # the columns to hide of a view being opened (None: keep them)
 
     @rx.var
     def owned(self) -> list[dict[str, str]]:
@@ -123,7 +124,10 @@ class ViewsState(rx.State):
     @rx.event
     @signed_in
     async def refresh(self, principal: Principal) -> AsyncIterator[Any]:
-        """on_load: the views the caller sees (its own, and those shared in its scope)."""
+        """on_load: the views the caller sees (its own, and those shared in its scope); an opened view's columns."""
+        if self._columns_to_show is not None and self._page() == "events":
+            (await self.get_state(EventsState)).hidden_columns = self._columns_to_show
+        self._columns_to_show = None
         try:
             await self._list(principal)
         except SQLAlchemyError:
@@ -152,13 +156,14 @@ class ViewsState(rx.State):
         return shown_fields((await self.get_state(EventsState)).hidden)
 
     @rx.event
-    async def open_view(self, view_id: str) -> EventSpec | None:
+    def open_view(self, view_id: str) -> EventSpec | None:
         """Go to a saved view (its page, filters, time range and the columns it was saved with)."""
         view = next((view for view in self.views if view["id"] == view_id), None)
         if view is None:
             return None
-        if view["hide"] != "*":
-            (await self.get_state(EventsState)).hidden_columns = view["hide"]
+        # given to the column chooser once the page has loaded: navigating re-reads the browser's
+        # stored choice, which would undo a value set before
+        self._columns_to_show = None if view["hide"] == "*" else view["hide"]
         return rx.redirect(view["href"])
 
     @rx.event
