@@ -68,6 +68,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("ip", "IP address"),
 )
 """The table's columns a person may hide (key, header); Time always shows."""
+HIDDEN_COLUMNS_KEY = "audit_hidden_columns"
+"""The browser's local storage entry of the hidden columns (a saved view being opened writes it too)."""
 TAIL_EVERY = 1.5  # seconds between two polls of the feed
 TAIL_CAP = 500  # rows the live tail keeps on screen (and waiting while paused)
 TAIL_RECHECK = 10  # polls between two checks of the session
@@ -126,7 +128,7 @@ class EventsState(FilterFormState, rx.State):
     filters_open: bool = False  # narrow screens: the filter panel behind its "Filters (N)" button
     sort: str = "desc"  # the loaded view's time order
     window_label: str = ""  # the loaded view's time window ("" when any time)
-    hidden_columns: str = rx.LocalStorage("", name="audit_hidden_columns", sync=True)  # keys, comma-separated
+    hidden_columns: str = rx.LocalStorage("", name=HIDDEN_COLUMNS_KEY, sync=True)  # keys, comma-separated
     tail_on: bool = False  # live tail: new matching events are pushed on top
     tail_pending: int = 0  # new events held back while the person scrolls or reads one
     _tail_run: str = ""  # the one tail loop that may run (a random id: a new one, or none, stops the previous)

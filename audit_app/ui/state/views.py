@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from audit_app.audit.views import (
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import SavedView
 from audit_app.ui.session import in_thread, signed_in
-from audit_app.ui.state.events import COLUMNS, EventsState
+from audit_app.ui.state.events import COLUMNS, HIDDEN_COLUMNS_KEY, EventsState
 from audit_app.ui.url_filters import ViewQuery, saved_query, saved_view_href, stats_params, url_params
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,6 @@ class ViewsState(rx.State):
     manage_open: bool = False
     renaming: str = ""  # the id of the view whose name is being edited
     error: str = ""  # why the last change was refused
-    _columns_to_show: str | None = None  # the columns to hide of a view being opened (None: keep them)
 
     @rx.var
     def owned(self) -> list[dict[str, str]]:
@@ -124,10 +124,7 @@ class ViewsState(rx.State):
     @rx.event
     @signed_in
     async def refresh(self, principal: Principal) -> AsyncIterator[Any]:
-        """on_load: the views the caller sees (its own, and those shared in its scope); an opened view's columns."""
-        if self._columns_to_show is not None and self._page() == "events":
-            (await self.get_state(EventsState)).hidden_columns = self._columns_to_show
-        self._columns_to_show = None
+        """on_load: the views the caller sees (its own, and those shared in its scope)."""
         try:
             await self._list(principal)
         except SQLAlchemyError:
@@ -156,15 +153,16 @@ class ViewsState(rx.State):
         return shown_fields((await self.get_state(EventsState)).hidden)
 
     @rx.event
-    def open_view(self, view_id: str) -> EventSpec | None:
+    def open_view(self, view_id: str) -> list[EventSpec] | None:
         """Go to a saved view (its page, filters, time range and the columns it was saved with)."""
         view = next((view for view in self.views if view["id"] == view_id), None)
         if view is None:
             return None
-        # given to the column chooser once the page has loaded: navigating re-reads the browser's
-        # stored choice, which would undo a value set before
-        self._columns_to_show = None if view["hide"] == "*" else view["hide"]
-        return rx.redirect(view["href"])
+        if view["hide"] == "*":
+            return [rx.redirect(view["href"])]
+        # into the browser's stored choice before navigating: the new page reads it from there
+        store = f"localStorage.setItem({json.dumps(HIDDEN_COLUMNS_KEY)}, {json.dumps(view['hide'])})"
+        return [rx.call_script(store), rx.redirect(view["href"])]
 
     @rx.event
     @signed_in
