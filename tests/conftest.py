@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
 from sqlmodel import Session
 
 from audit_app.auth import issue_token
@@ -18,36 +16,16 @@ from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.oidc import forget_provider_keys
 from audit_app.settings import Settings, get_settings
-from tests.oidc_provider import Provider, provider_of
-
-TEST_SECRET = "test-secret-" + "x" * 32
-PG_ADMIN_URL = os.environ.get("AUDIT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = (
-    "audit_log",
-    "tenant",
-    "chain_head",
-    "idempotency_record",
-    "spent_download_token",
-    "audit_daily_count",
-    "audit_daily_actor",
-    "audit_hourly_count",
-    "audit_hourly_actor",
-    "feed_collector",
-    "export_progress",
-    "log_stream",
-    "audit_view",
-    "console_session",
-    "console_sign_in",
-    "verified_link",
-    "verify_lease",
+from tests.helpers import (  # noqa: F401 (kept importable from here too)
+    PG_ADMIN_URL,
+    RETENTION_TABLES,
+    TABLES,
+    TEST_SECRET,
+    TokenFactory,
+    clear_tables,
+    pg_unreachable,
 )
-
-
-def _pg_unreachable(reason: str) -> None:
-    """PostgreSQL tests fail under CI (the server must be there) and skip elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL is required under CI but unreachable: {reason}")
-    pytest.skip(f"PostgreSQL unreachable: {reason}")
+from tests.oidc_provider import Provider, provider_of
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +44,7 @@ def postgres_database() -> Iterator[str]:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        _pg_unreachable(str(exc).strip().splitlines()[0])
+        pg_unreachable(str(exc).strip().splitlines()[0])
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     url = f"{base}/{name}"
     upgrade(url)
@@ -91,26 +69,6 @@ PROVIDER_SETTINGS = (
     "AUDIT_SCOPE_CLAIM",
     "AUDIT_ROLE_MAP",
 )
-RETENTION_TABLES = ("retention_default", "tenant_retention", "purge_checkpoint")
-
-
-def clear_tables(url: str) -> None:
-    """Empty every table, so each test starts from nothing.
-
-    audit_log is append-only: like the retention purge, this opens the purge window of its
-    own transaction (tests/trust prove that nothing else can delete).
-    """
-    engine = engine_for(url)
-    tables = (*TABLES, *RETENTION_TABLES)
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SET LOCAL audit.allow_purge = 'on'"))
-            conn.execute(text(f"TRUNCATE {', '.join(tables)}"))
-        else:
-            conn.execute(text("UPDATE purge_guard SET active = 1"))
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
-            conn.execute(text("UPDATE purge_guard SET active = 0"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -139,9 +97,6 @@ def session(settings: Settings) -> Iterator[Session]:
     """A session on the test database."""
     with Session(engine_for(settings.database_url), expire_on_commit=False) as session:
         yield session
-
-
-TokenFactory = Callable[..., str]
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from audit_app.migrations import upgrade
 from audit_app.models import LogStream
 from audit_app.progress import no_progress
 from audit_app.seed import seed
-from tests.streams.conftest import ROOT as STREAM_ROOT
-from tests.streams.conftest import STREAM_KEY, running
+from tests.streams.helpers import ROOT as STREAM_ROOT
+from tests.streams.helpers import STREAM_KEY, running
 from tests.streams.receivers import wait_until
 from tests.syslog_ng import running_syslog_ng
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit_app.settings import ConfigError, load_settings
-from tests.conftest import PG_ADMIN_URL
+from tests.helpers import PG_ADMIN_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 

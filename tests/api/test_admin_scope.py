@@ -6,8 +6,8 @@ from fastapi.testclient import TestClient
 
 from audit_app.auth import SCOPE_ADMIN, decode_token
 from audit_app.settings import Settings
-from tests.api.conftest import bearer
-from tests.conftest import TokenFactory
+from tests.api.helpers import bearer
+from tests.helpers import TokenFactory
 
 RETENTION = "/api/v1/admin/audit/retention"
 

@@ -29,8 +29,8 @@ from audit_app.auth import (
 )
 from audit_app.models import SpentDownloadToken, utcnow
 from audit_app.settings import ConfigError, Settings, get_settings
-from tests.api.conftest import LIST, World, bearer, ids_of
-from tests.conftest import TEST_SECRET, TokenFactory
+from tests.api.helpers import LIST, World, bearer, ids_of
+from tests.helpers import TEST_SECRET, TokenFactory
 
 pytestmark = pytest.mark.usefixtures("world")
 

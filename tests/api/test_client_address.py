@@ -18,8 +18,8 @@ from audit_app.models import AuditLog
 from audit_app.proxies import client_address, parse_networks
 from audit_app.settings import Settings
 from bench.cluster import free_port, wait_until_serving
-from tests.api.conftest import LIST, World
-from tests.conftest import TokenFactory
+from tests.api.helpers import LIST, World
+from tests.helpers import TokenFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 # `make run` serves through Reflex on granian; the stand-alone API on uvicorn.

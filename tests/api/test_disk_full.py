@@ -26,8 +26,8 @@ from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.settings import get_settings
 from bench.cluster import PrivateCluster, free_port, pg_bin
-from tests.api.conftest import bearer
-from tests.conftest import TEST_SECRET
+from tests.api.helpers import bearer
+from tests.helpers import TEST_SECRET
 
 pytestmark = pytest.mark.postgres
 EVENTS = "/api/v1/audit/events"

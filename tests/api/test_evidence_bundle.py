@@ -24,7 +24,7 @@ from audit_app.audit.signing import DEMO_EXPORT_KEY_FILE, export_keys, key_id
 from audit_app.audit.verify_export import ExportVerification, verify_bundle
 from audit_app.models import AuditLog, ChainHead
 from audit_app.settings import get_settings
-from tests.api.conftest import LIST, World, at, event, write
+from tests.api.helpers import LIST, World, at, event, write
 
 EXPORT = LIST + "export"
 KEYS = LIST + "export-keys"

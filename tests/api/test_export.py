@@ -20,7 +20,7 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ingest import ingest_events
 from audit_app.auth import Principal
 from audit_app.models import EXPORT_COLUMNS, AuditEventIn, AuditLog
-from tests.api.conftest import LIST, World, at, event, write
+from tests.api.helpers import LIST, World, at, event, write
 
 EXPORT = LIST + "export"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

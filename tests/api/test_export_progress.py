@@ -19,7 +19,7 @@ from audit_app.audit.ingest import ingest_events
 from audit_app.auth import Principal, issue_download_token
 from audit_app.models import AuditEventIn, AuditLog, ExportProgress
 from audit_app.settings import Settings
-from tests.api.conftest import LIST, at
+from tests.api.helpers import LIST, at
 
 EXPORT = LIST + "export"
 EVENTS = 3500  # the CSV stream hands on 1,000 rows a chunk: four chunks

@@ -24,7 +24,7 @@ from audit_app.api import create_api
 from audit_app.api.app import FastAPI
 from audit_app.db import get_engine, psycopg_url
 from audit_app.settings import Settings, get_settings
-from tests.conftest import PG_ADMIN_URL
+from tests.helpers import PG_ADMIN_URL
 
 EVENTS = "/api/v1/audit/events"
 

@@ -21,8 +21,8 @@ from audit_app.audit.retention import purge_expired, set_default_retention
 from audit_app.db import psycopg_url
 from audit_app.models import AuditLog, utcnow
 from audit_app.seed import ACTIONS
-from tests.api.conftest import World, event
-from tests.conftest import PG_ADMIN_URL
+from tests.api.helpers import World, event
+from tests.helpers import PG_ADMIN_URL
 from tests.principals import SUPER
 
 FEED = "/api/v1/admin/audit/feed"

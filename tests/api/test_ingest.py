@@ -16,8 +16,8 @@ from audit_app.api import create_api
 from audit_app.audit.ingest import TENANT_CREATE, insert_tenants
 from audit_app.models import AuditLog, Tenant
 from audit_app.settings import Settings, get_settings
-from tests.api.conftest import LIST, bearer
-from tests.conftest import TokenFactory
+from tests.api.helpers import LIST, bearer
+from tests.helpers import TokenFactory
 
 EVENTS = "/api/v1/audit/events"
 

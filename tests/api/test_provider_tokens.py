@@ -20,7 +20,7 @@ from jwt.utils import base64url_encode
 from audit_app.api import create_api
 from audit_app.settings import Settings, get_settings
 from audit_app.startup import checked_settings
-from tests.api.conftest import LIST, World
+from tests.api.helpers import LIST, World
 from tests.oidc_provider import API_AUDIENCE, PROVIDER_ENV, Provider, Relay
 
 Configure = Callable[..., Settings]

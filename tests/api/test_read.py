@@ -17,7 +17,7 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.stats import compute_stats_scan
 from audit_app.auth import Principal
 from audit_app.models import AuditLog, AuditLogPublic
-from tests.api.conftest import LIST, World, at, event, ids_of, write
+from tests.api.helpers import LIST, World, at, event, ids_of, write
 
 pytestmark = pytest.mark.usefixtures("world")
 

@@ -28,8 +28,8 @@ from audit_app.migrations import upgrade
 from audit_app.settings import get_settings
 from audit_app.ui.session import in_thread
 from bench.cluster import PrivateCluster, free_port, pg_bin
-from tests.api.conftest import LIST, bearer
-from tests.conftest import TEST_SECRET
+from tests.api.helpers import LIST, bearer
+from tests.helpers import TEST_SECRET
 
 pytestmark = pytest.mark.postgres
 AUDIT = "/api/v1/admin/audit"

@@ -21,8 +21,8 @@ from sqlmodel import Session, col
 from audit_app.audit.filters import PG_SEARCH_TEXT, SQLITE_SEARCH_TEXT, AuditFilters, search_terms, where_clause
 from audit_app.auth import Principal
 from audit_app.models import AuditLog
-from tests.api.conftest import LIST, World, at, event, write
-from tests.conftest import clear_tables
+from tests.api.helpers import LIST, World, at, event, write
+from tests.helpers import clear_tables
 
 STATS = LIST + "stats"
 EXPORT = LIST + "export"

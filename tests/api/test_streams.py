@@ -15,8 +15,8 @@ from audit_app.api import create_api
 from audit_app.audit.ingest import ingest_events
 from audit_app.models import AuditLog, LogStream
 from audit_app.settings import Settings, get_settings
-from tests.api.conftest import World, at, bearer, event
-from tests.conftest import TokenFactory
+from tests.api.helpers import World, at, bearer, event
+from tests.helpers import TokenFactory
 from tests.streams.receivers import SplunkReceiver, WebhookReceiver
 
 STREAMS = "/api/v1/admin/audit/streams"

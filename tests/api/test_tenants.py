@@ -10,8 +10,8 @@ from sqlmodel import Session, col
 
 from audit_app.__main__ import main
 from audit_app.models import AuditLog, Tenant
-from tests.api.conftest import bearer
-from tests.conftest import TokenFactory
+from tests.api.helpers import bearer
+from tests.helpers import TokenFactory
 
 TENANTS = "/api/v1/admin/tenants"
 EVENTS = "/api/v1/audit/events"

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import bearer
-from tests.conftest import TokenFactory
+from tests.api.helpers import bearer
+from tests.helpers import TokenFactory
 
 VIEWS = "/api/v1/admin/audit/views"
 

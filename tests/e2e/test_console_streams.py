@@ -24,7 +24,7 @@ from audit_app.auth import Principal
 from audit_app.db import unpooled_engine
 from audit_app.models import AuditLog, LogStream
 from tests.e2e.conftest import E2E_STREAM_KEY, SEED_EVENTS, Console, sign_in
-from tests.streams.conftest import FAST
+from tests.streams.helpers import FAST
 from tests.streams.receivers import free_port, wait_until
 from tests.syslog_ng import SyslogNg, running_syslog_ng
 

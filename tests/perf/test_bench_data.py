@@ -20,7 +20,7 @@ from audit_app.db import engine_for
 from audit_app.models import AuditLog, ChainHead, Tenant
 from audit_app.seed import TENANT_PARTNER
 from bench.generate import create_postgres_database, load_postgres, load_sqlite
-from tests.conftest import PG_ADMIN_URL, _pg_unreachable
+from tests.helpers import PG_ADMIN_URL, pg_unreachable
 
 NOW = datetime(2026, 11, 27, 9, tzinfo=UTC)
 EVENTS = 4000
@@ -38,7 +38,7 @@ def loaded_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     try:
         url = create_postgres_database(PG_ADMIN_URL, name)
     except psycopg.OperationalError as exc:
-        _pg_unreachable(str(exc).splitlines()[0])
+        pg_unreachable(str(exc).splitlines()[0])
     load_postgres(url, EVENTS, now=NOW, log=lambda _: None)
     yield url
     engine_for(url).dispose()

@@ -31,7 +31,7 @@ from audit_app.auth import Principal
 from audit_app.models import AuditEventIn, AuditLog
 from audit_app.seed import generate_events
 from audit_app.settings import Settings
-from tests.conftest import TokenFactory
+from tests.helpers import TokenFactory
 from tests.oracles import csv_chunks, distinct_values_scan
 from tests.principals import ACME, NORTHWIND, SUPER
 

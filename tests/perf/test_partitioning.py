@@ -27,7 +27,7 @@ from audit_app.models import AuditEventIn
 from audit_app.partitioning import months_ahead_of, partition_audit_log, partition_name
 from audit_app.seed import generate_events
 from bench.generate import create_postgres_database
-from tests.conftest import PG_ADMIN_URL, _pg_unreachable
+from tests.helpers import PG_ADMIN_URL, pg_unreachable
 from tests.principals import SUPER
 
 pytestmark = pytest.mark.postgres
@@ -40,7 +40,7 @@ def partitioned_url() -> Iterator[str]:
     try:
         url = create_postgres_database(PG_ADMIN_URL, name)
     except psycopg.OperationalError as exc:
-        _pg_unreachable(str(exc).splitlines()[0])
+        pg_unreachable(str(exc).splitlines()[0])
     upgrade(url)
     yield url
     engine_for(url).dispose()

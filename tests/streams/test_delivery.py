@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from audit_app.audit.stream_worker import lock_key
 from audit_app.audit.streams import StreamChange, change_stream, replay_stream, set_status
 from audit_app.models import AuditLog, utcnow
 from audit_app.settings import Settings
-from tests.streams.conftest import FAST, ROOT, STREAM_KEY, expected_ids, load, new_stream, running, write
+from tests.streams.helpers import FAST, ROOT, STREAM_KEY, expected_ids, load, new_stream, running, write
 from tests.streams.receivers import (
     Answer,
     DatadogReceiver,
@@ -99,7 +100,7 @@ def test_splunk_datadog_elastic_contracts(stream_settings: Settings, session: Se
             ).id,
         }
         write(session, 2600, "acme", batch=500)
-        timing = FAST.__class__(**(FAST.__dict__ | {"batch_size": 2500}))
+        timing = replace(FAST, batch_size=2500)
         pairs = ((splunk, streams["splunk"]), (datadog, streams["datadog"]), (elastic, streams["elastic"]))
         wants = {sid: expected_ids(session, sid, (-1, "")) for sid in streams.values()}
         with running(stream_settings.database_url, timing):
@@ -240,7 +241,7 @@ def test_long_failure_marks_failing(stream_settings: Settings, session: Session)
     receiver.script = [Answer(503, "down for maintenance")] * 1000
     try:
         sid = webhook(session, receiver)
-        timing = FAST.__class__(**(FAST.__dict__ | {"failing_after": timedelta(seconds=1)}))
+        timing = replace(FAST, failing_after=timedelta(seconds=1))
         with running(stream_settings.database_url, timing):
             write(session, 3, "acme")
             wait_until(lambda: load(session, sid).status == "failing")
@@ -299,9 +300,12 @@ def test_two_workers_share_streams_one_worker_per_stream(stream_settings: Settin
     try:
         sids = [webhook(session, receiver, name=f"s{i}") for i, receiver in enumerate(receivers)]
         starts = [(load(session, s).position, load(session, s).position_id) for s in sids]
+        # Leases long enough that a loaded machine cannot let one lapse mid-batch (a lapsed lease
+        # hands the stream over with its batch in flight: the duplicates at-least-once allows).
+        timing = replace(FAST, lease_seconds=20.0)
         with (
-            running(stream_settings.database_url, worker_id="w-a"),
-            running(stream_settings.database_url, worker_id="w-b"),
+            running(stream_settings.database_url, timing, worker_id="w-a"),
+            running(stream_settings.database_url, timing, worker_id="w-b"),
         ):
             for _ in range(5):
                 write(session, 30, "acme", batch=3)

@@ -16,7 +16,7 @@ from audit_app.audit.stream_delivery import DeliveryError, sample_event, sender_
 from audit_app.audit.streams import SPEC
 from audit_app.models import utcnow
 from audit_app.settings import Settings
-from tests.streams.conftest import expected_ids, load, new_stream, running, write
+from tests.streams.helpers import expected_ids, load, new_stream, running, write
 from tests.streams.receivers import free_port, wait_until
 from tests.syslog_ng import SyslogNg, running_syslog_ng
 

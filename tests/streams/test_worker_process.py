@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session
 
 from audit_app.settings import Settings
-from tests.streams.conftest import STREAM_KEY, expected_ids, first_occurrences, load, new_stream, write
+from tests.streams.helpers import STREAM_KEY, expected_ids, first_occurrences, load, new_stream, write
 from tests.streams.receivers import WebhookReceiver, wait_until
 
 SECRET = "whsec-" + "p" * 26

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from audit_app.api import create_api
 from audit_app.settings import Settings
-from tests.conftest import TokenFactory
+from tests.helpers import TokenFactory
 
 
 @pytest.fixture

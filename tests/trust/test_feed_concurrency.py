@@ -27,7 +27,7 @@ from audit_app.db import engine_for
 from audit_app.models import AuditEventIn
 from audit_app.settings import Settings
 from bench.cluster import free_port, wait_until_serving
-from tests.conftest import TokenFactory
+from tests.helpers import TokenFactory
 
 WRITERS = 8
 BATCHES = 8

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from audit_app.api import create_api
 from audit_app.settings import Settings, get_settings
 from tests.api.test_evidence_bundle import private_pem
-from tests.conftest import TokenFactory
+from tests.helpers import TokenFactory
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 EXAMPLES_PER_OPERATION = 25

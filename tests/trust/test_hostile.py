@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from audit_app.api import create_api
 from audit_app.settings import Settings, get_settings
-from tests.conftest import TokenFactory
+from tests.helpers import TokenFactory
 from tests.trust.helpers import tamper, write
 
 LIST = "/api/v1/admin/audit/"

@@ -15,7 +15,7 @@ from audit_app.audit.verify_lock import VerificationBusyError, chains_locked
 from audit_app.auth import ForbiddenError
 from audit_app.models import VerifiedLink, VerifyLease, utcnow
 from audit_app.settings import Settings
-from tests.conftest import TokenFactory
+from tests.helpers import TokenFactory
 from tests.principals import ACME, SUPER
 from tests.trust.helpers import chain_ids, tamper, write
 

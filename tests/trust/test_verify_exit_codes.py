@@ -17,7 +17,7 @@ from sqlmodel import Session
 from audit_app.__main__ import VERIFY_BROKEN, VERIFY_NOT_RECORDED, VERIFY_NOT_RUN, VERIFY_OK, main
 from audit_app.db import get_engine
 from audit_app.settings import get_settings
-from tests.conftest import PG_ADMIN_URL
+from tests.helpers import PG_ADMIN_URL
 from tests.trust.helpers import tamper, write
 
 
