@@ -16,10 +16,8 @@ from audit_app.db import engine_for
 from audit_app.migrations import upgrade
 from audit_app.oidc import forget_provider_keys
 from audit_app.settings import Settings, get_settings
-from tests.helpers import (  # noqa: F401 (kept importable from here too)
+from tests.helpers import (
     PG_ADMIN_URL,
-    RETENTION_TABLES,
-    TABLES,
     TEST_SECRET,
     TokenFactory,
     clear_tables,

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from audit_app.api import create_api
 from audit_app.settings import Settings
-from tests.api.helpers import LIST, PARTNERS, World, at, bearer, event, ids_of, write  # noqa: F401 (kept importable from here too)
+from tests.api.helpers import World, at, bearer, event, write
 from tests.helpers import TokenFactory
 
 

@@ -7,17 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from audit_app.settings import Settings, get_settings
-from tests.streams.helpers import (  # noqa: F401 (kept importable from here too)
-    FAST,
-    PARTNERS,
-    ROOT,
+from tests.streams.helpers import (
     STREAM_KEY,
-    expected_ids,
-    first_occurrences,
-    load,
-    new_stream,
-    running,
-    write,
 )
 
 
