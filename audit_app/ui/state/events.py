@@ -70,9 +70,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 """The table's columns a person may hide (key, header); Time always shows."""
 HIDDEN_COLUMNS_KEY = "audit_hidden_columns"
 """The browser's local storage entry of the hidden columns (a saved view being opened writes it too)."""
-TAIL_EVERY = 1.5  # seconds between two polls of the feed
+TAIL_EVERY = 0.5  # seconds between two polls of the feed (a new event shows within about this)
 TAIL_CAP = 500  # rows the live tail keeps on screen (and waiting while paused)
-TAIL_RECHECK = 10  # polls between two checks of the session
+TAIL_RECHECK = 20  # polls between two checks of the session (every 10 s)
 TAIL_ORPHAN = 20.0  # seconds without an answer from the browser before the tail stops (tab closed)
 AT_TOP_SCRIPT = (
     "(() => { if (document.querySelector('.drawer-content')) return 1000000;"
