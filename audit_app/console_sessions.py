@@ -139,8 +139,8 @@ def needs_refresh(row: ConsoleSession, now: datetime | None = None) -> bool:
     expired with nothing to renew it).
     """
     now = now or utcnow()
-    if row.ended_at is not None:
-        raise SessionEndedError(SIGNED_OUT)
+    if row.ended_at is not None:  # an expired session is ended at its (then) expiry
+        raise SessionEndedError(EXPIRED if row.ended_at >= row.expires_at else SIGNED_OUT)
     if now >= row.expires_at:
         raise SessionEndedError(EXPIRED)
     if now < row.token_expires_at:
@@ -185,6 +185,8 @@ def end_session(secret: str | None, client: Client, *, expired: bool = False) ->
         if row is None or row.ended_at is not None:
             return row
         row.ended_at = utcnow()
+        if expired:  # so every later check says "expired", not "signed out"
+            row.expires_at = row.ended_at
         row.refresh_token = None
         session.add(row)
         record_access(

@@ -141,8 +141,13 @@ def test_a_refresh_token_already_used_by_another_worker_does_not_end_the_session
     assert renewed is not None
     assert renewed.refresh_token == "second"
     assert renewed_by_another(secret, "second") is None  # a refusal of the current token is real
-    end_session(secret, Client(None, None))
-    assert renewed_by_another(secret, "first") is None  # a signed-out session stays ended
+    end_session(secret, Client(None, None), expired=True)  # the provider refused the current token
+    assert renewed_by_another(secret, "first") is None  # an ended session stays ended
+    ended = find(secret)
+    assert ended is not None
+    with pytest.raises(SessionEndedError) as why:
+        needs_refresh(ended)  # every later check (another page handler) says why: expired
+    assert str(why.value) == EXPIRED
 
 
 def test_sign_out_ends_the_session_and_only_its_own_logout_clears_the_cookie(
