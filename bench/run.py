@@ -47,7 +47,7 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import list_actions, list_events, list_resource_types
 from audit_app.audit.stats import compute_stats
 from audit_app.auth import ALL_SCOPES, Principal, issue_token
-from audit_app.db import engine_for, psycopg_url
+from audit_app.db import engine_for, ip_in_network, psycopg_url
 from audit_app.migrations import upgrade
 from audit_app.models import AuditLog
 from audit_app.partitioning import partition_audit_log
@@ -286,6 +286,7 @@ def replay(url: str) -> Callable[[list[tuple[str, Any]]], float]:
     """A function timing (ms) the statements run directly on one raw driver connection."""
     if url.startswith("sqlite"):
         conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"))
+        conn.create_function("audit_ip_in_network", 2, ip_in_network, deterministic=True)  # as the app does
     else:
         conn = psycopg.connect(psycopg_url(url), autocommit=True)
 
