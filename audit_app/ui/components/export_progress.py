@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from audit_app.ui.components.progress import progress_panel
 from audit_app.ui.state.export_progress import ExportProgressState
 
 
@@ -11,14 +12,11 @@ def export_progress() -> rx.Component:
     """Shown from "Export started" on; Cancel while the server streams, then a close button."""
     return rx.cond(
         ExportProgressState.status != "",
-        rx.hstack(
-            rx.icon("download", size=16),
-            rx.vstack(
-                rx.text(ExportProgressState.message, size="2", id="export-progress-text"),
-                rx.progress(value=ExportProgressState.percent, max=100, width="100%", aria_label="Rows sent"),
-                spacing="1",
-                width="100%",
-            ),
+        progress_panel(
+            "download",
+            ExportProgressState.message,
+            ExportProgressState.percent,
+            "Rows sent",
             rx.cond(
                 ExportProgressState.active,
                 rx.button(
@@ -38,11 +36,6 @@ def export_progress() -> rx.Component:
                 ),
             ),
             id="export-progress",
-            role="status",
-            aria_live="polite",
-            align="center",
-            spacing="3",
-            width="100%",
             class_name="export-progress",
         ),
     )

@@ -10,6 +10,7 @@ import reflex as rx
 from audit_app.audit.streams import STREAM_TYPES
 from audit_app.ui.components.fields import field_error, labelled
 from audit_app.ui.components.layout import error_callout, page_shell, page_title
+from audit_app.ui.components.progress import progress_panel
 from audit_app.ui.state.streams import StreamsState
 from audit_app.ui.stream_form import TARGET_HINTS, TYPE_FIELDS, TYPE_LABELS, FormField
 
@@ -347,20 +348,12 @@ def replay_progress() -> rx.Component:
     """The replay followed: events delivered of the total."""
     return rx.cond(
         StreamsState.replay.contains("stream"),
-        rx.hstack(
-            rx.icon("history", size=16),
-            rx.vstack(
-                rx.text(StreamsState.replay_text, size="2", id="stream-replay-progress-text"),
-                rx.progress(value=StreamsState.replay_percent, max=100, width="100%", aria_label="Events delivered"),
-                spacing="1",
-                width="100%",
-            ),
+        progress_panel(
+            "history",
+            StreamsState.replay_text,
+            StreamsState.replay_percent,
+            "Events delivered",
             id="stream-replay-progress",
-            role="status",
-            aria_live="polite",
-            align="center",
-            spacing="3",
-            width="100%",
             class_name="panel",
         ),
     )
