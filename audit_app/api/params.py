@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,10 +27,19 @@ FILTER_DESCRIPTIONS: dict[str, str] = {
     "not_actor_id": "Leave out events of any of these actors (comma-separated or repeated; `*` suffix: prefix)",
 }
 MAX_Q_LENGTH = 512
+SORT_DESCRIPTION = "Time order: `desc` (newest first, the default) or `asc` (oldest first); ties on time by id"
+SORT_PARAMETER: dict[str, Any] = {"sort": (Literal["desc", "asc"], Field(default="desc", description=SORT_DESCRIPTION))}
+"""The list's time order (an extension of the reference), after its filters; the domain's `order`."""
 
 
-def filter_query(name: str, names: Sequence[str], descriptions: Mapping[str, str] = FILTER_DESCRIPTIONS) -> Any:
-    """A Pydantic model of query parameters: the filters `names` of AuditFilters, typed as it types them.
+def filter_query(
+    name: str,
+    names: Sequence[str],
+    descriptions: Mapping[str, str] = FILTER_DESCRIPTIONS,
+    extra: Mapping[str, Any] | None = None,
+) -> Any:
+    """A Pydantic model of query parameters: the filters `names` of AuditFilters, typed as it types them,
+    then the `extra` fields (name: (type, Field)).
 
     FastAPI spreads its fields into the operation's query parameters, in this order. (Built at
     run time, so mypy sees the models as variables: the dependencies below say so.)
@@ -46,12 +55,12 @@ def filter_query(name: str, names: Sequence[str], descriptions: Mapping[str, str
         )
         for filter_name in names
     }
-    return create_model(name, **declared)
+    return create_model(name, **declared, **(extra or {}))
 
 
 STATS_REFERENCE = ("tenant_id", "start_time", "end_time")
-ListQuery = filter_query("ListQuery", [f.name for f in fields(AuditFilters)])
-"""Every filter of AuditFilters, as the list and export take them (`request_id` last: an extension)."""
+ListQuery = filter_query("ListQuery", [f.name for f in fields(AuditFilters)], extra=SORT_PARAMETER)
+"""Every filter of AuditFilters, as the list and export take them (`request_id` on: extensions), then `sort`."""
 StatsQuery = filter_query(
     "StatsQuery",
     ("tenant_id", "start_time", "end_time", *(f.name for f in fields(AuditFilters) if f.name not in STATS_REFERENCE)),
@@ -108,9 +117,19 @@ def validated_filters(**values: Any) -> AuditFilters:
     return filters
 
 
-async def list_filters(request: Request, query: Annotated[ListQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
-    """The documented filters of the list (and export) endpoint, plus `request_id`."""
-    return validated_filters(**repeated(request, query.model_dump()))  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class ListParams:
+    """What the list and the export are asked for: the filters and the time order (`desc` or `asc`)."""
+
+    filters: AuditFilters
+    order: str = "desc"
+
+
+async def list_params(request: Request, query: Annotated[ListQuery, Query()]) -> ListParams:  # type: ignore[valid-type]
+    """The documented filters of the list (and export) endpoint, plus the extensions and `sort`."""
+    values = query.model_dump()  # type: ignore[attr-defined]
+    order = values.pop("sort")
+    return ListParams(validated_filters(**repeated(request, values)), order)
 
 
 async def stats_filters(request: Request, query: Annotated[StatsQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]

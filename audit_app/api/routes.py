@@ -17,7 +17,7 @@ from audit_app.api.deps import (
     SnapshotSessionDep,
     WriterPrincipal,
 )
-from audit_app.api.params import list_filters, stats_filters
+from audit_app.api.params import ListParams, list_params, stats_filters
 from audit_app.api.schemas import (
     ActionList,
     AuditLogPage,
@@ -58,7 +58,7 @@ router = APIRouter(prefix=AUDIT_PREFIX, tags=["Audit"])
 entry_router = APIRouter(prefix=AUDIT_PREFIX, tags=["Audit"])
 ingest_router = APIRouter(prefix="/api/v1/audit", tags=["Audit ingestion"])
 
-FiltersDep = Annotated[AuditFilters, Depends(list_filters)]
+ListParamsDep = Annotated[ListParams, Depends(list_params)]
 StatsFiltersDep = Annotated[AuditFilters, Depends(stats_filters)]
 
 
@@ -71,7 +71,7 @@ def _client(request: Request) -> Client:
 def list_audit_logs(
     session: ReadSessionDep,
     principal: ReaderPrincipal,
-    filters: FiltersDep,
+    asked: ListParamsDep,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = DEFAULT_PER_PAGE,
     cursor: Annotated[
@@ -80,7 +80,9 @@ def list_audit_logs(
     ] = None,
 ) -> Response:
     """List audit logs with filtering."""
-    result = list_events(session, principal, filters, page=page, per_page=per_page, cursor=cursor)
+    result = list_events(
+        session, principal, asked.filters, page=page, per_page=per_page, cursor=cursor, order=asked.order
+    )
     page_body = {
         "items": result.items,
         "total": result.total,
@@ -127,7 +129,7 @@ def get_audit_stats(session: SnapshotSessionDep, principal: ReaderPrincipal, fil
 def export_audit_logs(
     request: Request,
     principal: ExporterPrincipal,
-    filters: FiltersDep,
+    asked: ListParamsDep,
     format: Annotated[
         Literal["csv", "jsonl", "ocsf", "bundle"],
         Query(
@@ -160,13 +162,14 @@ def export_audit_logs(
     download_id = principal.token_id if principal.token_use == DOWNLOAD_TOKEN_USE else None
     export = export_events(
         principal,
-        filters,
+        asked.filters,
         format,
         _client(request),
         excel=excel,
         keys=keys,
         download_id=download_id,
         rows_per_second=settings.export_rows_per_second,
+        order=asked.order,
     )
     filename = export_filename(export.filters, EXPORT_EXTENSIONS[format])
     return StreamingResponse(

@@ -39,7 +39,7 @@ from audit_app.audit.export_progress import (
 from audit_app.audit.filters import AuditFilters, check_filters_in_scope
 from audit_app.audit.ingest import record_access
 from audit_app.audit.ocsf import to_ocsf
-from audit_app.audit.query import get_event
+from audit_app.audit.query import get_event, time_order
 from audit_app.audit.signing import ExportKeys, key_id
 from audit_app.auth import Principal
 from audit_app.db import session_scope
@@ -116,6 +116,7 @@ def export_events(
     now: datetime | None = None,
     download_id: str | None = None,
     rows_per_second: int = 0,
+    order: str = "desc",
 ) -> ExportStream:
     """Record an export (`audit.export`: who, filters, format, when) and return its chunks to stream.
 
@@ -128,13 +129,15 @@ def export_events(
     A console download names its `download_id` (the download token's `jti`): its rows streamed
     are then recorded as it goes (audit/export_progress.py), and a cancel request from the
     console stops it with `cancelled: true` in the end record. `rows_per_second` caps the pace
-    of the stream (0: none).
+    of the stream (0: none). Rows come newest first, or oldest first with `order="asc"` (recorded as `sort`).
     """
     with session_scope(read=True) as session:
         check_filters_in_scope(session, principal, filters)
     exported_at = now or utcnow()
     filters = filters.replace(end_time=filters.end_time or exported_at)
+    time_order(order)  # ValueError before anything is recorded
     details: dict[str, Any] = {"format": fmt, "started_at": iso_utc(exported_at)} | ({"excel": True} if excel else {})
+    details |= {"sort": order} if order != "desc" else {}
     tracker = ExportTracker(download_id, rows_per_second=rows_per_second)
     try:
         with session_scope() as primary:
@@ -151,7 +154,7 @@ def export_events(
     except Exception as exc:  # any reason the record cannot be written refuses the export
         raise ExportUnavailableError from exc
     chunks = _recorded_chunks(
-        principal, filters, fmt, client, record_id, excel=excel, keys=keys, at=exported_at, tracker=tracker
+        principal, filters, fmt, client, record_id, excel=excel, keys=keys, at=exported_at, tracker=tracker, order=order
     )
     return ExportStream(filters=filters, record_id=record_id, chunks=chunks)
 
@@ -167,6 +170,7 @@ def _recorded_chunks(
     keys: ExportKeys | None,
     at: datetime,
     tracker: ExportTracker,
+    order: str,
 ) -> Generator[str | bytes, None, None]:
     """The export's chunks (own read session), then `audit.export.end` with the row count.
 
@@ -197,20 +201,28 @@ def _recorded_chunks(
             assert keys is not None
             evidence["kid"] = key_id(keys.signer().public_key())
             yield from bundle_export(
-                session, principal, filters, keys=keys, exported_at=at, on_rows=count_rows, on_digest=digested
+                session,
+                principal,
+                filters,
+                keys=keys,
+                exported_at=at,
+                on_rows=count_rows,
+                on_digest=digested,
+                order=order,
             )
         elif fmt in COPY_FORMATS and session.get_bind().dialect.name == "postgresql":
             if excel:
                 yield EXCEL_BOM
-            yield from copy_export(session, principal, filters, fmt, on_rows=count_rows)
+            yield from copy_export(session, principal, filters, fmt, on_rows=count_rows, order=order)
         elif fmt == "csv":
             if excel:
                 yield EXCEL_BOM
-            yield from csv_export(session, principal, filters, on_rows=count_rows)
+            yield from csv_export(session, principal, filters, on_rows=count_rows, order=order)
         elif fmt == "ocsf":
-            yield from json_lines(to_ocsf(row) for row in counted_events(iter_events(session, principal, filters)))
+            events = iter_events(session, principal, filters, order=order)
+            yield from json_lines(to_ocsf(row) for row in counted_events(events))
         else:
-            yield from jsonl_chunks(counted(iter_events(session, principal, filters)))
+            yield from jsonl_chunks(counted(iter_events(session, principal, filters, order=order)))
 
     ended = INTERRUPTED
     try:

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from audit_app.audit.chain import iso_utc
 from audit_app.audit.filters import AuditFilters, where_clause
-from audit_app.audit.query import NEWEST_FIRST
+from audit_app.audit.query import time_order
 from audit_app.auth import Principal
 from audit_app.models import EXPORT_COLUMNS, AuditLog, utc
 
@@ -46,14 +46,16 @@ def export_row(event: AuditLog) -> dict[str, Any]:
     return row
 
 
-def iter_events(session: Session, principal: Principal, filters: AuditFilters) -> Iterator[AuditLog]:
-    """Every matching event, newest first, fetched in batches through a server-side cursor.
+def iter_events(
+    session: Session, principal: Principal, filters: AuditFilters, *, order: str = "desc"
+) -> Iterator[AuditLog]:
+    """Every matching event, newest first (`order="asc"`: oldest first), in batches through a server-side cursor.
 
     `yield_per` streams (a named cursor on PostgreSQL); the session's identity map holds rows
     weakly, so a batch is freed once the caller has moved past it. (Expunging during the
     iteration would invalidate the identity map the result still loads into.)
     """
-    stmt = select(AuditLog).where(*where_clause(session, principal, filters)).order_by(*NEWEST_FIRST)
+    stmt = select(AuditLog).where(*where_clause(session, principal, filters)).order_by(*time_order(order))
     result = session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
     yield from result.scalars()
 
@@ -180,6 +182,7 @@ def csv_export(
     on_rows: Callable[[int], None] | None = None,
     columns: tuple[str, ...] = EXPORT_COLUMNS,
     on_batch: Callable[[Sequence[Sequence[str]]], None] | None = None,
+    order: str = "desc",
 ) -> Iterator[str]:
     """The CSV export in chunks (header first): the text of csv.DictWriter over `export_row`, much faster.
 
@@ -189,11 +192,12 @@ def csv_export(
     distinct value; a line is joined directly when no other field needs quoting (checked by
     counting special characters), else written by csv.writer. `on_rows(n)` hears how many events
     each chunk holds, before it is yielded; `on_batch` sees each fetched batch of rows' export text (in `columns`).
+    Rows come newest first, or oldest first with `order="asc"`.
     """
     stmt = (
         select(*(_export_text(session, name) for name in columns))
         .where(*where_clause(session, principal, filters))
-        .order_by(*NEWEST_FIRST)
+        .order_by(*time_order(order))
     )
     # Core execution on the session's connection: plain rows, without the ORM's loading layer.
     result = session.connection().execute(stmt.execution_options(stream_results=True, yield_per=CSV_BATCH))
@@ -288,13 +292,16 @@ def _compiled_where(session: Session, principal: Principal, filters: AuditFilter
 
 
 def _copy_statement(
-    session: Session, template: str, columns: list[str], principal: Principal, filters: AuditFilters
+    session: Session, template: str, columns: list[str], principal: Principal, filters: AuditFilters, order: str
 ) -> tuple[str, dict[str, Any]]:
-    """COPY of SELECT `columns` (SQL text) over the filtered rows, newest first, and its parameters."""
+    """COPY of SELECT `columns` (SQL text) over the filtered rows in the list's `order`, and its parameters."""
     where, params = _compiled_where(session, principal, filters)
+    direction = "ASC" if order == "asc" else "DESC"
+    time_order(order)  # anything but the two orders is refused before any SQL is written
     # Only this module's own SQL is joined in; every filter value stays a parameter (psycopg binds it).
     query = (
-        f"SELECT {', '.join(columns)} FROM audit_log WHERE {where} ORDER BY audit_log.timestamp DESC, audit_log.id DESC"  # noqa: S608
+        f"SELECT {', '.join(columns)} FROM audit_log WHERE {where}"  # noqa: S608
+        f" ORDER BY audit_log.timestamp {direction}, audit_log.id {direction}"
     )
     return template.format(query=query), params
 
@@ -315,6 +322,7 @@ def copy_export(
     *,
     on_rows: Callable[[int], None] | None = None,
     rows_per_chunk: int = COPY_ROWS_PER_CHUNK,
+    order: str = "desc",
 ) -> Iterator[bytes]:
     """The CSV or JSON Lines export on PostgreSQL, streamed from `COPY (SELECT ...) TO STDOUT`: the same bytes as
     `csv_export` / `jsonl_chunks` over `export_row`, at the speed of COPY, in constant memory.
@@ -322,13 +330,13 @@ def copy_export(
     The server writes each line: ISO times, formula cells neutralised in SQL, CSV quoting (csv)
     or the JSON object (jsonl). Only `details` is Python's: the stored document comes first in
     the row, with its length, and is replaced by its sorted-key spelling (computed once per
-    distinct document), so it is exactly what the row-by-row export writes.
+    distinct document), so it is exactly what the row-by-row export writes. Rows come in `order`, as csv_export's.
     """
     if fmt == "csv":
         # The stored document first, in hex (no comma: it ends at the first one), then the other fields.
         columns = ["encode(convert_to(audit_log.details::text, 'UTF8'), 'hex')"]
         columns += [_copy_text(name) for name in EXPORT_COLUMNS if name != "details"]
-        statement, params = _copy_statement(session, _COPY_CSV, columns, principal, filters)
+        statement, params = _copy_statement(session, _COPY_CSV, columns, principal, filters, order)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\r\n").writerow(EXPORT_COLUMNS)
         header = buffer.getvalue().encode()
@@ -347,7 +355,7 @@ def copy_export(
         target.append(f"'{lead}' || coalesce(to_json({value})::text, 'null')")
     tail_parts.append("'}'")
     columns = ["audit_log.details::text", " || ".join(head), " || ".join(tail_parts)]
-    statement, params = _copy_statement(session, _COPY_LINES, columns, principal, filters)
+    statement, params = _copy_statement(session, _COPY_LINES, columns, principal, filters, order)
     yield from _chunked(_json_lines(_copy_rows(session, statement, params)), on_rows, rows_per_chunk)
 
 

@@ -35,6 +35,15 @@ NEWEST_FIRST = (col(AuditLog.timestamp).desc(), col(AuditLog.id).desc())
 OLDEST_FIRST = (col(AuditLog.timestamp).asc(), col(AuditLog.id).asc())
 ORDERS = ("desc", "asc")
 """List orders by time: newest first (the default) or oldest first."""
+
+
+def time_order(order: str) -> tuple[Any, Any]:
+    """The ORDER BY of the list in `order` (`desc`: newest first, `asc`: oldest first; ties by id)."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    return OLDEST_FIRST if order == "asc" else NEWEST_FIRST
+
+
 # What a listed event carries: the public fields, read as plain rows (no ORM objects to build).
 LISTED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
 ListedEvent = Row[*tuple[Any, ...]]
@@ -174,9 +183,7 @@ def list_events(
     """
     conditions = where_clause(session, principal, filters)
     index = sqlite_index(filters) if session.get_bind().dialect.name == "sqlite" else None
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
-    ordering = OLDEST_FIRST if order == "asc" else NEWEST_FIRST
+    ordering = time_order(order)
     offset = (page - 1) * per_page
     after: list[Any] = []
     if cursor:

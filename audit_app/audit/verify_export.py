@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit_app.audit.bundle import BUNDLE_COLUMNS, EVENTS_FILE, MANIFEST_FILE, SIGNATURE_FILE, ChainRanges
+from audit_app.audit.bundle import BUNDLE_COLUMNS, EVENTS_FILE, MANIFEST_FILE, ROW_ORDERS, SIGNATURE_FILE, ChainRanges
 from audit_app.audit.chain import event_hash
 from audit_app.audit.export import FORMULA_PREFIXES
 from audit_app.audit.signing import jwk_public_key, key_id, verify_signature
@@ -201,7 +201,7 @@ def verify_bundle(path: str, keys: list[Ed25519PublicKey], *, progress: Progress
 
 
 def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any], progress: Progress) -> list[Check]:
-    """Row count, each row's hash, newest-first order, chain links, and the manifest's ranges and heads."""
+    """Row count, each row's hash, the order the manifest states, chain links, and the manifest's ranges and heads."""
     expected_rows = manifest["events"].get("rows")
     total = expected_rows if isinstance(expected_rows, int) and expected_rows >= 0 else None
     count, hashes, order = Check("row count"), Check("row hashes"), Check("row order")
@@ -211,6 +211,7 @@ def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any], progress:
         return [count]
     seen: dict[tuple[str, int], tuple[str, str, int]] = {}  # (tenant, seq) -> (hash, prev_hash, row number)
     previous: tuple[str, str] | None = None
+    ascending = manifest["events"].get("order") == ROW_ORDERS["asc"]
     rows = 0
     progress(CHECKING, 0, total)
     for number, row in enumerate(reader, start=1):
@@ -228,8 +229,9 @@ def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any], progress:
         if not matches:
             hashes.fail(f"{_describe(number, row)}: its fields do not hash to its hash {row['hash']}: it was edited")
         position = (row["timestamp"], row["id"])
-        if previous is not None and position > previous:
-            order.fail(f"{_describe(number, row)} is newer than the row before it: rows were reordered")
+        if previous is not None and (position < previous if ascending else position > previous):
+            newer = "older" if ascending else "newer"
+            order.fail(f"{_describe(number, row)} is {newer} than the row before it: rows were reordered")
         previous = position
         key = (row["tenant_id"], int(row["chain_seq"]))
         if key in seen:
@@ -241,7 +243,9 @@ def _row_checks(reader: csv.DictReader[str], manifest: dict[str, Any], progress:
     else:
         count.covered = f"{rows:,} rows, as in the manifest"
     hashes.covered = f"{rows:,} hashes recomputed from their fields"
-    order.covered = "newest first (timestamp, then id, descending)"
+    order.covered = (
+        "oldest first (timestamp, then id, ascending)" if ascending else "newest first (timestamp, then id, descending)"
+    )
     checked_links = 0
     for (tenant, seq), (_hash, prev_hash, number) in sorted(seen.items(), key=lambda item: item[1][2]):
         before = seen.get((tenant, seq - 1))
