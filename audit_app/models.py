@@ -26,7 +26,10 @@ _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # dotted quad wit
 
 def utc(value: datetime) -> datetime:
     """The same instant as an aware UTC datetime; naive values are taken as UTC."""
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is UTC:  # already (as psycopg reads timestamptz on a UTC session): nothing to convert
+        return value
+    if zone is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 

@@ -845,13 +845,16 @@ def merge_partial(earlier: dict[str, Any], partial: dict[str, Any]) -> dict[str,
         fresh = {_case_key(row["case"]): row for row in partial.get(section) or []}
         rows = [fresh.pop(_case_key(row["case"]), row) for row in earlier.get(section) or []]
         merged[section] = rows + list(fresh.values())
+    if partial.get("feed"):
+        merged["feed"] = partial["feed"]
     merged["updates"] = [
         *earlier.get("updates", []),
         {
             "measured_at": partial["measured_at"],
             "events": partial["events"],
             "samples": partial["samples"],
-            "cases": [row["case"] for section in ("reads", "exports", "ingest") for row in partial.get(section) or []],
+            "cases": [row["case"] for section in ("reads", "exports", "ingest") for row in partial.get(section) or []]
+            + ([partial["feed"]["case"]] if partial.get("feed") else []),
             "load_average_at_start": partial["machine"]["load_average_at_start"],
             "load_average_at_end": partial["machine"]["load_average_at_end"],
         },
