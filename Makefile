@@ -59,6 +59,7 @@ test: lint typecheck pytest
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.console --reuse $(CONSOLE_BENCH_ARGS)
 	$(PY) -m bench.streams
 
 clean:
