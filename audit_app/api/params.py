@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -140,3 +142,42 @@ async def stats_filters(request: Request, query: Annotated[StatsQuery, Query()])
 async def feed_filters(request: Request, query: Annotated[FeedQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]
     """The filters of the feed."""
     return validated_filters(**repeated(request, query.model_dump()))  # type: ignore[attr-defined]
+
+
+MAX_ZONE_NAME = 64
+
+
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})  # files of some systems' zone folder, not IANA zones
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - NOT_ZONES
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone called `name` (e.g. `America/New_York`), or ValueError for any other text."""
+    if name not in _zone_names():
+        raise ValueError(f"unknown time zone {name!r}: give an IANA name such as UTC or Europe/Paris")
+    return ZoneInfo(name)
+
+
+async def stats_zone(
+    tz: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_ZONE_NAME,
+            description=(
+                "IANA time zone of the time buckets (`by_day`): its calendar days, weeks, months, years or"
+                " hours (default UTC)"
+            ),
+        ),
+    ] = None,
+) -> ZoneInfo | None:
+    """The zone of the stats' time buckets (an extension), or 422 naming `tz`."""
+    if tz is None:
+        return None
+    try:
+        return time_zone(tz)
+    except ValueError as exc:
+        raise RequestValidationError([_error("tz", tz, f"Value error, {exc}")]) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +18,7 @@ from audit_app.api.deps import (
     SnapshotSessionDep,
     WriterPrincipal,
 )
-from audit_app.api.params import ListParams, list_params, stats_filters
+from audit_app.api.params import ListParams, list_params, stats_filters, stats_zone
 from audit_app.api.schemas import (
     ActionList,
     AuditLogPage,
@@ -115,9 +116,14 @@ def list_audit_resource_types(session: ReadSessionDep, principal: ReaderPrincipa
 
 
 @router.get("/stats", summary="Get Audit Stats")
-def get_audit_stats(session: SnapshotSessionDep, principal: ReaderPrincipal, filters: StatsFiltersDep) -> AuditStats:
+def get_audit_stats(
+    session: SnapshotSessionDep,
+    principal: ReaderPrincipal,
+    filters: StatsFiltersDep,
+    zone: Annotated[ZoneInfo | None, Depends(stats_zone)],
+) -> AuditStats:
     """Get audit log statistics."""
-    return AuditStats.model_validate(compute_stats(session, principal, filters))
+    return AuditStats.model_validate(compute_stats(session, principal, filters, zone=zone))
 
 
 @router.get(

@@ -37,7 +37,7 @@ class ResourceTypeList(BaseModel):
 
 
 class DayCount(BaseModel):
-    """Events of one UTC day."""
+    """Events of one bucket (a UTC day unless `tz` says otherwise)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -67,9 +67,11 @@ class AuditStats(BaseModel):
         default="day",
         description=(
             "What each `by_day` entry counts: the hour (windows of at most 48 hours; `date` is then the hour's "
-            "start, ISO 8601 UTC), day, week (from Monday), month or year from its `date`"
+            "start, ISO 8601 with the offset of `tz` then), day, week (from Monday), month or year from its `date`, "
+            "in the calendar of `tz`"
         ),
     )
+    tz: str = Field(default="UTC", description="The IANA time zone of the `by_day` buckets (the `tz` parameter)")
     top_actors: list[TopActor]
     unique_actors: int
     failure_rate: float

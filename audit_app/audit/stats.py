@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
-from sqlalchemy import Date, cast, func, or_, select
+from sqlalchemy import Date, Interval, case, cast, func, literal, literal_column, or_, select
 from sqlmodel import Session, col
 
 from audit_app.audit.daily import DAILY, HOURLY, Granularity, start_of_hour
@@ -65,11 +65,13 @@ def _representable(filters: AuditFilters) -> AuditFilters | None:
     )
 
 
-def _window_range(first: date | None, last: date | None, filters: AuditFilters) -> tuple[date, date] | None:
-    """The first and last day of the window; an open side runs to the first or last event."""
-    start = filters.start_time.date() if filters.start_time else first
+def _window_range(
+    first: date | None, last: date | None, filters: AuditFilters, zone: tzinfo = UTC
+) -> tuple[date, date] | None:
+    """The first and last day (in `zone`) of the window; an open side runs to the first or last event."""
     try:
-        end = (filters.end_time - timedelta(microseconds=1)).date() if filters.end_time else last
+        start = filters.start_time.astimezone(zone).date() if filters.start_time else first
+        end = (filters.end_time - timedelta(microseconds=1)).astimezone(zone).date() if filters.end_time else last
     except OverflowError:  # a window ending at the very first instant holds nothing
         return None
     if start is None or end is None or end < start:
@@ -118,29 +120,41 @@ def hourly(filters: AuditFilters) -> bool:
     return start is not None and end is not None and timedelta(0) < end - start <= HOUR_WINDOW
 
 
-def _hour_buckets(counts: dict[date, dict[str, int]], start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Every hour of [start, end) (zero ones included), `date` being the hour's start in ISO 8601 UTC."""
+def local_hour(instant: datetime, zone: tzinfo = UTC) -> datetime:
+    """The start of the hour of `zone` that `instant` falls in, as an aware datetime of `zone`."""
+    return instant.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_buckets(
+    counts: dict[Any, dict[str, int]], start: datetime, end: datetime, zone: tzinfo = UTC
+) -> list[dict[str, Any]]:
+    """Every hour of `zone` meeting [start, end) (zero ones included), `date` being its start in ISO 8601
+    with the zone's offset then (`+00:00` in UTC). `counts` is keyed by the hours' starts in UTC."""
     rows: list[dict[str, Any]] = []
-    current = start_of_hour(start)
+    current = local_hour(start, zone)
     while current < end:
-        per_result = counts.get(current, {})
+        instant = current.astimezone(UTC)  # (arithmetic in the zone itself would be wall-clock time)
+        per_result = counts.get(instant, {})
         rows.append({"date": current.isoformat(), "count": sum(per_result.values()), "by_result": per_result})
-        current += timedelta(hours=1)
+        current = local_hour(instant + timedelta(hours=1), zone)
     return rows
 
 
-def bucketed(daily: dict[date, dict[str, int]], filters: AuditFilters) -> tuple[str, list[dict[str, Any]]]:
+def bucketed(
+    daily: dict[Any, dict[str, int]], filters: AuditFilters, zone: tzinfo = UTC
+) -> tuple[str, list[dict[str, Any]]]:
     """The bucket size for the window and its buckets (zero ones included), from counts per bucket and result.
 
     A window of at most HOUR_WINDOW with both ends given is counted per hour (`daily` then holds
     counts per hour). Otherwise the size is the smallest of day, week, month and year that keeps
     the answer within MAX_BUCKETS; each bucket is `{"date": its first day, "count", "by_result"}`.
-    A window of more than MAX_BUCKETS years (only events written before the ingestion limits can
-    span one) lists the years holding events, so the answer stays as small as the data.
+    Days, weeks, months and years are calendar ones of `zone` (`daily` is then keyed by days of
+    `zone`). A window of more than MAX_BUCKETS years (only events written before the ingestion
+    limits can span one) lists the years holding events, so the answer stays as small as the data.
     """
     if hourly(filters) and filters.start_time is not None and filters.end_time is not None:
-        return "hour", _hour_buckets(daily, filters.start_time, filters.end_time)
-    window = _window_range(min(daily) if daily else None, max(daily) if daily else None, filters)
+        return "hour", _hour_buckets(daily, filters.start_time, filters.end_time, zone)
+    window = _window_range(min(daily) if daily else None, max(daily) if daily else None, filters, zone)
     if window is None:
         return "day", []
     start, end = window
@@ -172,22 +186,162 @@ def _window_echo(filters: AuditFilters) -> dict[str, str | None]:
     }
 
 
-def _empty_stats(filters: AuditFilters) -> dict[str, Any]:
+# --- Buckets of a time zone other than UTC --------------------------------------------------------
+# The aggregate tables count UTC days and hours, and a local day of a zone with a :30 or :45
+# offset (Asia/Kolkata, Asia/Kathmandu) does not even start on a UTC hour. So with another zone
+# the time series is counted from the events themselves, still in one grouped query: Python reads
+# the zone's UTC offsets from zoneinfo (the same data on SQLite and PostgreSQL), the query turns
+# each event's instant into its local day (or hour) with a CASE over those fixed offsets. The other
+# figures (totals, breakdowns, top actors) do not depend on the zone and keep their sources.
+UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
+
+
+def is_utc(zone: tzinfo | None) -> bool:
+    """Whether `zone` means UTC (no zone at all does)."""
+    return zone is None or zone is UTC or getattr(zone, "key", None) in UTC_NAMES
+
+
+def _offset_at(instant: datetime, zone: tzinfo) -> int:
+    """`zone`'s UTC offset at `instant`, in seconds."""
+    offset = instant.astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def offset_steps(zone: tzinfo, days: Iterable[date]) -> tuple[int, list[tuple[datetime, int]]]:
+    """`zone`'s UTC offset (seconds) over the UTC days `days`: the first one, then each change `(instant, offset)`.
+
+    Only the days holding events matter, so the list stays as short as the changes within them
+    (one per daylight-saving change), whatever the window's length. Between two such days the
+    offset may change at any instant: no event lies there. A change is found to the second by
+    bisection within its day (a zone changes at most once a day). The days around the very
+    first and last representable instant keep offset 0 (their local days could not be written).
+    """
+    first: int | None = None
+    steps: list[tuple[datetime, int]] = []
+
+    def move(at: datetime, offset: int) -> None:
+        nonlocal first
+        if first is None:
+            first = offset
+        elif offset != (steps[-1][1] if steps else first):
+            steps.append((at, offset))
+
+    for day in sorted(set(days)):
+        start = datetime.combine(day, time(), UTC)
+        if start < EARLIEST or start >= LATEST - timedelta(days=1):
+            move(start, 0)
+            continue
+        at_start, at_end = _offset_at(start, zone), _offset_at(start + timedelta(days=1, microseconds=-1), zone)
+        move(start, at_start)
+        if at_end != at_start:
+            before, after = 0, 24 * 3600  # seconds into the day: still at_start at `before`, changed at `after`
+            while after - before > 1:
+                middle = (before + after) // 2
+                if _offset_at(start + timedelta(seconds=middle), zone) == at_start:
+                    before = middle
+                else:
+                    after = middle
+            move(start + timedelta(seconds=after), at_end)
+    return first or 0, steps
+
+
+def _offset_column(column: Any, first: int, steps: list[tuple[datetime, int]]) -> Any:
+    """SQL of the UTC offset (seconds) at `column`'s instant: a CASE over the changes."""
+    if not steps:
+        return literal(first)
+    whens, before = [], first
+    for at, offset in steps:
+        whens.append((column < at, before))
+        before = offset
+    return case(*whens, else_=before)
+
+
+def _shifted(session: Session, column: Any, offset: Any, per_hour: bool) -> Any:
+    """The local day (or local hour's start, as text or naive time) of `column` moved by `offset` seconds."""
+    if session.get_bind().dialect.name == "postgresql":
+        local = func.timezone("UTC", column) + offset * literal_column("INTERVAL '1 second'", Interval)
+        return func.date_trunc("hour", local) if per_hour else cast(local, Date)
+    modifier = func.printf("%d seconds", offset)
+    return func.strftime("%Y-%m-%d %H:00:00", column, modifier) if per_hour else func.date(column, modifier)
+
+
+def _local_key(value: Any, offset: int, per_hour: bool) -> Any:
+    """A bucket of the local series: the local day, or the instant (in UTC) the local hour starts."""
+    if not per_hour:
+        try:
+            return _as_date(value)
+        except ValueError:  # a day before year 1 (an event of 0001-01-01 west of Greenwich)
+            return date.min
+    naive = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return naive.replace(tzinfo=timezone(timedelta(seconds=offset))).astimezone(UTC)
+
+
+def zoned_series(
+    session: Session, conditions: list[Any], zone: tzinfo, days: Iterable[date], per_hour: bool
+) -> dict[Any, dict[str, int]]:
+    """Counts per local day (or hour) of `zone` and result of the events matching `conditions`, in SQL.
+
+    `days` are the UTC days holding such events (the offsets are only needed there).
+    """
+    first, steps = offset_steps(zone, days)
+    offset = _offset_column(AuditLog.timestamp, first, steps).label("utc_offset")
+    key = _shifted(session, AuditLog.timestamp, offset, per_hour).label("bucket")
+    columns: list[Any] = [key, col(AuditLog.result)]
+    columns += [offset] if per_hour and steps else []  # an hour repeated when the clocks go back
+    series: dict[Any, dict[str, int]] = {}
+    for row in session.execute(select(*columns, func.count()).where(*conditions).group_by(*columns)).all():
+        bucket = _local_key(row[0], int(row[2]) if per_hour and steps else first, per_hour)
+        per_result = series.setdefault(bucket, {})
+        per_result[row[1]] = per_result.get(row[1], 0) + row[-1]
+    return series
+
+
+def _utc_days(buckets: Iterable[Any]) -> set[date]:
+    """The UTC days of buckets of the UTC series (days or hours)."""
+    return {utc(b).date() if isinstance(b, datetime) else b for b in buckets}
+
+
+def _empty_stats(filters: AuditFilters, zone: tzinfo | None = None) -> dict[str, Any]:
     """The answer for a window no event can fall in (it lies beyond the representable days)."""
-    return _stats_document({}, {}, AuditFilters()) | {"window": _window_echo(filters)}
+    empty = _stats_document({}, {}, AuditFilters())
+    return empty | {"window": _window_echo(filters), "tz": "UTC" if is_utc(zone) else str(zone)}
+
+
+def _series(
+    session: Session | None,
+    conditions: list[Any],
+    utc_series: dict[Any, dict[str, int]],
+    filters: AuditFilters,
+    zone: tzinfo,
+) -> dict[str, Any]:
+    """`bucket`, `by_day` and `tz` of the answer: the UTC series as it is, or the events recounted in `zone`."""
+    if is_utc(zone):
+        bucket, by_day = bucketed(utc_series, filters)
+        return {"bucket": bucket, "by_day": by_day, "tz": "UTC"}
+    per_hour = hourly(filters)
+    days = _utc_days(utc_series)
+    local = zoned_series(session, conditions, zone, days, per_hour) if session is not None and days else {}
+    bucket, by_day = bucketed(local, filters, zone)
+    return {"bucket": bucket, "by_day": by_day, "tz": str(zone)}
 
 
 def compute_stats_scan(
-    session: Session, principal: Principal, filters: AuditFilters, *, exclude_actions: frozenset[str] = frozenset()
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    *,
+    exclude_actions: frozenset[str] = frozenset(),
+    zone: tzinfo | None = None,
 ) -> dict[str, Any]:
     """Aggregate the events matching `filters` within the caller's scope, all in SQL, from every event.
 
-    Events whose action is in `exclude_actions` are left out of every figure.
+    Events whose action is in `exclude_actions` are left out of every figure. The time series
+    is bucketed in calendar days (hours, weeks, ...) of `zone` (UTC when None).
     """
     bounded = _representable(filters)
     if bounded is None:
         check_filters_in_scope(session, principal, filters)
-        return _empty_stats(filters)
+        return _empty_stats(filters, zone)
     filters = bounded
     conditions = where_clause(session, principal, filters)
     conditions += [col(AuditLog.action).not_in(sorted(exclude_actions))] if exclude_actions else []
@@ -208,7 +362,7 @@ def compute_stats_scan(
         select(day, col(AuditLog.result), func.count()).where(*conditions).group_by(day, AuditLog.result)
     ).all():
         daily.setdefault(as_bucket(day_value), {})[result] = count
-    bucket, by_day = bucketed(daily, filters)
+    series = _series(session, conditions, daily, filters, zone or UTC)
     top = session.execute(
         select(col(AuditLog.actor_id), func.max(AuditLog.actor_email), func.count().label("n"))
         .where(*conditions)
@@ -222,12 +376,13 @@ def compute_stats_scan(
         "by_action": grouped(AuditLog.action),
         "by_result": by_result,
         "by_resource_type": grouped(AuditLog.resource_type),
-        "by_day": by_day,
-        "bucket": bucket,
+        "by_day": series["by_day"],
+        "bucket": series["bucket"],
         "top_actors": [{"actor_id": a, "actor_email": e, "count": n} for a, e, n in top],
         "unique_actors": unique_actors,
         "failure_rate": round(failures / total, 4) if total else 0.0,
         "window": _window_echo(filters),
+        "tz": series["tz"],
     }
 
 
@@ -235,9 +390,17 @@ DAILY_FILTERS = frozenset({"tenant_id", "partner_id", "start_time", "end_time"})
 
 
 def compute_stats(
-    session: Session, principal: Principal, filters: AuditFilters, *, exclude_actions: frozenset[str] = frozenset()
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    *,
+    exclude_actions: frozenset[str] = frozenset(),
+    zone: tzinfo | None = None,
 ) -> dict[str, Any]:
     """The same figures as `compute_stats_scan`, read from the daily counts where they can answer.
+
+    With a `zone` other than UTC the time series is recounted from the events of the window in
+    that zone's calendar days (`zoned_series`: one grouped query, an offset CASE per event).
 
     Whole UTC days of the window come from `audit_daily_count`/`audit_daily_actor`, whole hours
     of its partial first and last day from the hourly tables, and only the partial hours at its
@@ -247,12 +410,12 @@ def compute_stats(
     not, so those actors' excluded events are counted from the events and subtracted.
     """
     if not set(filters.active()) <= DAILY_FILTERS:
-        return compute_stats_scan(session, principal, filters, exclude_actions=exclude_actions)
+        return compute_stats_scan(session, principal, filters, exclude_actions=exclude_actions, zone=zone)
     excluded = sorted(exclude_actions)
     check_filters_in_scope(session, principal, filters)
     bounded = _representable(filters)
     if bounded is None:
-        return _empty_stats(filters)
+        return _empty_stats(filters, zone)
     filters = bounded
     per_hour = hourly(filters)  # then the whole window comes from the hourly tables and its edges
     full_days, edges = (None, [(filters.start_time, filters.end_time)]) if per_hour else _split_window(filters)
@@ -318,7 +481,13 @@ def compute_stats(
         ).all():
             add_actor(actor_id, None, -n)
         actors = {actor_id: known for actor_id, known in actors.items() if known[0] > 0}
-    return _stats_document(counts, actors, filters)
+    if is_utc(zone):
+        return _stats_document(counts, actors, filters)
+    conditions = where_clause(session, principal, filters)
+    conditions += [col(AuditLog.action).not_in(excluded)] if excluded else []
+    return _stats_document(
+        counts, actors, filters, lambda daily: _series(session, conditions, daily, filters, zone or UTC)
+    )
 
 
 def _hourly_split(
@@ -382,9 +551,15 @@ def _ranked(counts: dict[str, int]) -> dict[str, int]:
 
 
 def _stats_document(
-    counts: dict[tuple[date, str, str, str], int], actors: dict[str, list[Any]], filters: AuditFilters
+    counts: dict[tuple[date, str, str, str], int],
+    actors: dict[str, list[Any]],
+    filters: AuditFilters,
+    series: Callable[[dict[Any, dict[str, int]]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The /stats response from counts per (day, action, resource type, result) and per actor."""
+    """The /stats response from counts per (UTC day, action, resource type, result) and per actor.
+
+    `series` turns the counts per UTC day and result into `bucket`, `by_day` and `tz` (UTC buckets when None).
+    """
     by_action: dict[str, int] = {}
     by_result: dict[str, int] = {}
     by_resource_type: dict[str, int] = {}
@@ -398,7 +573,7 @@ def _stats_document(
         per_day = daily.setdefault(day_value, {})
         per_day[result] = per_day.get(result, 0) + n
     total = sum(by_result.values())
-    bucket, by_day = bucketed(daily, filters)
+    buckets = series(daily) if series is not None else _series(None, [], daily, filters, UTC)
     top = sorted(actors.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_ACTORS]
     failures = total - by_result.get("success", 0)
     return {
@@ -406,10 +581,11 @@ def _stats_document(
         "by_action": _ranked(by_action),
         "by_result": _ranked(by_result),
         "by_resource_type": _ranked(by_resource_type),
-        "by_day": by_day,
-        "bucket": bucket,
+        "by_day": buckets["by_day"],
+        "bucket": buckets["bucket"],
         "top_actors": [{"actor_id": a, "actor_email": e, "count": n} for a, (n, e) in top],
         "unique_actors": len(actors),
         "failure_rate": round(failures / total, 4) if total else 0.0,
         "window": _window_echo(filters),
+        "tz": buckets["tz"],
     }
