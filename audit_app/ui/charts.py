@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 import plotly.graph_objects as go
 
 from audit_app.audit.filters import AuditFilters
-from audit_app.audit.stats import next_bucket
+from audit_app.audit.stats import local_hour, next_bucket
 
 RESULT_COLORS = {"success": "#2f9e6f", "failure": "#e5484d", "denied": "#f08c00", "error": "#8e4ec6"}
 OTHER_COLOR = "#8b8d98"
@@ -43,12 +43,22 @@ def result_order(stats: dict[str, Any]) -> list[str]:
     return known + [r for r in stats["by_result"] if r not in RESULT_COLORS]
 
 
+def bucket_labels(stats: dict[str, Any]) -> list[str]:
+    """The x values of the time charts: each bucket's first day, or its hour as the zone's wall-clock time.
+
+    (Plotly ignores offsets in times: "2026-11-01 01:00" is given as such, in the zone of `/stats`.)
+    """
+    if stats.get("bucket") == "hour":
+        return [d["date"][:16].replace("T", " ") for d in stats["by_day"]]
+    return [d["date"] for d in stats["by_day"]]
+
+
 def daily_figure(stats: dict[str, Any], partial: tuple[bool, bool] = (False, False)) -> go.Figure:
     """Events per day, stacked by result (one trace per result, in `result_order`).
 
     A partial first or last bucket (`partial_ends`) is drawn lighter and says so on hover.
     """
-    days = [d["date"] for d in stats["by_day"]]
+    days = bucket_labels(stats)
     marks = [""] * len(days)
     if days and partial[0]:
         marks[0] = " (partial)"
@@ -82,7 +92,7 @@ def failure_figure(stats: dict[str, Any]) -> go.Figure:
     """Failure rate (every result but success) per day, in percent."""
     fig = go.Figure(
         go.Scatter(
-            x=[d["date"] for d in stats["by_day"]],
+            x=bucket_labels(stats),
             y=failure_rates(stats),
             mode="lines+markers",
             line={"color": RESULT_COLORS["failure"], "width": 2},
@@ -150,31 +160,32 @@ def results_figure(stats: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def day_window(day: str, bucket: str = "day") -> dict[str, str]:
-    """The URL parameters of the UTC bucket (hour, day, week, month or year of `/stats`) starting at `day`.
+def day_window(day: str, bucket: str = "day", zone: tzinfo = UTC) -> dict[str, str]:
+    """The URL parameters of the bucket (hour, day, week, month or year of `/stats` in `zone`) starting at `day`.
 
-    An hour comes as the bucket's ISO start or as Plotly reports a clicked time ("2026-04-30 13:00").
+    An hour comes as the bucket's ISO start (with its offset) or as Plotly reports a clicked time
+    ("2026-04-30 13:00", wall-clock time of `zone`). The bounds are instants with the zone's offset.
     """
     if bucket == "hour":
         hour = datetime.fromisoformat(day.strip().replace(" ", "T"))
-        hour = (hour.replace(tzinfo=UTC) if hour.tzinfo is None else hour.astimezone(UTC)).replace(
-            minute=0, second=0, microsecond=0
-        )
-        return {"start_time": hour.isoformat(), "end_time": (hour + timedelta(hours=1)).isoformat()}
-    start = date.fromisoformat(day[:10])
-    end = next_bucket(start, bucket)
+        start = local_hour(hour.replace(tzinfo=zone) if hour.tzinfo is None else hour, zone)
+        end = local_hour(start.astimezone(UTC) + timedelta(hours=1), zone)
+        return {"start_time": start.isoformat(), "end_time": end.isoformat()}
+    first = date.fromisoformat(day[:10])
+    following = next_bucket(first, bucket)
     return {
-        "start_time": f"{start.isoformat()}T00:00:00+00:00",
-        "end_time": f"{end.isoformat()}T00:00:00+00:00" if end else "",
+        "start_time": _midnight(first, zone).isoformat(),
+        "end_time": _midnight(following, zone).isoformat() if following else "",
     }
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
+def _midnight(day: date, zone: tzinfo = UTC) -> datetime:
+    """The first instant of `day` in `zone` (when the clocks skip midnight, the instant they skip it)."""
+    return datetime.combine(day, time(), zone)
 
 
-def partial_ends(stats: dict[str, Any], filters: AuditFilters, now: datetime) -> tuple[bool, bool]:
-    """Whether the first and the last bucket cover only part of their time.
+def partial_ends(stats: dict[str, Any], filters: AuditFilters, now: datetime, zone: tzinfo = UTC) -> tuple[bool, bool]:
+    """Whether the first and the last bucket (calendar ones of `zone`) cover only part of their time.
 
     The first is partial when the window starts after the bucket does; the last when the window
     (or the present, for a window still running) ends before the bucket does.
@@ -182,13 +193,22 @@ def partial_ends(stats: dict[str, Any], filters: AuditFilters, now: datetime) ->
     buckets = stats["by_day"]
     if not buckets:
         return False, False
-    first = _midnight(date.fromisoformat(buckets[0]["date"][:10]))
-    following = next_bucket(date.fromisoformat(buckets[-1]["date"][:10]), stats["bucket"])
+    following: datetime | None
+    if stats["bucket"] == "hour":
+        first = datetime.fromisoformat(day_window(buckets[0]["date"], "hour", zone)["start_time"])
+        following = datetime.fromisoformat(day_window(buckets[-1]["date"], "hour", zone)["end_time"])
+    else:
+        first = _midnight(date.fromisoformat(buckets[0]["date"][:10]), zone)
+        after = next_bucket(date.fromisoformat(buckets[-1]["date"][:10]), stats["bucket"])
+        following = _midnight(after, zone) if after is not None else None
     end = min(filters.end_time, now) if filters.end_time else now
-    return (
-        filters.start_time is not None and filters.start_time > first,
-        following is not None and end < _midnight(following),
-    )
+    try:
+        return (
+            filters.start_time is not None and filters.start_time > first,
+            following is not None and end < following,
+        )
+    except OverflowError:  # a bucket at the very first or last representable day
+        return False, False
 
 
 def partial_note(partial: tuple[bool, bool], bucket: str) -> str:

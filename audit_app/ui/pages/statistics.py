@@ -134,11 +134,12 @@ COLUMNS = {
 def data_table(title: str | rx.Var[str], chart: str) -> rx.Component:
     """The chart's numbers behind a "Show as table" disclosure (keyboard and screen readers)."""
     first, second = COLUMNS[chart]
+    period = first + " (" + StatsState.series_zone + ")" if chart in ("daily", "failures") else first
     return rx.el.details(
         rx.el.summary("Show as table", class_name="show-table"),
         rx.el.table(
             rx.el.caption(title, " (data)"),
-            rx.el.thead(rx.el.tr(rx.el.th(first, scope="col"), rx.el.th(second, scope="col"))),
+            rx.el.thead(rx.el.tr(rx.el.th(period, scope="col"), rx.el.th(second, scope="col"))),
             rx.el.tbody(
                 rx.foreach(
                     StatsState.tables[chart],

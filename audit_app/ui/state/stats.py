@@ -19,7 +19,7 @@ from audit_app.auth import ForbiddenError, Principal
 from audit_app.ui import charts
 from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.filter_form import FilterFormState
-from audit_app.ui.state.zone import zone_of
+from audit_app.ui.state.zone import zone_named, zone_of
 from audit_app.ui.url_filters import FILTER_LABELS, FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery, stats_params
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class StatsState(FilterFormState, rx.State):
     failure_rate: str = "0%"
     top_action: str = "—"
     bucket: str = "day"  # what one bar of the time charts counts: day, week, month or year
+    series_zone: str = "UTC"  # the zone whose calendar days (weeks, ...) the time charts count
     daily: go.Figure = go.Figure()
     failures: go.Figure = go.Figure()
     actions: go.Figure = go.Figure()
@@ -104,7 +105,8 @@ class StatsState(FilterFormState, rx.State):
                 self._pickers_for = scope_key
         except SQLAlchemyError:
             logger.exception("Loading the picker values failed")
-        self._show_view(view, await zone_of(self))
+        zone = await zone_of(self)
+        self._show_view(view, zone)
         self.carried = [
             {"name": name, "label": FILTER_LABELS[name], "value": view.values[name]}
             for name in TEXT_FILTERS
@@ -114,10 +116,10 @@ class StatsState(FilterFormState, rx.State):
         now = datetime.now(UTC)
         try:
             filters = view.filters(now)
-            stats = await in_thread(lambda s: compute_stats(s, principal, filters, exclude_actions=excluded))
+            stats = await in_thread(lambda s: compute_stats(s, principal, filters, exclude_actions=excluded, zone=zone))
             before = charts.previous_window(filters, now) if self.compare else None
             earlier = (
-                await in_thread(lambda s: compute_stats(s, principal, before, exclude_actions=excluded))
+                await in_thread(lambda s: compute_stats(s, principal, before, exclude_actions=excluded, zone=zone))
                 if before is not None
                 else None
             )
@@ -139,7 +141,7 @@ class StatsState(FilterFormState, rx.State):
             self.error = "The statistics could not be computed (the database did not answer). Try again in a moment."
             self.loading = False
             return
-        partial = charts.partial_ends(stats, filters, now)
+        partial = charts.partial_ends(stats, filters, now, zone)
         self._show(stats, partial)
         self.partial_note = charts.partial_note(partial, stats["bucket"])
         self.previous = charts.compared(stats, earlier) if earlier is not None else {}
@@ -158,6 +160,7 @@ class StatsState(FilterFormState, rx.State):
         ranked = charts.top_actions(stats)
         self.top_action = ranked[0][0] if ranked else "—"
         self.bucket = stats["bucket"]
+        self.series_zone = stats["tz"]
         self.daily = charts.daily_figure(stats, partial)
         self.failures = charts.failure_figure(stats)
         self.actions = charts.actions_figure(stats)
@@ -192,10 +195,12 @@ class StatsState(FilterFormState, rx.State):
         index = index if isinstance(index, int) else point.get("pointIndex")
         labels = self._labels.get(chart, [])
         if chart in ("daily", "failures"):
-            day = str(point.get("x") or "")
+            days = self._labels.get("days", [])
+            # the bucket by its position (an hour's wall-clock time can repeat when the clocks go back)
+            day = days[index] if isinstance(index, int) and 0 <= index < len(days) else str(point.get("x") or "")
             if not day:
                 return None
-            view.values.update(charts.day_window(day, self.bucket))
+            view.values.update(charts.day_window(day, self.bucket, zone_named(self.series_zone)))
             view.preset = "custom"
             curve = point.get("curveNumber")
             if chart == "daily" and isinstance(curve, int) and curve < len(labels):
