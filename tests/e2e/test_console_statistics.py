@@ -1,17 +1,22 @@
-"""The statistics page in a real browser: access records, partial buckets, the previous period."""
+"""The statistics page in a real browser: access records, partial buckets, the previous period, local days."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
+from sqlmodel import col, select
 
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats
-from tests.e2e.conftest import Console, sign_in
+from audit_app.models import AuditLog
+from tests.e2e.conftest import ENV_ASSET, Console, _pin_backend_port, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +88,87 @@ def test_compare_with_the_previous_period(page: Page, console: Console) -> None:
     expect(page.get_by_label("Distinct actors, previous period")).to_contain_text(
         f"Previous period: {previous['unique_actors']:,}"
     )
+
+
+LOCAL_ZONE = "Asia/Kathmandu"  # UTC+05:45 all year: its days start at a quarter past a UTC hour
+
+
+@pytest.fixture
+def kathmandu(browser: Browser, console: Console) -> Iterator[Page]:
+    """A fresh browser profile whose local time zone is LOCAL_ZONE."""
+    context = browser.new_context(
+        base_url=console.base_url, viewport={"width": 1440, "height": 1000}, timezone_id=LOCAL_ZONE
+    )
+    context.set_default_timeout(15_000)
+    context.route(ENV_ASSET, lambda route: _pin_backend_port(route, console.base_url))
+    yield context.new_page()
+    context.close()
+
+
+def chart_table(page: Page, title: str) -> list[list[str]]:
+    """The rows of a chart's "Show as table", opened."""
+    region = page.get_by_role("region", name=title)
+    region.get_by_text("Show as table").click()
+    table = region.get_by_role("table", name=f"{title} (data)")
+    expect(table).to_be_visible()
+    return [row.get_by_role("cell").all_inner_texts() for row in table.get_by_role("row").all()[1:]]
+
+
+def test_time_charts_follow_the_local_time_switch(kathmandu: Page, console: Console) -> None:
+    page = kathmandu
+    zone = ZoneInfo(LOCAL_ZONE)
+    today = datetime.now(zone).date()
+    start = datetime.combine(today - timedelta(days=7), time(), zone)  # seven whole local days
+    end = datetime.combine(today, time(), zone)
+    with console.session() as session:
+        stamps = session.exec(
+            select(AuditLog.timestamp).where(
+                AuditLog.tenant_id == "acme",
+                AuditLog.timestamp >= start,
+                AuditLog.timestamp < end,
+                col(AuditLog.action).not_in(sorted(ACCESS_ACTIONS)),
+            )
+        ).all()
+    # the oracle: the events per calendar day of the zone, from zoneinfo
+    per_day = Counter(stamp.astimezone(zone).date() for stamp in stamps)
+    expected = [
+        [(start.date() + timedelta(days=n)).isoformat(), f"{per_day[start.date() + timedelta(days=n)]:,}"]
+        for n in range(7)
+    ]
+    assert len(set(per_day)) > 1
+
+    sign_in(page, "tenant")
+    page.goto("/statistics?" + urlencode({"start_time": start.isoformat(), "end_time": end.isoformat()}))
+    charts_shown(page)
+    expect(page.get_by_role("region", name="Events per day")).to_contain_text("partial")  # UTC days: cut at 18:15
+    switch = page.get_by_role("group", name="Show times in")
+    switch.get_by_role("button", name="Local time").click()
+    expect(switch.get_by_role("button", name="Local time")).to_have_attribute("aria-pressed", "true")
+    charts_shown(page)
+    region = page.get_by_role("region", name="Events per day")
+    assert chart_table(page, "Events per day") == expected
+    # (Chromium names the zone by its older spelling, Asia/Katmandu: the console uses the browser's name)
+    expect(
+        region.get_by_role("columnheader", name=re.compile(r"^Period starting \(Asia.Kath?mandu\)$"))
+    ).to_be_visible()
+    expect(region).not_to_contain_text("partial")  # whole local days
+    failures = chart_table(page, "Failure rate per day")
+    assert [row[0] for row in failures] == [row[0] for row in expected]
+    shown = region.locator(".js-plotly-plot").evaluate("plot => plot.data[0].x")
+    assert shown == [row[0] for row in expected]
+
+    # a bar opens the events of its local day: the two local midnights, with the zone's offset
+    region.locator(".js-plotly-plot").scroll_into_view_if_needed()
+    bars = region.locator(".trace.bars").first.locator(".point path")
+    sizes = [bars.nth(n).bounding_box() for n in range(bars.count())]
+    index = max(range(len(sizes)), key=lambda n: (sizes[n] or {"height": 0})["height"])
+    box = sizes[index]
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url(re.compile(r"/events\?.*start_time="))
+    params = dict(parse_qsl(urlsplit(page.url).query))
+    day = date.fromisoformat(params["start_time"][:10])
+    assert day.isoformat() in [row[0] for row in expected]
+    assert params["start_time"] == f"{day.isoformat()}T00:00:00+05:45"
+    assert params["end_time"] == f"{(day + timedelta(days=1)).isoformat()}T00:00:00+05:45"
