@@ -106,11 +106,11 @@ def kathmandu(browser: Browser, console: Console) -> Iterator[Page]:
 
 
 def chart_table(page: Page, title: str) -> list[list[str]]:
-    """The rows of a chart's "Show as table", opened."""
+    """The rows of a chart's "Show as table", opened (once it holds rows)."""
     region = page.get_by_role("region", name=title)
     region.get_by_text("Show as table").click()
     table = region.get_by_role("table", name=f"{title} (data)")
-    expect(table).to_be_visible()
+    expect(table.get_by_role("row").nth(1)).to_be_visible()
     return [row.get_by_role("cell").all_inner_texts() for row in table.get_by_role("row").all()[1:]]
 
 
