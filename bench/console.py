@@ -73,7 +73,15 @@ STEP_TIMEOUT_MS = 60_000
 # own condition at document start (time 0 = navigation start); a click arms through `arm`.
 WATCHER = """
 (() => {
-  const B = (window.__bench = { armed: null, t0: null, t1: null, wall1: null, found: null });
+  const B = (window.__bench = { armed: null, t0: null, t1: null, wall1: null, found: null, socket: null });
+  // When the page's first websocket (Reflex's state channel) opens: a phase of a navigation.
+  const NativeSocket = window.WebSocket;
+  window.WebSocket = class extends NativeSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('open', () => { if (B.socket === null) B.socket = performance.now(); }, { once: true });
+    }
+  };
   const grid = () => document.querySelector('.events-table');
   const rows = () => Array.from(document.querySelectorAll('.events-table tbody tr[data-event-id]'));
   const settled = () => { const g = grid(); return !!g && g.getAttribute('aria-busy') !== 'true'; };
@@ -140,13 +148,24 @@ WATCHER = """
 """
 
 
+Sample = tuple[float, dict[str, float]]
+"""One timed run: ms from start to end, and ms from the start to each phase passed on the way (navigations)."""
+
+
 @dataclass
 class Case:
-    """One timed interaction and its samples in milliseconds."""
+    """One timed interaction and its samples in milliseconds (and its phases', for a navigation)."""
 
     name: str
     measured: str
     samples: list[float] = field(default_factory=list)
+    phases: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, sample: Sample) -> None:
+        elapsed, phases = sample
+        self.samples.append(elapsed)
+        for name, at in phases.items():
+            self.phases.setdefault(name, []).append(at)
 
     def row(self) -> dict[str, Any]:
         p50 = _pct(self.samples, 50)
@@ -159,7 +178,9 @@ class Case:
             "max_ms": round(max(self.samples), 1) if self.samples else None,
             "samples": len(self.samples),
             "meets_p50_target": p50 < TARGET_P50_MS,
-        }
+        } | (
+            {"phases_p50_ms": {name: round(_pct(at, 50), 1) for name, at in self.phases.items()}} if self.phases else {}
+        )
 
 
 # ---------------------------------------------------------------- database and server
@@ -236,11 +257,20 @@ def _stamp(page: Page) -> tuple[float, float, Any]:
     return float(t0), float(t1), found
 
 
-def _navigate(page: Page, path: str) -> float:
-    """Navigate to `path`; ms from the navigation's start to its condition's frame (armed at document start)."""
+NAVIGATION_PHASES = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  return { html_received: nav.responseEnd, dom_content_loaded: nav.domContentLoadedEventEnd,
+           websocket_open: window.__bench.socket };
+}"""
+
+
+def _navigate(page: Page, path: str) -> Sample:
+    """Navigate to `path`; ms from the navigation's start to its condition's frame (armed at document start),
+    and to the phases on the way: the HTML received, DOMContentLoaded, the state websocket open."""
     page.goto(path, wait_until="commit")
     t0, t1, _found = _stamp(page)
-    return t1 - t0
+    phases = page.evaluate(NAVIGATION_PHASES)
+    return t1 - t0, {name: float(at) - t0 for name, at in phases.items() if at}
 
 
 def _click(page: Page, name: str, arg: Any, target: Callable[[], Any]) -> tuple[float, Any]:
@@ -261,7 +291,7 @@ def sign_in(page: Page) -> None:
     _stamp(page)
 
 
-def in_new_tab(page: Page, path: str) -> float:
+def in_new_tab(page: Page, path: str) -> Sample:
     """`path` opened in a new tab of the signed-in browser: a first visit (no page state kept for the tab yet).
 
     (A tab keeps its page state on the server across reloads, and a reload of the same view shows
@@ -274,43 +304,49 @@ def in_new_tab(page: Page, path: str) -> float:
         tab.close()
 
 
-def first_render(page: Page) -> float:
+def first_render(page: Page) -> Sample:
     return in_new_tab(page, "/events")
 
 
-def apply_filter(page: Page, action: str) -> float:
+def apply_filter(page: Page, action: str) -> Sample:
     _navigate(page, "/events")
     page.get_by_label("Action", exact=True).select_option(action)
     elapsed, _rows = _click(page, "apply", action, lambda: page.get_by_role("button", name="Apply"))
-    return elapsed
+    return elapsed, {}
 
 
-def page_change(page: Page) -> float:
+def page_change(page: Page) -> Sample:
     _navigate(page, "/events")
     before = page.evaluate(
         "Array.from(document.querySelectorAll('.events-table tbody tr[data-event-id]')).map(r => r.dataset.eventId)"
     )
     elapsed, _first = _click(page, "page", before, lambda: page.get_by_role("button", name="Next page"))
-    return elapsed
+    return elapsed, {}
 
 
-def drawer_open(page: Page, row: int) -> float:
+def drawer_open(page: Page, row: int) -> Sample:
     _navigate(page, "/events")
     target = page.locator(".events-table tbody tr[data-event-id]").nth(row)
     event_id = target.get_attribute("data-event-id")
     elapsed, _found = _click(page, "drawer", event_id, lambda: target.locator("td").first)
-    return elapsed
+    return elapsed, {}
 
 
-def statistics_load(page: Page) -> float:
+def statistics_load(page: Page) -> Sample:
     return in_new_tab(page, "/statistics")
 
 
 @contextmanager
 def live_tail(page: Page, url: str) -> Iterator[Callable[[], float]]:
-    """The events of LIVE_ACTOR with Live tail on; yields a sampler: ingest one event, ms from commit to its row."""
+    """The events of LIVE_ACTOR with Live tail on; yields a sampler: ingest one event, ms from commit to its row.
+
+    In a new tab: its page state holds no earlier view, so once the count shows, it is this view's
+    (the switch turned on during a view's load would be turned off by it).
+    """
+    page = page.context.new_page()
     page.goto(f"/events?actor_id={LIVE_ACTOR}", wait_until="commit")
-    expect(page.locator("#result-count")).to_contain_text(re.compile(r"\bevents?\b"), timeout=STEP_TIMEOUT_MS)
+    expect(page.locator("#result-count")).to_contain_text(re.compile(r"^[\d,]+\+? events?\b"), timeout=STEP_TIMEOUT_MS)
+    expect(page.locator(".events-table")).to_have_attribute("aria-busy", "false", timeout=STEP_TIMEOUT_MS)
     switch = page.get_by_role("switch", name="Live tail")
     switch.click()
     expect(switch).to_be_checked(timeout=STEP_TIMEOUT_MS)  # on once the server found the end of the feed
@@ -330,7 +366,7 @@ def live_tail(page: Page, url: str) -> Iterator[Callable[[], float]]:
         return float(page.evaluate("window.__bench.wall1")) - committed
 
     yield sample
-    switch.click()
+    page.close()
 
 
 def measure(browser: Browser, base: str, url: str, samples: int, warmup: int) -> list[Case]:
@@ -358,17 +394,21 @@ def measure(browser: Browser, base: str, url: str, samples: int, warmup: int) ->
     done: list[Case] = []
     for case, run in cases:
         for n in range(warmup + samples):
-            elapsed = run(n)
+            timed = run(n)
             if n >= warmup:
-                case.samples.append(elapsed)
-        log(f"  {case.name:18s} p50 {_pct(case.samples, 50):7.1f} ms   p95 {_pct(case.samples, 95):7.1f} ms")
+                case.add(timed)
+        phases = ", ".join(f"{name} {_pct(at, 50):.0f}" for name, at in case.phases.items())
+        log(
+            f"  {case.name:18s} p50 {_pct(case.samples, 50):7.1f} ms   p95 {_pct(case.samples, 95):7.1f} ms"
+            + (f"   (p50 ms from the start: {phases})" if phases else "")
+        )
         done.append(case)
     tail = Case("live tail update", "ingestion commit -> the new row on screen (Live tail on)")
     with live_tail(page, url) as sample:
         for n in range(warmup + samples):
             elapsed = sample()
             if n >= warmup:
-                tail.samples.append(elapsed)
+                tail.add((elapsed, {}))
     log(f"  {tail.name:18s} p50 {_pct(tail.samples, 50):7.1f} ms   p95 {_pct(tail.samples, 95):7.1f} ms")
     done.append(tail)
     context.close()
