@@ -242,6 +242,7 @@ def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from audit_app.audit.stream_targets import TargetPolicy
     from audit_app.audit.stream_worker import StreamWorker, Timing
     from audit_app.audit.streams import StreamKeyMissingError
     from audit_app.db import unpooled_engine
@@ -251,7 +252,11 @@ def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError(str(StreamKeyMissingError()))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s")
     worker = StreamWorker(
-        unpooled_engine(settings.database_url), settings.secret_key, Timing.of(settings), worker_id=args.worker_id
+        unpooled_engine(settings.database_url),
+        settings.secret_key,
+        Timing.of(settings),
+        targets=TargetPolicy.of(settings),
+        worker_id=args.worker_id,
     )
 
     def stop(_signum: int, _frame: object) -> None:

@@ -76,15 +76,16 @@ class Settings(BaseSettings):
     stream_lease_seconds: float = Field(30.0, gt=0)
     stream_claim_seconds: float = Field(2.0, gt=0)
     stream_timeout_seconds: float = Field(10.0, gt=0)
+    stream_allowed_networks: str = ""  # special-purpose networks streams may reach anyway (stream_targets)
 
     @field_validator("min_event_time")
     @classmethod
     def _aware_min_time(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "stream_allowed_networks")
     @classmethod
-    def _proxy_networks(cls, value: str) -> str:
+    def _networks(cls, value: str) -> str:
         parse_networks(value)
         return value
 

@@ -11,6 +11,7 @@ answers 200 to every NDJSON batch and keeps each event's lag, served at GET /sta
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ import psycopg
 from sqlmodel import Session
 
 from audit_app.audit.ingest import ingest_events
+from audit_app.audit.stream_targets import TargetPolicy
 from audit_app.audit.stream_worker import StreamWorker, Timing
 from audit_app.audit.streams import SPEC, create_stream, replay_stream
 from audit_app.auth import Principal
@@ -39,6 +41,8 @@ PG_ADMIN_URL = os.environ.get("AUDIT_TEST_PG_ADMIN", "postgresql://postgres@127.
 KEY = "bench-stream-key-" + "b" * 20
 SECRET = "bench-secret-" + "s" * 20
 ROOT = Principal(sub="bench", email="", role="super_admin", scopes=frozenset({"audit:admin"}))
+TARGETS = TargetPolicy(allowed=(ipaddress.ip_network("127.0.0.1/32"),))
+"""The local receiver's address, allowed as AUDIT_STREAM_ALLOWED_NETWORKS=127.0.0.1/32 would."""
 
 
 def serve(port: int) -> None:
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     "credentials": {"secret": SECRET},
                 }
             )
-            stream = create_stream(session, ROOT, spec, KEY)
+            stream = create_stream(session, ROOT, spec, KEY, TARGETS)
             replay_stream(session, ROOT, stream.id, since=datetime(2000, 1, 1, tzinfo=UTC))
         deadline = time.monotonic() + 30
         while True:
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        worker = StreamWorker(unpooled_engine(url), KEY, Timing(batch_size=1000, claim_seconds=0.2))
+        worker = StreamWorker(unpooled_engine(url), KEY, Timing(batch_size=1000, claim_seconds=0.2), targets=TARGETS)
         thread = threading.Thread(target=worker.run, daemon=True)
         started = time.perf_counter()
         thread.start()

@@ -1,6 +1,6 @@
 """A real syslog-ng (Debian's syslog-ng-core) on a loopback port, writing each message it receives
 as one line of a file the tests read back: the receiver of the `syslog` stream tests and of the
-console's Streams page test."""
+console's Streams page test. Over plain TCP, or TLS with a given key and certificate."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bench.cluster import free_port
 SYSLOG_NG = shutil.which("syslog-ng") or "/usr/sbin/syslog-ng"
 CONFIG = """@version: 3.38
 options {{ chain_hostnames(no); keep_hostname(yes); stats_freq(0); }};
-source s_net {{ syslog(ip("127.0.0.1") port({port}) transport("tcp") max-connections(10)); }};
+source s_net {{ syslog(ip("127.0.0.1") port({port}) {transport} max-connections(10)); }};
 destination d_file {{ file("{out}" template("${{.SDATA.audit@32473.id}}\\t${{.SDATA.audit@32473.tenant}}\\t\
 ${{MSGID}}\\t${{PROGRAM}}\\t${{HOST}}\\t${{PRI}}\\t${{.SDATA.audit@32473.details}}\\t${{MSG}}\\n")); }};
 log {{ source(s_net); destination(d_file); }};
@@ -31,16 +31,22 @@ log {{ source(s_net); destination(d_file); }};
 
 @dataclass
 class SyslogNg:
-    """A syslog-ng process listening on `port`, writing each message as one line of `out`."""
+    """A syslog-ng process listening on `port`, writing each message as one line of `out`; over TLS
+    when `tls` holds its key and certificate files (clients present no certificate)."""
 
     port: int
     out: Path
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    tls: tuple[Path, Path] | None = None
 
     def start(self) -> None:
         config = self.workdir / "syslog-ng.conf"
-        config.write_text(CONFIG.format(port=self.port, out=self.out))
+        transport = 'transport("tcp")'
+        if self.tls is not None:
+            key, cert = self.tls
+            transport = f'transport("tls") tls(key-file("{key}") cert-file("{cert}") peer-verify(optional-untrusted))'
+        config.write_text(CONFIG.format(port=self.port, out=self.out, transport=transport))
         self.process = subprocess.Popen(
             [
                 SYSLOG_NG,
@@ -81,14 +87,15 @@ class SyslogNg:
 
 
 @contextmanager
-def running_syslog_ng(workdir: Path) -> Iterator[SyslogNg]:
-    """syslog-ng listening on a free loopback port for the block (skipped when not installed, failed under CI)."""
+def running_syslog_ng(workdir: Path, tls: tuple[Path, Path] | None = None) -> Iterator[SyslogNg]:
+    """syslog-ng listening on a free loopback port for the block, over TLS with `tls` (key, certificate)
+    (skipped when not installed, failed under CI)."""
     if not os.access(SYSLOG_NG, os.X_OK):
         if os.environ.get("CI"):
             pytest.fail("syslog-ng is required under CI (apt-get install syslog-ng-core)")
         pytest.skip("syslog-ng is not installed (apt-get install syslog-ng-core)")
     workdir.mkdir(parents=True, exist_ok=True)
-    server = SyslogNg(port=free_port(), out=workdir / "messages.log", workdir=workdir)
+    server = SyslogNg(port=free_port(), out=workdir / "messages.log", workdir=workdir, tls=tls)
     server.start()
     try:
         yield server

@@ -28,7 +28,7 @@ from audit_app.models import LogStream
 from audit_app.progress import no_progress
 from audit_app.seed import seed
 from tests.streams.helpers import ROOT as STREAM_ROOT
-from tests.streams.helpers import STREAM_KEY, running
+from tests.streams.helpers import STREAM_KEY, TARGETS, running
 from tests.streams.receivers import wait_until
 from tests.syslog_ng import running_syslog_ng
 
@@ -247,7 +247,7 @@ def test_stream_replay_counts_with_progress_and_waits_for_the_delivery(tmp_path:
         seed(session, 1_000, as_of=datetime(2026, 3, 2, 12, tzinfo=UTC))
         with running_syslog_ng(tmp_path / "syslog-ng") as receiver:
             spec = SPEC.validate_python({"name": "siem", "type": "syslog", "target": f"127.0.0.1:{receiver.port}"})
-            stream = create_stream(session, STREAM_ROOT, spec, STREAM_KEY)
+            stream = create_stream(session, STREAM_ROOT, spec, STREAM_KEY, TARGETS)
             since = "2000-01-01T00:00:00Z"  # before every event: all of them
             counted = run_cli(
                 "stream", "replay", stream.id, "--since", since, database_url=url, cwd=tmp_path, interval="0"

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from audit_app.api.deps import AdminPrincipal, SessionDep, SettingsDep
 from audit_app.audit.feed import FeedCursorError
 from audit_app.audit.stream_delivery import send_test_event
+from audit_app.audit.stream_targets import TargetPolicy
 from audit_app.audit.streams import (
     CredentialsUnreadableError,
     StreamChange,
@@ -173,7 +174,7 @@ def post_stream(
 ) -> StreamOut:
     """Create a stream; it delivers every event of its owner's scope written from now on."""
     try:
-        stream = create_stream(session, principal, body, settings.secret_key)
+        stream = create_stream(session, principal, body, settings.secret_key, TargetPolicy.of(settings))
     except StreamConfigError as exc:
         raise _invalid(exc) from None
     return stream_out(session, stream, settings.secret_key)
@@ -193,8 +194,8 @@ def patch_stream(
 ) -> StreamOut:
     """Change a stream's settings, filter or credentials (a failing stream becomes active again)."""
     try:
-        stream = change_stream(session, principal, stream_id, body, settings.secret_key)
-    except ValidationError as exc:
+        stream = change_stream(session, principal, stream_id, body, settings.secret_key, TargetPolicy.of(settings))
+    except (ValidationError, StreamConfigError) as exc:
         raise _invalid(exc, untag=True) from None
     except CredentialsUnreadableError as exc:
         raise RequestValidationError(
@@ -248,5 +249,7 @@ def test_stream(
 ) -> TestOut:
     """Send one `audit.stream.test` event to the receiver now and show its answer (the stream's
     position and counts are untouched)."""
-    answer = send_test_event(session, principal, stream_id, settings.secret_key, settings.stream_timeout_seconds)
+    answer = send_test_event(
+        session, principal, stream_id, settings.secret_key, settings.stream_timeout_seconds, TargetPolicy.of(settings)
+    )
     return TestOut(**asdict(answer))

@@ -38,6 +38,7 @@ from audit_app.audit.chain import iso_utc
 from audit_app.audit.filters import SYSTEM_TENANT
 from audit_app.audit.ingest import new_event_id
 from audit_app.audit.ocsf import to_ocsf
+from audit_app.audit.stream_targets import TargetPolicy, TargetRefusedError, connect, guarded_transport
 from audit_app.audit.streams import (
     CredentialsUnreadableError,
     DatadogStream,
@@ -120,11 +121,12 @@ def signature(secret: str, body: bytes, timestamp: int) -> str:
 
 
 class Sender:
-    """Delivers batches of one stream; `close` releases its connections."""
+    """Delivers batches of one stream to the addresses `targets` allows; `close` releases its connections."""
 
-    def __init__(self, spec: SpecModel, timeout: float) -> None:
+    def __init__(self, spec: SpecModel, timeout: float, targets: TargetPolicy) -> None:
         self.spec = spec
         self.timeout = timeout
+        self.targets = targets
 
     def send(self, events: Sequence[Any]) -> str:
         """Deliver `events` (all acknowledged) and return the receiver's answer; DeliveryError otherwise."""
@@ -137,9 +139,15 @@ class Sender:
 class HttpSender(Sender):
     """Senders over HTTP: one pooled client, transport errors retryable."""
 
-    def __init__(self, spec: SpecModel, timeout: float) -> None:
-        super().__init__(spec, timeout)
-        self.client = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False)
+    def __init__(self, spec: SpecModel, timeout: float, targets: TargetPolicy) -> None:
+        super().__init__(spec, timeout, targets)
+        self.client = httpx.Client(
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            transport=guarded_transport(targets),
+            trust_env=False,  # no proxy from the environment: the guarded transport connects itself
+        )
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST and check the answer (DeliveryError for transport errors and non-2xx answers)."""
@@ -149,6 +157,8 @@ class HttpSender(Sender):
             raise DeliveryError(f"timed out after {self.timeout:g} s: {exc}", retryable=True) from exc
         except httpx.HTTPError as exc:
             raise DeliveryError(f"cannot reach the receiver: {exc}", retryable=True) from exc
+        except TargetRefusedError as exc:
+            raise DeliveryError(f"refused to connect: {exc}", retryable=False) from exc
         check_http_answer(response)
         return response
 
@@ -335,8 +345,8 @@ class SyslogSender(Sender):
 
     spec: SyslogStream
 
-    def __init__(self, spec: SpecModel, timeout: float) -> None:
-        super().__init__(spec, timeout)
+    def __init__(self, spec: SpecModel, timeout: float, targets: TargetPolicy) -> None:
+        super().__init__(spec, timeout, targets)
         self.sock: socket.socket | None = None
         self.hostname = self.spec.options.hostname or _printable(socket.gethostname(), 255)
 
@@ -344,10 +354,12 @@ class SyslogSender(Sender):
         host, _, port = self.spec.target.rpartition(":")
         host = host.strip("[]")
         try:
-            sock = socket.create_connection((host, int(port)), timeout=self.timeout)
+            sock = connect(host, int(port), self.timeout, self.targets)
             if self.spec.options.tls:
                 context = ssl.create_default_context(cadata=self.spec.options.tls_ca or None)
                 sock = context.wrap_socket(sock, server_hostname=host)
+        except TargetRefusedError as exc:
+            raise DeliveryError(f"refused to connect: {exc}", retryable=False) from exc
         except ssl.SSLCertVerificationError as exc:
             raise DeliveryError(f"TLS: {exc.verify_message or exc}", retryable=False) from exc
         except OSError as exc:
@@ -355,11 +367,21 @@ class SyslogSender(Sender):
         return sock
 
     def _alive(self, sock: socket.socket) -> bool:
+        """Whether the receiver kept the connection: it sends no data, so anything readable is its
+        close (or reset) - or, over TLS, protocol records such as session tickets, read and dropped."""
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            while select.select([sock], [], [], 0)[0] or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                sock.setblocking(False)
+                try:
+                    if not sock.recv(4096):
+                        return False
+                finally:
+                    sock.settimeout(self.timeout)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return True  # only TLS records were waiting
         except (OSError, ValueError):
             return False
-        return not readable  # a syslog receiver sends nothing: readable means closed (or reset)
+        return True
 
     def send(self, events: Sequence[Any]) -> str:
         payload = b"".join(frame(syslog_message(e, self.spec, self.hostname)) for e in events)
@@ -382,7 +404,7 @@ class SyslogSender(Sender):
                 self.sock = None
 
 
-SENDERS: dict[str, Callable[[Any, float], Sender]] = {
+SENDERS: dict[str, Callable[[Any, float, TargetPolicy], Sender]] = {
     "http": WebhookSender,
     "splunk_hec": SplunkSender,
     "datadog": DatadogSender,
@@ -391,9 +413,9 @@ SENDERS: dict[str, Callable[[Any, float], Sender]] = {
 }
 
 
-def sender_for(spec: SpecModel, timeout: float) -> Sender:
-    """The sender of a stream's type."""
-    return SENDERS[spec.type](spec, timeout)
+def sender_for(spec: SpecModel, timeout: float, targets: TargetPolicy) -> Sender:
+    """The sender of a stream's type, connecting only to the addresses `targets` allows."""
+    return SENDERS[spec.type](spec, timeout, targets)
 
 
 def sample_event(stream_id: str, stream_name: str, tenant_id: str, partner_id: str | None, now: datetime) -> Any:
@@ -433,7 +455,12 @@ class ReceiverAnswer:
 
 
 def send_test_event(
-    session: Session, principal: Principal, stream_id: str, secret_key: str | None, timeout: float
+    session: Session,
+    principal: Principal,
+    stream_id: str,
+    secret_key: str | None,
+    timeout: float,
+    targets: TargetPolicy,
 ) -> ReceiverAnswer:
     """Send one `audit.stream.test` event to the stream's receiver now (the caller must manage the
     stream); its position and counts are untouched and nothing is stored."""
@@ -444,7 +471,7 @@ def send_test_event(
     except CredentialsUnreadableError as exc:
         return ReceiverAnswer(ok=False, event_id="", answer=str(exc))
     event = sample_event(stream.id, stream.name, stream.tenant_id or SYSTEM_TENANT, stream.partner_id, utcnow())
-    sender = sender_for(spec, timeout)
+    sender = sender_for(spec, timeout, targets)
     try:
         answer = sender.send([event])
     except DeliveryError as failure:

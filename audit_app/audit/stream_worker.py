@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from audit_app.audit.stream_delivery import DeliveryError, Sender, sender_for
+from audit_app.audit.stream_targets import TargetPolicy
 from audit_app.audit.streams import (
     CredentialsUnreadableError,
     StreamKeyMissingError,
@@ -92,7 +93,8 @@ class _StaleError(Exception):
 
 
 class StreamWorker:
-    """Claims active streams and runs one delivery thread per claimed stream until stopped."""
+    """Claims active streams and runs one delivery thread per claimed stream until stopped; its
+    senders connect only to the addresses `targets` allows."""
 
     def __init__(
         self,
@@ -100,12 +102,14 @@ class StreamWorker:
         secret_key: str | None,
         timing: Timing,
         *,
+        targets: TargetPolicy = TargetPolicy(),  # noqa: B008 (immutable)
         worker_id: str | None = None,
         on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.secret_key = secret_key
         self.timing = timing
+        self.targets = targets
         self.postgres = engine.dialect.name == "postgresql"
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stop = threading.Event()
@@ -321,7 +325,7 @@ class _Runner:
         except (CredentialsUnreadableError, StreamKeyMissingError, ValueError) as exc:
             self._fail(stream, str(exc), final=True)
             return None
-        self.sender = sender_for(spec, self.timing.timeout_seconds)
+        self.sender = sender_for(spec, self.timing.timeout_seconds, self.worker.targets)
         self.config_stamp = stamp
         return self.sender
 

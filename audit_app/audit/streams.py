@@ -30,6 +30,7 @@ from audit_app.audit.feed import FEED_COLUMNS, FEED_ORDER, FeedCursor
 from audit_app.audit.feed_position import served
 from audit_app.audit.ingest import record_access, registered_owners
 from audit_app.audit.scope import Scope
+from audit_app.audit.stream_targets import TargetPolicy, TargetRefusedError, check_target
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import AuditLog, LogStream, utcnow
 from audit_app.progress import Progress, no_progress
@@ -70,9 +71,10 @@ class StreamNotFoundError(Exception):
 class StreamConfigError(ValueError):
     """A stream setting that cannot work (HTTP 422), pointing at its field."""
 
-    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+    def __init__(self, loc: Sequence[str | int], message: str, refused: Any = None) -> None:
         super().__init__(message)
         self.loc = tuple(loc)
+        self.refused = refused
 
 
 # --- credentials ---------------------------------------------------------------------------
@@ -321,7 +323,9 @@ def config_errors(exc: ValidationError | StreamConfigError, *, untag: bool = Fal
     """A refused configuration as one entry per problem: `loc` (from "body", as FastAPI's 422 has
     it), `msg`, `type` and the refused `input`. `untag`: without the type's union tag in `loc`."""
     if isinstance(exc, StreamConfigError):
-        return [{"type": "value_error", "loc": exc.loc, "msg": str(exc)}]
+        loc = exc.loc[:1] + exc.loc[2:] if untag and exc.loc[1:2] and exc.loc[1] in STREAM_TYPES else exc.loc
+        refusal: dict[str, Any] = {"type": "value_error", "loc": loc, "msg": str(exc)}
+        return [refusal | {"input": exc.refused}] if exc.refused is not None else [refusal]
     errors = []
     for error in exc.errors(include_url=False):
         shown = {key: value for key, value in error.items() if key in ("type", "msg", "input")}
@@ -419,12 +423,29 @@ def feed_tail(session: Session) -> tuple[int, str]:
     return (-1, "") if found is None else (int(found[0]), str(found[1]))
 
 
-def create_stream(session: Session, principal: Principal, spec: SpecModel, secret_key: str | None) -> LogStream:
+def safe_target(spec: SpecModel, targets: TargetPolicy) -> None:
+    """Refuse (StreamConfigError on `target`) a target whose host resolves to an address streams
+    may not reach (loopback, private, link-local, ... unless `targets` allows it)."""
+    try:
+        check_target(spec.type, spec.target, targets)
+    except TargetRefusedError as exc:
+        raise StreamConfigError(("body", spec.type, "target"), f"Value error, {exc}", spec.target) from None
+
+
+def create_stream(
+    session: Session,
+    principal: Principal,
+    spec: SpecModel,
+    secret_key: str | None,
+    targets: TargetPolicy = TargetPolicy(),  # noqa: B008 (immutable)
+) -> LogStream:
     """Create a stream that delivers every event of its owner's scope written from now on.
 
     Recorded as `audit.stream.create` in the owner's tenant (the platform's for a partner's or
-    a platform-wide stream); the credentials are stored encrypted, never echoed.
+    a platform-wide stream); the credentials are stored encrypted, never echoed. A target
+    `targets` refuses is a StreamConfigError.
     """
+    safe_target(spec, targets)
     tenant, partner = _owner(session, principal, spec)
     credentials = spec.credentials.model_dump(exclude_none=True)
     sealed = encrypt_credentials(secret_key, credentials)
@@ -502,12 +523,18 @@ def full_spec(secret_key: str | None, stream: LogStream) -> SpecModel:
 
 
 def change_stream(
-    session: Session, principal: Principal, stream_id: str, change: StreamChange, secret_key: str | None
+    session: Session,
+    principal: Principal,
+    stream_id: str,
+    change: StreamChange,
+    secret_key: str | None,
+    targets: TargetPolicy = TargetPolicy(),  # noqa: B008 (immutable)
 ) -> LogStream:
     """Apply `change` (validated as a whole against the stream's type), recorded as `audit.stream.update`.
 
     A failing stream whose configuration changes becomes active again and resumes from its
-    position. Raises pydantic's ValidationError for a configuration its type refuses.
+    position. Raises pydantic's ValidationError for a configuration its type refuses, and
+    StreamConfigError for a target `targets` refuses.
     """
     try:
         stream = get_stream(session, principal, stream_id, for_update=True)
@@ -523,6 +550,7 @@ def change_stream(
         raw = before | {k: v for k, v in given.items() if v is not None} | {"type": stream.type}
         raw["credentials"] = merged_credentials
         spec = SPEC.validate_python(raw)
+        safe_target(spec, targets)
         stream.name, stream.target, stream.format = spec.name, spec.target, spec.format
         stream.actions = list(dict.fromkeys(spec.actions))
         stream.action_prefixes = list(dict.fromkeys(spec.action_prefixes))

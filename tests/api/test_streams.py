@@ -17,6 +17,7 @@ from audit_app.models import AuditLog, LogStream
 from audit_app.settings import Settings, get_settings
 from tests.api.helpers import World, at, bearer, event
 from tests.helpers import TokenFactory
+from tests.streams.helpers import ALLOWED_NETWORKS
 from tests.streams.receivers import SplunkReceiver, WebhookReceiver
 
 STREAMS = "/api/v1/admin/audit/streams"
@@ -26,8 +27,10 @@ STREAM_KEY = "stream-key-" + "k" * 30
 
 @pytest.fixture(autouse=True)
 def stream_key(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test here runs with AUDIT_SECRET_KEY set (one test removes it again)."""
+    """Every test here runs with AUDIT_SECRET_KEY set (one test removes it again), and 127.0.0.1 (the
+    receivers') as the one special-purpose address streams may reach."""
     monkeypatch.setenv("AUDIT_SECRET_KEY", STREAM_KEY)
+    monkeypatch.setenv("AUDIT_STREAM_ALLOWED_NETWORKS", ALLOWED_NETWORKS)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -360,3 +363,56 @@ def test_test_event_shows_the_receivers_answer(client: TestClient, make_token: T
     finally:
         receiver.stop()
         splunk.stop()
+
+
+@pytest.mark.parametrize(
+    ("stream", "refused"),
+    [
+        (http_stream(target="http://169.254.169.254/latest/meta-data"), "169.254.169.254 is a link-local address"),
+        (http_stream(target="http://2852039166/latest"), "resolves to 169.254.169.254, a link-local address"),
+        (http_stream(target="https://[::ffff:169.254.169.254]/"), "::ffff:169.254.169.254 is a link-local address"),
+        (http_stream(target="http://127.0.0.2:5432"), "127.0.0.2 is a loopback address"),
+        (http_stream(target="http://[::1]:8080"), "::1 is a loopback address"),
+        (http_stream(target="http://10.20.1.5/"), "10.20.1.5 is a private address"),
+        (http_stream(target="http://[fd00::5]/"), "fd00::5 is a private address"),
+        (http_stream(target="http://0.0.0.0:8080/"), "0.0.0.0 is an unspecified address"),
+        (http_stream(target="http://224.0.0.1/"), "224.0.0.1 is a multicast address"),
+        ({"name": "s", "type": "syslog", "target": "127.0.0.2:514"}, "127.0.0.2 is a loopback address"),
+        ({"name": "s", "type": "syslog", "target": "[::ffff:10.0.0.1]:6514"}, "a private address"),
+    ],
+)
+def test_targets_on_special_addresses_are_refused_by_field(
+    client: TestClient, make_token: TokenFactory, session: Session, stream: dict[str, Any], refused: str
+) -> None:
+    """Loopback (but the allowed 127.0.0.1), private, link-local (cloud metadata), multicast,
+    unspecified, IPv4-mapped and numeric spellings: 422 on `target`, like any other refused field."""
+    register(session)
+    headers = admin(make_token, "super_admin")
+    answer = client.post(STREAMS, json=stream, headers=headers)
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", stream["type"], "target"]
+    assert refused in error["msg"]
+    assert "AUDIT_STREAM_ALLOWED_NETWORKS" in error["msg"]
+    assert error["input"] == stream["target"].rstrip("/")  # as the stream would keep it
+    assert audit_events(session, "audit.stream.create") == []
+
+
+def test_a_change_to_a_special_address_is_refused_and_an_allowed_network_passes(
+    client: TestClient, make_token: TokenFactory, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(session)
+    headers = admin(make_token, "tenant_admin", tenant_id="acme")
+    sid = client.post(STREAMS, json=http_stream(), headers=headers).json()["id"]
+    bad = client.patch(f"{STREAMS}/{sid}", json={"target": "http://10.20.1.5/ingest"}, headers=headers)
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["detail"][0]["loc"] == ["body", "target"]
+    assert "10.20.1.5 is a private address" in bad.json()["detail"][0]["msg"]
+
+    monkeypatch.setenv("AUDIT_STREAM_ALLOWED_NETWORKS", "10.20.0.0/16,127.0.0.1/32")
+    get_settings.cache_clear()
+    good = client.patch(f"{STREAMS}/{sid}", json={"target": "http://10.20.1.5/ingest"}, headers=headers)
+    assert good.status_code == 200, good.text
+    assert good.json()["target"] == "http://10.20.1.5/ingest"
+    other = client.post(STREAMS, json=http_stream(target="http://10.21.0.1/"), headers=headers)
+    assert other.status_code == 422  # only the allowed network

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from audit_app.audit.filters import SYSTEM_TENANT
+from audit_app.audit.stream_targets import TargetPolicy
 from audit_app.audit.stream_worker import StreamWorker
 from audit_app.audit.streams import SPEC, create_stream, full_spec
 from audit_app.auth import Principal
@@ -41,7 +42,13 @@ def syslog_ng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyslogNg]:
 def delivering(console: Console) -> Iterator[None]:
     """A stream worker on the console's database for the block; a stream fails after a second of errors."""
     timing = dataclasses.replace(FAST, failing_after=timedelta(seconds=1), batch_size=500)
-    worker = StreamWorker(unpooled_engine(console.database_url), E2E_STREAM_KEY, timing, worker_id="e2e-worker")
+    worker = StreamWorker(
+        unpooled_engine(console.database_url),
+        E2E_STREAM_KEY,
+        timing,
+        targets=TargetPolicy.of(console.settings),  # demo mode, as the console: loopback allowed
+        worker_id="e2e-worker",
+    )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
@@ -104,7 +111,7 @@ def test_only_admins_see_streams_and_only_those_of_their_scope(page: Page, conso
             spec = SPEC.validate_python(
                 {"name": f"{tenant} SIEM", "type": "syslog", "target": "127.0.0.1:1", "tenant_id": tenant}
             )
-            create_stream(session, SUPER, spec, console.settings.secret_key)
+            create_stream(session, SUPER, spec, console.settings.secret_key, TargetPolicy.of(console.settings))
 
     sign_in(page, "tenant")  # the demo tenant admin holds no audit:admin
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Streams")).to_have_count(0)
@@ -159,7 +166,9 @@ def test_a_failing_stream_recovers_when_fixed_and_its_replay_shows_progress(
 ) -> None:
     with console.session() as session:
         spec = SPEC.validate_python({"name": "e2e wrong port", "type": "syslog", "target": f"127.0.0.1:{free_port()}"})
-        stream_id = create_stream(session, SUPER, spec, console.settings.secret_key).id
+        stream_id = create_stream(
+            session, SUPER, spec, console.settings.secret_key, TargetPolicy.of(console.settings)
+        ).id
     sign_in(page, "super")
     page.goto("/streams")
     row = stream_row(page, "e2e wrong port")

@@ -13,13 +13,19 @@ from sqlmodel import Session, col
 
 from audit_app.audit.feed import FEED_ORDER
 from audit_app.audit.ingest import ingest_events
+from audit_app.audit.stream_targets import TargetPolicy
 from audit_app.audit.stream_worker import StreamWorker, Timing
 from audit_app.audit.streams import SPEC, create_stream, stream_conditions
 from audit_app.auth import Principal
 from audit_app.db import unpooled_engine
 from audit_app.models import AuditEventIn, AuditLog, LogStream
+from audit_app.proxies import parse_networks
 
 STREAM_KEY = "stream-key-" + "k" * 30
+ALLOWED_NETWORKS = "127.0.0.1/32"
+"""AUDIT_STREAM_ALLOWED_NETWORKS of the stream tests: their receivers listen on 127.0.0.1 (the
+check stays on: 127.0.0.2, link-local, private addresses are still refused)."""
+TARGETS = TargetPolicy(allowed=tuple(parse_networks(ALLOWED_NETWORKS)))
 
 
 ROOT = Principal(sub="tester", email="", role="super_admin", scopes=frozenset({"audit:admin"}))
@@ -43,7 +49,7 @@ PARTNERS = {"acme": "northwind", "globex": "northwind", "initech": "southwind"}
 def new_stream(session: Session, **fields: Any) -> LogStream:
     """Create a stream through the domain as a super admin (fields as the API takes them)."""
     spec = SPEC.validate_python({"name": "test stream"} | fields)
-    return create_stream(session, ROOT, spec, STREAM_KEY)
+    return create_stream(session, ROOT, spec, STREAM_KEY, TARGETS)
 
 
 def write(session: Session, count: int, tenant: str = "acme", *, batch: int = 10, **fields: Any) -> list[str]:
@@ -89,9 +95,11 @@ def load(session: Session, stream_id: str) -> LogStream:
 
 
 @contextmanager
-def running(url: str, timing: Timing = FAST, worker_id: str = "worker-1") -> Iterator[StreamWorker]:
+def running(
+    url: str, timing: Timing = FAST, worker_id: str = "worker-1", targets: TargetPolicy = TARGETS
+) -> Iterator[StreamWorker]:
     """A stream worker in a thread for the duration of the block."""
-    worker = StreamWorker(unpooled_engine(url), STREAM_KEY, timing, worker_id=worker_id)
+    worker = StreamWorker(unpooled_engine(url), STREAM_KEY, timing, targets=targets, worker_id=worker_id)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

@@ -18,7 +18,7 @@ from audit_app.audit.stream_worker import lock_key
 from audit_app.audit.streams import StreamChange, change_stream, replay_stream, set_status
 from audit_app.models import AuditLog, utcnow
 from audit_app.settings import Settings
-from tests.streams.helpers import FAST, ROOT, STREAM_KEY, expected_ids, load, new_stream, running, write
+from tests.streams.helpers import FAST, ROOT, STREAM_KEY, TARGETS, expected_ids, load, new_stream, running, write
 from tests.streams.receivers import (
     Answer,
     DatadogReceiver,
@@ -228,7 +228,7 @@ def test_refusal_marks_failing_with_the_answer_and_a_fix_resumes(stream_settings
             assert stream.last_error == 'HTTP 401: {"error": "bad signature"}'
             assert (stream.failed, stream.delivered) == (1, 0)
             write(session, 5, "acme")
-            change_stream(session, ROOT, sid, StreamChange(credentials={"secret": SECRET}), STREAM_KEY)
+            change_stream(session, ROOT, sid, StreamChange(credentials={"secret": SECRET}), STREAM_KEY, TARGETS)
             want = expected_ids(session, sid, start)
             wait_until(lambda: load(session, sid).position_id == want[-1])
         assert receiver.ids == want

@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session
 
 from audit_app.settings import Settings
-from tests.streams.helpers import STREAM_KEY, expected_ids, first_occurrences, load, new_stream, write
+from tests.streams.helpers import ALLOWED_NETWORKS, STREAM_KEY, expected_ids, first_occurrences, load, new_stream, write
 from tests.streams.receivers import WebhookReceiver, wait_until
 
 SECRET = "whsec-" + "p" * 26
@@ -28,6 +28,7 @@ def worker_env(database_url: str) -> dict[str, str]:
         "PYTHONPATH": str(ROOT_DIR),  # this checkout's audit_app, whatever the editable install points at
         "AUDIT_DATABASE_URL": database_url,
         "AUDIT_SECRET_KEY": STREAM_KEY,
+        "AUDIT_STREAM_ALLOWED_NETWORKS": ALLOWED_NETWORKS,
         "AUDIT_STREAM_BATCH_SIZE": str(BATCH),
         "AUDIT_STREAM_POLL_SECONDS": "0.05",
         "AUDIT_STREAM_RETRY_BASE_SECONDS": "0.05",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from audit_app.audit.streams import SPEC, StreamConfigError, StreamLag
+from audit_app.audit.stream_targets import TargetPolicy
+from audit_app.audit.streams import SPEC, StreamConfigError, StreamLag, safe_target
 from audit_app.models import LogStream
 from audit_app.ui.stream_form import change_input, errors_by_field, form_values, spec_input, stream_row
 
@@ -56,6 +57,15 @@ def test_a_submitted_form_is_the_api_body_and_refusals_are_shown_by_field() -> N
     assert "header" in general  # a rule over two fields belongs to no single one
     fields, _ = errors_by_field(StreamConfigError(["body", "tenant_id"], "Value error, is not a registered tenant"))
     assert fields == {"owner": "is not a registered tenant"}
+
+
+def test_a_refused_target_address_is_shown_on_the_target_field() -> None:
+    spec = SPEC.validate_python(spec_input({"name": "s", "target": "169.254.169.254:514"}, "syslog"))
+    with pytest.raises(StreamConfigError) as exc:
+        safe_target(spec, TargetPolicy())
+    fields, general = errors_by_field(exc.value)
+    assert fields["target"].startswith("169.254.169.254 is a link-local address, which log streams may not reach")
+    assert general == ""
 
 
 def test_the_edit_form_never_holds_a_credential_and_keeps_untyped_ones() -> None:

@@ -24,6 +24,7 @@ from sqlmodel import Session
 from audit_app.audit.feed import FeedCursorError
 from audit_app.audit.scope import Scope
 from audit_app.audit.stream_delivery import send_test_event
+from audit_app.audit.stream_targets import TargetPolicy
 from audit_app.audit.streams import (
     SPEC,
     STREAM_TYPES,
@@ -227,7 +228,8 @@ class StreamsState(rx.State):
         if not isinstance(principal, Principal):
             yield principal
             return
-        secret_key = get_settings().secret_key
+        settings = get_settings()
+        secret_key, targets = settings.secret_key, TargetPolicy.of(settings)
         kind, editing = self.form_type, self.editing
         # what was typed stays shown; a credential never goes back to the browser
         kept = {key: str(v) for key, v in form.items() if key in BASE_FIELDS or key.startswith("options.")}
@@ -239,11 +241,11 @@ class StreamsState(rx.State):
         try:
             if editing:
                 change = change_input(form, kind)
-                stream = await _write(lambda s: change_stream(s, principal, editing, change, secret_key))
+                stream = await _write(lambda s: change_stream(s, principal, editing, change, secret_key, targets))
                 done = f"Saved stream {stream.name!r}."
             else:
                 spec = SPEC.validate_python(spec_input(form, kind))
-                stream = await _write(lambda s: create_stream(s, principal, spec, secret_key))
+                stream = await _write(lambda s: create_stream(s, principal, spec, secret_key, targets))
                 done = f"Created stream {stream.name!r}: it delivers every new event of its scope."
         except (ValidationError, StreamConfigError) as exc:
             self.field_errors, self.form_error = errors_by_field(exc)
@@ -296,7 +298,14 @@ class StreamsState(rx.State):
         yield None  # shown while the receiver answers
         try:
             answer = await _write(
-                lambda s: send_test_event(s, principal, stream_id, settings.secret_key, settings.stream_timeout_seconds)
+                lambda s: send_test_event(
+                    s,
+                    principal,
+                    stream_id,
+                    settings.secret_key,
+                    settings.stream_timeout_seconds,
+                    TargetPolicy.of(settings),
+                )
             )
         except StreamNotFoundError as exc:
             self.test_answer = {"stream": stream_id, "name": name, "ok": "no", "answer": str(exc)}
