@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import operator
 import select
 import socket
 import ssl
@@ -32,6 +33,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from audit_app.audit.chain import iso_utc
@@ -74,11 +77,35 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+PUBLIC_FIELDS: tuple[str, ...] = tuple(AuditLogPublic.model_fields)
+"""The fields of an event's `json` document, in the list endpoint's order (a feed row's first columns)."""
+_public_values = operator.attrgetter(*PUBLIC_FIELDS)
+
+
 def document(event: Any, fmt: str) -> dict[str, Any]:
-    """An event as its stream's format shows it: the list endpoint's JSON, or OCSF 1.5.0."""
+    """An event as its stream's format shows it: the list endpoint's fields (`json`), or OCSF 1.5.0.
+
+    `json` takes a feed row's values as they are (the database's own values of AuditLogPublic's
+    columns, so validating them would change nothing); `encode` writes datetimes as the API does.
+    """
     if fmt == "ocsf":
         return to_ocsf(event)
-    return AuditLogPublic.model_validate(event, from_attributes=True).model_dump(mode="json")
+    values = event if isinstance(event, Row) else _public_values(event)
+    return dict(zip(PUBLIC_FIELDS, values, strict=False))
+
+
+def encode(value: Any) -> bytes:
+    """`value` as compact UTF-8 JSON, datetimes and all as the API writes them (pydantic's serializer);
+    what it cannot encode in UTF-8 (a lone surrogate from SQLite's JSON text) as json.dumps escapes it."""
+    try:
+        return to_json(value)
+    except PydanticSerializationError:
+        return json.dumps(to_jsonable_python(value)).encode()
+
+
+def ndjson(events: Sequence[Any], fmt: str) -> bytes:
+    """The events' documents, one JSON line each."""
+    return b"".join([encode(document(event, fmt)) + b"\n" for event in events])
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -172,7 +199,7 @@ class WebhookSender(HttpSender):
     spec: HttpStream
 
     def send(self, events: Sequence[Any]) -> str:
-        body = b"".join(json.dumps(document(e, self.spec.format)).encode() + b"\n" for e in events)
+        body = ndjson(events, self.spec.format)
         headers = {
             "Content-Type": "application/x-ndjson",
             "X-Audit-Signature": signature(self.spec.credentials.secret, body, int(time.time())),
@@ -200,9 +227,9 @@ class SplunkSender(HttpSender):
             if options.index:
                 item["index"] = options.index
             item["event"] = document(event, self.spec.format)
-            parts.append(json.dumps(item))
+            parts.append(encode(item))
         headers = {"Authorization": f"Splunk {self.spec.credentials.token}", "Content-Type": "application/json"}
-        response = self.post(f"{self.spec.target}/services/collector/event", "".join(parts).encode(), headers)
+        response = self.post(f"{self.spec.target}/services/collector/event", b"".join(parts), headers)
         return _answer(response)
 
 
@@ -232,13 +259,13 @@ class DatadogSender(HttpSender):
             entry: dict[str, Any] = {
                 "ddsource": options.ddsource,
                 "service": options.service,
-                "message": json.dumps(document(event, self.spec.format)),
+                "message": encode(document(event, self.spec.format)).decode(),
             }
             if options.ddtags:
                 entry["ddtags"] = options.ddtags
             if options.hostname:
                 entry["hostname"] = options.hostname
-            entries.append(json.dumps(entry).encode())
+            entries.append(encode(entry))
         headers = {
             "DD-API-KEY": self.spec.credentials.api_key,
             "Content-Type": "application/json",
@@ -261,9 +288,9 @@ class ElasticSender(HttpSender):
         for event in events:
             doc = document(event, self.spec.format)
             doc["@timestamp"] = iso_utc(event.timestamp)
-            lines.append(json.dumps({"create": {"_id": event.id}}))
-            lines.append(json.dumps(doc))
-        body = ("\n".join(lines) + "\n").encode()
+            lines.append(encode({"create": {"_id": event.id}}))
+            lines.append(encode(doc))
+        body = b"\n".join(lines) + b"\n"
         headers = {"Authorization": f"ApiKey {self.spec.credentials.api_key}", "Content-Type": "application/x-ndjson"}
         response = self.post(f"{self.spec.target}/{self.spec.options.data_stream}/_bulk", body, headers)
         try:
@@ -325,7 +352,7 @@ def syslog_message(event: Any, spec: SyslogStream, hostname: str) -> bytes:
         "details": event.details or None,
     }
     sd = "".join(f' {name}="{_sd_value(value)}"' for name, value in params.items() if value is not None)
-    msg = json.dumps(document(event, spec.format), ensure_ascii=False)
+    msg = encode(document(event, spec.format)).decode()
     header = f"<{pri}>1 {when} {hostname} {options.app_name} - {_printable(event.action, 32)}"
     return f"{header} [{SD_ID}{sd}] {msg}".encode()
 

@@ -8,7 +8,10 @@ and taken over once expired. Any number of workers may run; each claims the stre
 
 Per stream, a runner reads the next batch after the stream's position (the feed's lossless
 position), sends it, and only after the receiver acknowledged commits the new position for the
-epoch it read (a replay changes the epoch, so a stale runner commits nothing). A failure is
+epoch it read (a replay changes the epoch, so a stale runner commits nothing). While a full batch
+is in flight the runner reads the one after it; that batch goes out only once the one before is
+acknowledged and committed, and only if the stream is still as it was read for (same epoch,
+configuration, status and the position just committed) - else it is read again. A failure is
 retried with exponential backoff and jitter, or after the receiver's `Retry-After`; a
 non-retryable answer, or failures for longer than AUDIT_STREAM_FAILING_AFTER, mark the stream
 `failing` with the receiver's answer. Delivery is at least once: a batch in flight when a worker
@@ -25,6 +28,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +46,7 @@ from audit_app.audit.streams import (
     full_spec,
     owned,
     read_batch,
+    read_in_feed_order,
 )
 from audit_app.models import LogStream, utcnow
 
@@ -90,6 +95,19 @@ def lock_key(stream_id: str) -> int:
 
 class _StaleError(Exception):
     """The stream changed under the runner (paused, replayed, reconfigured, deleted, lease lost)."""
+
+
+def _state(stream: LogStream) -> tuple[Any, ...]:
+    """What a batch read for `stream` depends on: its epoch, configuration, status and position."""
+    return (stream.epoch, stream.updated_at, stream.status, stream.position, stream.position_id)
+
+
+@dataclass(frozen=True)
+class _ReadAhead:
+    """The batch after the one in flight, and the stream state it is valid for (after that one's commit)."""
+
+    state: tuple[Any, ...]
+    batch: list[Any]
 
 
 class StreamWorker:
@@ -252,13 +270,17 @@ class _Runner:
         self.timing = worker.timing
         self.stream_id = stream_id
         self.conn = conn
+        read_in_feed_order(conn)
         self.session = Session(bind=conn)
+        self.sending = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{stream_id[:8]}")
+        self.ahead: _ReadAhead | None = None
         self.sender: Sender | None = None
         self.config_stamp: tuple[Any, ...] | None = None
         self.lease_until: datetime | None = None
         self.holder = None if worker.postgres else worker.worker_id
 
     def close(self) -> None:
+        self.sending.shutdown(wait=True)
         if self.sender is not None:
             self.sender.close()
         self.session.close()
@@ -302,8 +324,12 @@ class _Runner:
                 return
             if sender is None:
                 return
-            batch = read_batch(self.session, stream, self.timing.batch_size)
-            self.session.commit()
+            ahead, self.ahead = self.ahead, None
+            if ahead is not None and ahead.state == _state(stream):
+                batch = ahead.batch
+            else:
+                batch = read_batch(self.session, stream, self.timing.batch_size)
+                self.session.commit()
             if not batch:
                 stop.wait(self.timing.poll_seconds)
                 continue
@@ -334,7 +360,10 @@ class _Runner:
         attempt = 0
         while not self.worker.stop.is_set():
             try:
-                sender.send(batch)
+                if attempt == 0:
+                    self._send_reading_ahead(stream, sender, batch)
+                else:
+                    sender.send(batch)
             except DeliveryError as failure:
                 if self._fail(stream, str(failure), final=not failure.retryable):
                     raise _StaleError("failing") from None
@@ -352,6 +381,21 @@ class _Runner:
                 self.worker.on_batch(stream.id, len(batch))
             return
         raise _StaleError("stopping")
+
+    def _send_reading_ahead(self, stream: LogStream, sender: Sender, batch: list[Any]) -> None:
+        """Send `batch`; while it is in flight, read the batch after it when this one was full (a
+        backlog), kept in `ahead` for the next step. Returns or raises as the send does."""
+        in_flight = self.sending.submit(sender.send, batch)
+        try:
+            if len(batch) >= self.timing.batch_size:
+                last = batch[-1]
+                following = read_batch(self.session, stream, self.timing.batch_size, (last.feed_pos, last.id))
+                self.session.commit()
+                state = (stream.epoch, stream.updated_at, stream.status, last.feed_pos, last.id)
+                self.ahead = _ReadAhead(state=state, batch=following)
+        finally:
+            wait([in_flight])  # never leave a send behind (a failed read releases the stream)
+        in_flight.result()
 
     def _fail(self, stream: LogStream, message: str, *, final: bool) -> bool:
         """Record a failed attempt; mark the stream failing when `final` or failing too long. True if failing."""

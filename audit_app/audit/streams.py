@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
-from sqlalchemy import ColumnElement, and_, func, or_, select, true, tuple_, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text, true, tuple_, update
 from sqlmodel import Session, col
 
 from audit_app.audit.feed import FEED_COLUMNS, FEED_ORDER, FeedCursor
@@ -655,15 +655,36 @@ def _after(position: int, position_id: str) -> ColumnElement[bool]:
     return tuple_(*FEED_ORDER) > tuple_(position, position_id)  # type: ignore[no-any-return]
 
 
-def read_batch(session: Session, stream: LogStream, limit: int) -> list[Any]:
-    """The next `limit` events of a stream after its position, in feed order (public fields, then feed_pos)."""
-    stmt = (
+def batch_query(session: Session, stream: LogStream, limit: int, after: tuple[int, str] | None = None) -> Any:
+    """The SELECT of a stream's next `limit` events after its position (or `after`, a feed position
+    and event id), in feed order (public fields, then feed_pos)."""
+    position, position_id = after if after is not None else (stream.position, stream.position_id)
+    return (
         select(*FEED_COLUMNS, col(AuditLog.feed_pos))
-        .where(_after(stream.position, stream.position_id), *stream_conditions(session, stream))
+        .where(_after(position, position_id), *stream_conditions(session, stream))
         .order_by(*FEED_ORDER)
         .limit(limit)
     )
-    return list(session.connection().execute(stmt).all())
+
+
+def read_batch(session: Session, stream: LogStream, limit: int, after: tuple[int, str] | None = None) -> list[Any]:
+    """The next `limit` events of a stream after its position (or `after`), in feed order (public
+    fields, then feed_pos). On PostgreSQL, read on a connection set up by `read_in_feed_order`."""
+    return list(session.connection().execute(batch_query(session, stream, limit, after)).all())
+
+
+def read_in_feed_order(connection: Connection) -> None:
+    """PostgreSQL: let this connection (a stream runner's own) plan batches only as a walk of the
+    feed index `(feed_pos, id)` in order, which stops after `limit` matches.
+
+    With few or no statistics (a new table, a backlog written since the last ANALYZE) the planner
+    estimates a few hundred matches and picks a bitmap scan of every event after the position plus
+    a sort: each batch would read the whole backlog (measured: 30,000 rows read for 1,000, 25 ms
+    against 0.7 ms, growing with the backlog). Sorting is the only thing switched off; the
+    connection runs nothing else that sorts.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET enable_sort = off"))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Each receiver accepts only what the real service accepts (header names, body shape, limits,
 signature), answers a contract violation with 400 and records it in `violations`, and records
 every accepted event document in arrival order. Faults are scripted: `script` holds the next
-answers (status, headers, body) to give instead of accepting; `delay` slows every answer;
+answers (status, headers, body) to give instead of accepting; `delay` slows every answer; `gate`,
+when set to an Event, holds every answer until it is set (`arrived` counts requests received);
 `stop()`/`start()` take the port down and bring it back.
 """
 
@@ -56,6 +57,8 @@ class Receiver:
         self.violations: list[str] = []
         self.script: list[Answer] = []
         self.delay = 0.0
+        self.gate: threading.Event | None = None
+        self.arrived = 0
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.received_at: list[float] = []
@@ -80,6 +83,10 @@ class Receiver:
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length)
+        with self.lock:
+            self.arrived += 1
+        if self.gate is not None:
+            self.gate.wait(30)
         if self.delay:
             time.sleep(self.delay)
         with self.lock:

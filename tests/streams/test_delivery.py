@@ -5,6 +5,7 @@ duplicates come only from a batch in flight (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -213,6 +214,33 @@ def test_slow_receiver_keeps_order_and_batches(stream_settings: Settings, sessio
         assert receiver.ids == want
         assert receiver.requests < len(want) / 10  # events written meanwhile went out together
     finally:
+        receiver.stop()
+
+
+def test_a_batch_read_ahead_is_not_sent_once_the_stream_changed(stream_settings: Settings, session: Session) -> None:
+    """While a full batch is in flight the runner reads the next one; the filter changes before the
+    first is acknowledged, so the batch read ahead (role.assign events) is read again under the new
+    filter and never sent."""
+    receiver = WebhookReceiver(SECRET).start()
+    receiver.gate = threading.Event()
+    try:
+        write(session, 1, "acme")  # a registered tenant
+        sid = webhook(session, receiver, tenant_id="acme")
+        start = (load(session, sid).position, load(session, sid).position_id)
+        logins = write(session, 10, "acme")
+        write(session, 10, "acme", action="role.assign")
+        logins += write(session, 5, "acme")
+        before = expected_ids(session, sid, start)  # the stream's own create record, then the 25
+        with running(stream_settings.database_url, replace(FAST, batch_size=10)):
+            wait_until(lambda: receiver.arrived == 1)  # the first batch is in flight, held
+            time.sleep(0.3)  # the read ahead of the second batch happens meanwhile
+            change_stream(session, ROOT, sid, StreamChange(actions=["user.login"]), STREAM_KEY, TARGETS)
+            receiver.gate.set()
+            want = before[:10] + [i for i in before[10:] if i in set(logins)]
+            wait_until(caught_up(session, sid, want[-1]))
+        assert receiver.ids == want
+    finally:
+        receiver.gate.set()
         receiver.stop()
 
 
