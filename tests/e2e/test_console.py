@@ -250,6 +250,19 @@ def test_export_csv_holds_exactly_the_filtered_view(page: Page, console: Console
     assert {TENANT_PARTNER[row["tenant_id"]] for row in rows} == {"northwind"}
 
 
+def test_export_keeps_the_time_order_on_show(page: Page, console: Console) -> None:
+    sign_in(page, "partner")
+    page.goto("/events?result=failure&sort=asc")
+    filters = AuditFilters(result="failure")
+    expect_total(page, total(console, "partner", filters))
+    path, _toast = _download(page, "CSV")
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    with console.session() as session:
+        oldest_first = [e.id for e in iter_events(session, console.principal("partner"), filters, order="asc")]
+    assert [row["id"] for row in rows] == oldest_first
+    assert len(oldest_first) > 1
+
+
 def test_export_menu_downloads_csv_for_excel_and_a_bundle_that_verifies(
     page: Page, console: Console, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -452,7 +452,8 @@ class EventsState(FilterFormState, rx.State):
             return
         download_id = str(uuid.uuid4())  # the token's jti: the server records the export's progress under it
         token = issue_download_token(get_settings(), principal, token_id=download_id)
-        url = f"{EXPORT_ROUTE}?" + urlencode({**params, "download_token": token, **filters_params(filters)})
+        order = {"sort": view.sort} if view.sort != "desc" else {}  # the rows in the order on show
+        url = f"{EXPORT_ROUTE}?" + urlencode({**params, "download_token": token, **filters_params(filters), **order})
         self.exporting = False
         progress = await self.get_state(ExportProgressState)
         progress.follow(download_id, principal.sub, total, described)
