@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from audit_app.audit.chain import event_hash
 from audit_app.audit.daily import rebuild_daily_counts
+from audit_app.audit.search_index import FILL
 from audit_app.db import engine_for, psycopg_url
 from audit_app.migrations import upgrade
 from audit_app.models import EVENT_FIELDS
@@ -217,6 +218,7 @@ def load_sqlite(path: str, total: int, *, now: datetime, log: Any = print) -> fl
     log(f"  rebuilding {len(indexes)} indexes ({time.perf_counter() - started:.0f} s)")
     for _, definition in indexes:
         conn.execute(definition)
+    conn.execute(str(FILL), {"mark": 0})  # the free-text index, as each ingested batch fills it
     conn.commit()
     conn.close()
     with Session(engine_for(url)) as session:

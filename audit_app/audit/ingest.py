@@ -25,6 +25,7 @@ from audit_app.audit.daily import add_to_daily_counts
 from audit_app.audit.feed_position import assign_position
 from audit_app.audit.filters import SYSTEM_TENANT, AuditFilters
 from audit_app.audit.scope import Scope
+from audit_app.audit.search_index import index_rows_after, insert_mark, uses_search_table
 from audit_app.auth import SCOPE_WRITE, ForbiddenError, Principal
 from audit_app.models import AuditEventIn, AuditLog, ChainHead, IdempotencyRecord, Tenant, utcnow
 
@@ -190,14 +191,17 @@ def _insert_driver_rows(session: Session, table: Any, rows: Iterable[dict[str, A
 
 
 def _insert_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert the rows in the session's transaction: COPY on PostgreSQL (fastest), else one executemany.
+    """Insert the rows in the session's transaction: COPY on PostgreSQL (fastest), else one executemany
+    followed by one statement adding them to SQLite's free-text index (`search_index`).
 
     COPY sends the rows in chunks as `rows` yields them, so the server stores the first ones
     while the later ones are still being built.
     """
     table = AuditLog.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name != "postgresql":
+    if uses_search_table(session):
+        mark = insert_mark(session)
         _insert_driver_rows(session, table, rows)
+        index_rows_after(session, mark)
         return
     names = [column.name for column in table.columns]
     statement = f"COPY audit_log ({', '.join(names)}) FROM STDIN"

@@ -287,3 +287,29 @@ def test_purged_events_leave_the_search(
     assert found(client, as_super, {"q": "zebra"}) == set()
     again = write(session, [event("acme", at(5), details={"marker": "zebra again"})])
     assert found(client, as_super, {"q": "zebra"}) == set(again)
+
+
+def test_each_batch_indexes_exactly_its_own_events(
+    session: Session, client: TestClient, as_super: dict[str, str]
+) -> None:
+    """SQLite: the writer fills the FTS5 table (no row trigger): after batches from several
+    tenants, every event is indexed once with its searched text, and a new batch is found."""
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's trigram index is kept by the database")
+    triggers = session.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
+    assert "audit_log_search_insert" not in triggers
+    first = write(
+        session, [event(tenant, at(n + 1), details={"n": n}) for n, tenant in enumerate(["acme", "globex"] * 3)]
+    )
+    second = write(session, [event("acme", at(9), details={"marker": "okapi-sighting"})])
+    mismatched = session.execute(
+        text(
+            f"SELECT count(*) FROM audit_log LEFT JOIN audit_log_search s ON s.rowid = audit_log.rowid "
+            f"WHERE s.body IS NOT {SQLITE_SEARCH_TEXT}"
+        )
+    ).scalar_one()
+    indexed = session.execute(text("SELECT count(*) FROM audit_log_search")).scalar_one()
+    stored = session.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+    assert (mismatched, indexed) == (0, stored)
+    assert stored >= len(first) + len(second)
+    assert found(client, as_super, {"q": "okapi"}) == set(second)
