@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -187,12 +188,14 @@ def _window_echo(filters: AuditFilters) -> dict[str, str | None]:
 
 
 # --- Buckets of a time zone other than UTC --------------------------------------------------------
-# The aggregate tables count UTC days and hours, and a local day of a zone with a :30 or :45
-# offset (Asia/Kolkata, Asia/Kathmandu) does not even start on a UTC hour. So with another zone
-# the time series is counted from the events themselves, still in one grouped query: Python reads
-# the zone's UTC offsets from zoneinfo (the same data on SQLite and PostgreSQL), the query turns
-# each event's instant into its local day (or hour) with a CASE over those fixed offsets. The other
-# figures (totals, breakdowns, top actors) do not depend on the zone and keep their sources.
+# A local day is not made of UTC days, so the daily counts cannot answer for another zone. Python
+# reads the zone's UTC offsets from zoneinfo (the same data for SQLite and PostgreSQL, which
+# then need no time zone support of their own), and one grouped query turns each instant into
+# its local day (or hour) with a CASE over those fixed offsets. Where every offset is whole hours
+# (most zones) a local day is made of UTC hours: the hourly counts answer for the window's whole
+# hours and only its partial first and last hour are counted from the events. A :30 or :45 offset
+# (Asia/Kolkata, Asia/Kathmandu) cuts UTC hours, so there every event of the window is counted.
+# The other figures (totals, breakdowns, top actors) do not depend on the zone and keep their sources.
 UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
 
 
@@ -276,6 +279,42 @@ def _local_key(value: Any, offset: int, per_hour: bool) -> Any:
     return naive.replace(tzinfo=timezone(timedelta(seconds=offset))).astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class _Offsets:
+    """A zone's UTC offsets over the days holding events (`offset_steps`), and whether buckets are hours."""
+
+    first: int
+    steps: list[tuple[datetime, int]]
+    per_hour: bool
+
+    def whole_hours(self) -> bool:
+        """Whether every offset is whole hours and changes on a UTC hour: local days are then made of UTC hours."""
+        return self.first % 3600 == 0 and all(
+            offset % 3600 == 0 and at == start_of_hour(at) for at, offset in self.steps
+        )
+
+
+def _add_zoned(
+    series: dict[Any, dict[str, int]],
+    session: Session,
+    offsets: _Offsets,
+    time_column: Any,
+    result_column: Any,
+    count: Any,
+    where: list[Any],
+) -> None:
+    """Add to `series` the counts per local bucket and result of one source (events or hourly counts)."""
+    first, steps, per_hour = offsets.first, offsets.steps, offsets.per_hour
+    offset = _offset_column(time_column, first, steps).label("utc_offset")
+    key = _shifted(session, time_column, offset, per_hour).label("bucket")
+    columns: list[Any] = [key, result_column]
+    columns += [offset] if per_hour and steps else []  # an hour repeated when the clocks go back
+    for row in session.execute(select(*columns, count).where(*where).group_by(*columns)).all():
+        bucket = _local_key(row[0], int(row[2]) if per_hour and steps else first, per_hour)
+        per_result = series.setdefault(bucket, {})
+        per_result[row[1]] = per_result.get(row[1], 0) + int(row[-1])
+
+
 def zoned_series(
     session: Session, conditions: list[Any], zone: tzinfo, days: Iterable[date], per_hour: bool
 ) -> dict[Any, dict[str, int]]:
@@ -283,16 +322,51 @@ def zoned_series(
 
     `days` are the UTC days holding such events (the offsets are only needed there).
     """
-    first, steps = offset_steps(zone, days)
-    offset = _offset_column(AuditLog.timestamp, first, steps).label("utc_offset")
-    key = _shifted(session, AuditLog.timestamp, offset, per_hour).label("bucket")
-    columns: list[Any] = [key, col(AuditLog.result)]
-    columns += [offset] if per_hour and steps else []  # an hour repeated when the clocks go back
+    offsets = _Offsets(*offset_steps(zone, days), per_hour)
     series: dict[Any, dict[str, int]] = {}
-    for row in session.execute(select(*columns, func.count()).where(*conditions).group_by(*columns)).all():
-        bucket = _local_key(row[0], int(row[2]) if per_hour and steps else first, per_hour)
-        per_result = series.setdefault(bucket, {})
-        per_result[row[1]] = per_result.get(row[1], 0) + row[-1]
+    _add_zoned(series, session, offsets, AuditLog.timestamp, col(AuditLog.result), func.count(), conditions)
+    return series
+
+
+def zoned_series_from_hours(
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    excluded: list[str],
+    zone: tzinfo,
+    days: Iterable[date],
+) -> dict[Any, dict[str, int]]:
+    """`zoned_series` of the tenant/partner/time filters, read from the hourly counts where the zone allows.
+
+    When the zone's offsets over the data are whole hours (most zones) a local day (or hour) is
+    made of whole UTC hours: the window's whole hours come from `audit_hourly_count` and only
+    its partial first and last hour from the events. Otherwise (:30 and :45 offsets) every event
+    of the window is counted.
+    """
+    offsets = _Offsets(*offset_steps(zone, days), hourly(filters))
+    raw = where_clause(session, principal, filters)
+    drop = [col(AuditLog.action).not_in(excluded)] if excluded else []
+    series: dict[Any, dict[str, int]] = {}
+    if not offsets.whole_hours():
+        _add_zoned(series, session, offsets, AuditLog.timestamp, col(AuditLog.result), func.count(), raw + drop)
+        return series
+    start, end = filters.start_time, filters.end_time
+    low = None if start is None else start_of_hour(start)  # the window's first and last whole hour
+    low = low + timedelta(hours=1) if low is not None and start is not None and low < start else low
+    high = None if end is None else start_of_hour(end)
+    edges: list[tuple[datetime | None, datetime | None]] = [(start, end)]
+    if low is None or high is None or low < high:
+        table = HOURLY.counts
+        hour = getattr(table, HOURLY.bucket)
+        where = [Scope.of(principal).condition(table.tenant_id), *_tenant_filters(table, filters)]
+        where += [hour >= low] if low is not None else []
+        where += [hour < high] if high is not None else []
+        where += [col(table.action).not_in(excluded)] if excluded else []
+        _add_zoned(series, session, offsets, hour, col(table.result), func.sum(table.count), where)
+        edges = [(a, b) for a, b in ((start, low), (high, end)) if a is not None and b is not None and a < b]
+    for edge_start, edge_end in edges:
+        where = where_clause(session, principal, filters.replace(start_time=edge_start, end_time=edge_end))
+        _add_zoned(series, session, offsets, AuditLog.timestamp, col(AuditLog.result), func.count(), where + drop)
     return series
 
 
@@ -336,7 +410,7 @@ def compute_stats_scan(
     """Aggregate the events matching `filters` within the caller's scope, all in SQL, from every event.
 
     Events whose action is in `exclude_actions` are left out of every figure. The time series
-    is bucketed in calendar days (hours, weeks, ...) of `zone` (UTC when None).
+    is bucketed in calendar days (hours, weeks, ...) of `zone` (UTC when None; `zoned_series`).
     """
     bounded = _representable(filters)
     if bounded is None:
@@ -399,8 +473,8 @@ def compute_stats(
 ) -> dict[str, Any]:
     """The same figures as `compute_stats_scan`, read from the daily counts where they can answer.
 
-    With a `zone` other than UTC the time series is recounted from the events of the window in
-    that zone's calendar days (`zoned_series`: one grouped query, an offset CASE per event).
+    With a `zone` other than UTC the time series is counted in that zone's calendar days by
+    `zoned_series_from_hours` (the hourly counts where the zone's offsets are whole hours).
 
     Whole UTC days of the window come from `audit_daily_count`/`audit_daily_actor`, whole hours
     of its partial first and last day from the hourly tables, and only the partial hours at its
@@ -481,13 +555,15 @@ def compute_stats(
         ).all():
             add_actor(actor_id, None, -n)
         actors = {actor_id: known for actor_id, known in actors.items() if known[0] > 0}
-    if is_utc(zone):
+    if zone is None or is_utc(zone):
         return _stats_document(counts, actors, filters)
-    conditions = where_clause(session, principal, filters)
-    conditions += [col(AuditLog.action).not_in(excluded)] if excluded else []
-    return _stats_document(
-        counts, actors, filters, lambda daily: _series(session, conditions, daily, filters, zone or UTC)
-    )
+
+    def in_zone(daily: dict[Any, dict[str, int]]) -> dict[str, Any]:
+        local = zoned_series_from_hours(session, principal, filters, excluded, zone, _utc_days(daily))
+        bucket, by_day = bucketed(local, filters, zone)
+        return {"bucket": bucket, "by_day": by_day, "tz": str(zone)}
+
+    return _stats_document(counts, actors, filters, in_zone)
 
 
 def _hourly_split(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -225,3 +226,42 @@ def test_compute_stats_takes_the_zone(session: Session) -> None:
     moments = write_at(session, SPRING)
     figures = compute_stats(session, SUPER, AuditFilters(), zone=NEW_YORK)
     assert counted(figures) == local_days(moments, NEW_YORK)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kathmandu", "Asia/Kolkata", "Australia/Lord_Howe"])
+def test_hourly_counts_scan_and_oracle_agree_on_odd_windows(session: Session, zone: str) -> None:
+    # New York reads whole UTC hours from the hourly counts; the others cannot (a :30 or :45 offset;
+    # Lord Howe moves by half an hour, +10:30 / +11:00), so every event of the window is counted.
+    rng = random.Random(zone)
+    base = utc_at("2026-02-20 00:00")
+    written = [
+        (base + timedelta(minutes=rng.randrange(0, 60 * 24 * 60)), rng.choice(["acme", "globex"])) for _ in range(300)
+    ]
+    # either side of each window's odd edges, in the same UTC hour
+    edges = ["2026-02-25 03:05", "2026-02-25 03:20", "2026-04-01 21:40", "2026-04-01 21:50"]
+    edges += ["2026-03-07 10:01", "2026-03-07 10:10", "2026-03-08 23:50", "2026-03-08 23:58"]
+    written += [(utc_at(stamp), tenant) for stamp in edges for tenant in ("acme", "globex")]
+    write(session, [event(tenant, when, result=rng.choice(["success", "failure"])) for when, tenant in written])
+    place = ZoneInfo(zone)
+    for start, end, tenant in [
+        (utc_at("2026-02-25 03:17"), utc_at("2026-04-01 21:43"), None),
+        (utc_at("2026-03-01 00:00"), utc_at("2026-03-03 00:00"), "acme"),  # 48 hours: per hour
+        (utc_at("2026-03-07 10:05"), utc_at("2026-03-08 23:55"), None),
+        (None, None, "globex"),
+    ]:
+        filters = AuditFilters(start_time=start, end_time=end, tenant_id=tenant)
+        rolled = compute_stats(session, SUPER, filters, zone=place)
+        scanned = compute_stats_scan(session, SUPER, filters, zone=place)
+        assert rolled["by_day"] == scanned["by_day"], (start, end, tenant)
+        inside = [
+            when
+            for when, owner in written
+            if (start is None or when >= start) and (end is None or when < end) and tenant in (None, owner)
+        ]
+        if rolled["bucket"] == "hour":
+            expected = Counter(when.astimezone(place).replace(minute=0, second=0).isoformat() for when in inside)
+        else:
+            assert rolled["bucket"] == "day"
+            expected = Counter(when.astimezone(place).date().isoformat() for when in inside)
+        assert counted(rolled) == dict(expected), (start, end, tenant)
+        assert rolled["total"] == len(inside)
