@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydField
@@ -24,10 +25,14 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # dotted quad without leading zeros
 
 
+_UTC_ZONES: frozenset[tzinfo] = frozenset({UTC, ZoneInfo("UTC"), ZoneInfo("Etc/UTC")})
+"""Zones that are UTC itself (ZoneInfo instances are cached per key, so membership is by identity)."""
+
+
 def utc(value: datetime) -> datetime:
     """The same instant as an aware UTC datetime; naive values are taken as UTC."""
     zone = value.tzinfo
-    if zone is UTC:  # already (as psycopg reads timestamptz on a UTC session): nothing to convert
+    if zone is UTC or zone in _UTC_ZONES:  # already UTC: psycopg reads timestamptz in the server's zone
         return value
     if zone is None:
         return value.replace(tzinfo=UTC)
