@@ -69,6 +69,10 @@ def test_demo_mode_generates_and_keeps_a_local_secret(monkeypatch: pytest.Monkey
     ("env", "expected"),
     [
         ({"AUDIT_DATABASE_URL": "mysql://x/y", "AUDIT_JWT_SECRET": "s"}, "Invalid AUDIT_DATABASE_URL"),
+        (
+            {"AUDIT_STREAM_ALLOWED_NETWORKS": "10.20.0.0/16,10.0.0.0/33", "AUDIT_JWT_SECRET": "s"},
+            "Invalid AUDIT_STREAM_ALLOWED_NETWORKS: '10.0.0.0/33' is not an IP address or network",
+        ),
         ({"AUDIT_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x", "AUDIT_JWT_SECRET": "s"}, "Cannot reach"),
         ({}, "No token key is configured"),
     ],
