@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.stats import local_hour, next_bucket
@@ -14,6 +16,11 @@ RESULT_COLORS = {"success": "#2f9e6f", "failure": "#e5484d", "denied": "#f08c00"
 OTHER_COLOR = "#8b8d98"
 TOP_N = 10
 FONT = "Inter, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
+TEMPLATE = "plotly_white"
+_TEMPLATE_JSON = json.dumps(json.loads(pio.to_json(go.Figure(layout={"template": TEMPLATE})))["layout"]["template"])
+"""The charts' template as the browser gets it, made once (validating it into each figure took ~9 ms a figure)."""
+EMPTY_FIGURE: dict[str, Any] = {"data": [], "layout": {}}
+"""A chart with nothing to draw yet (the page's plotly component supplies the default template)."""
 
 
 def result_color(result: str) -> str:
@@ -21,9 +28,19 @@ def result_color(result: str) -> str:
     return RESULT_COLORS.get(result, OTHER_COLOR)
 
 
+def figure_json(fig: go.Figure) -> dict[str, Any]:
+    """A figure as the browser draws it: Plotly's JSON of it, in the charts' template (`TEMPLATE`).
+
+    The page state keeps this plain dict, not the figure: a `go.Figure` in a state var is
+    validated again on every copy of the state (a new tab, a reset) and pickled on every save.
+    """
+    data: dict[str, Any] = json.loads(pio.to_json(fig))
+    data.setdefault("layout", {})["template"] = json.loads(_TEMPLATE_JSON)
+    return data
+
+
 def _layout(fig: go.Figure, *, height: int = 320, legend: bool = False) -> go.Figure:
     fig.update_layout(
-        template="plotly_white",
         height=height,
         margin={"l": 8, "r": 8, "t": 8, "b": 8},
         font={"family": FONT, "size": 12, "color": "#1c2024"},

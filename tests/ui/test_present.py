@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import plotly.io as pio
 
 from audit_app.models import AuditLog
 from audit_app.ui import charts
@@ -116,6 +119,16 @@ def test_daily_chart_stacks_results_in_a_stable_order() -> None:
     assert [trace.name for trace in fig.data] == ["success", "failure", "denied"]
     assert list(fig.data[0].y) == [5, 0, 2]
     assert fig.layout.barmode == "stack"
+
+
+def test_a_chart_reaches_the_page_as_plotly_json_in_the_white_template() -> None:
+    """figure_json is exactly what the page got when the state held the figure in plotly_white."""
+    for build in (charts.daily_figure, charts.failure_figure, charts.actions_figure, charts.results_figure):
+        sent = charts.figure_json(build(STATS))
+        expected = json.loads(pio.to_json(build(STATS).update_layout(template="plotly_white")))
+        assert sent == expected
+        assert sent["layout"]["template"]["layout"]["plot_bgcolor"] == "white"  # plotly_white's, not plotly's
+        assert json.loads(json.dumps(sent)) == sent  # plain JSON: nothing for the state to validate or pickle
 
 
 def test_failure_rate_per_day_skips_empty_days() -> None:

@@ -133,7 +133,11 @@ class AuthState(rx.State):
         if needs_refresh(row):
             principal = await self._refresh(row, secret)
         if self._session != row.id:
-            await _reset_page_states(self, AuthState)
+            if self._session:
+                # another session's page states: reset them. A tab not yet bound to any session
+                # (a new tab, or after sign-out) holds only defaults, as every page loads through
+                # here: resetting those would only send the whole state tree again.
+                await _reset_page_states(self, AuthState)
             self._session = row.id
         self._principal = principal
         self.who = principal.email or principal.sub
