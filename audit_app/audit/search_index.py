@@ -5,7 +5,9 @@ every statement savepoint, and a trigger runs each row's insert in one, so every
 a segment of its own (three times the cost of the same rows in one statement; ingestion at a
 third of its speed). `ingest_events` now notes the last rowid before its insert and, after
 it, indexes the rows above that mark with one INSERT ... SELECT. Purges still remove their
-rows through the delete trigger. PostgreSQL's trigram GIN index needs none of this.
+rows through the delete trigger. A row whose rowid the index still holds (audit_log rows deleted
+behind the triggers' back, a VACUUM that renumbered rowids) is replaced, as the trigger did.
+PostgreSQL's trigram GIN index needs none of this.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from audit_app.migrations import SEARCH_TABLE
 
 # S608: the SQL is built from this module's constants only
 FILL = text(
-    f"INSERT INTO {SEARCH_TABLE}(rowid, body) SELECT rowid, {SQLITE_SEARCH_TEXT} FROM audit_log WHERE rowid > :mark"  # noqa: S608
+    f"INSERT OR REPLACE INTO {SEARCH_TABLE}(rowid, body)"  # noqa: S608
+    f" SELECT rowid, {SQLITE_SEARCH_TEXT} FROM audit_log WHERE rowid > :mark"
 )
 
 
