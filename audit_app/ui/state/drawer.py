@@ -52,11 +52,15 @@ class DrawerState(EventsState):
         self.raw_json = self.around = ""
 
     @rx.event
-    def open_event(self, event_id: str) -> EventSpec:
-        """Open the drawer on an event: a new history entry, so Back closes it."""
+    async def open_event(self, event_id: str) -> AsyncIterator[Any]:
+        """Open the drawer on an event: a new history entry, so Back closes it. The event loads at
+        once (the navigation's `sync` then finds it shown), not after the browser's round trip."""
+        event_id = event_id[:MAX_ID]
         self.drawer_open, self.event_loading = True, True
-        self.event = {"id": event_id[:MAX_ID]}
-        return rx.redirect(self._url(event_id[:MAX_ID]))
+        self.event = {"id": event_id}
+        yield rx.redirect(self._url(event_id))
+        async for update in self._show(event_id):
+            yield update
 
     @rx.event
     def set_drawer_open(self, is_open: bool) -> EventSpec | None:

@@ -208,7 +208,21 @@ class EventsState(FilterFormState, rx.State):
     @signed_in
     async def load(self, principal: Principal) -> AsyncIterator[Any]:
         """on_load: read the filters from the URL, fill the pickers, fetch the page."""
-        view = ViewQuery.from_params(self._url_params())
+        async for update in self._load(principal, ViewQuery.from_params(self._url_params())):
+            yield update
+
+    async def _follow(self, view: ViewQuery) -> AsyncIterator[Any]:
+        """Go to `view` (a new history entry) and load it at once: its navigation's on_load then
+        finds it on show, so the rows come without waiting for the browser's round trip.
+        Signed out, only the navigation goes (its on_load sends the browser to sign-in)."""
+        yield self._navigate(view)
+        principal = await current_principal(self)
+        if isinstance(principal, Principal):
+            async for update in self._load(principal, view):
+                yield update
+
+    async def _load(self, principal: Principal, view: ViewQuery) -> AsyncIterator[Any]:
+        """Show `view`: the pickers, the form and the page of rows (unless it is on show already)."""
         zone = await zone_of(self)
         query = view.query_string()
         if f"{query} {zone}" == self._loaded and not self.error:
@@ -414,11 +428,18 @@ class EventsState(FilterFormState, rx.State):
         return self._navigate(searched_as_text(ViewQuery.from_params(self._url_params()), name))
 
     @rx.event
-    def go_to_page(self, page: int) -> EventSpec:
+    async def go_to_page(self, page: int) -> AsyncIterator[Any]:
         """Show another page of the same filtered view."""
         view = ViewQuery.from_params(self._url_params())
         view.page = max(1, min(page, max(self.pages, 1)))
-        return self._navigate(view)
+        async for update in self._follow(view):
+            yield update
+
+    @rx.event
+    async def apply(self, form_data: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+        """Put the form into the URL (page 1) and show that view."""
+        async for update in self._follow(self._submitted(form_data)):
+            yield update
 
     @rx.event
     def set_page_size(self, size: str) -> EventSpec:

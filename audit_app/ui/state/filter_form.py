@@ -79,12 +79,15 @@ class FilterFormState(rx.State, mixin=True):
         elif not any(self.bounds.values()) and self.preset == "custom":
             self.preset = ""
 
+    def _submitted(self, form_data: dict[str, Any] | None) -> ViewQuery:
+        """The view the submitted form asks for (page 1)."""
+        # the server's preset, not the submitted one: a date typed just before Enter has already
+        # made it "custom" (set_bound runs first), while the select may not have re-rendered yet
+        return submitted_view(
+            self._base_view(), form_data or {}, self._form_fields(), self.preset, zone_named(self.zone)
+        )
+
     @rx.event
     def apply(self, form_data: dict[str, Any] | None = None) -> EventSpec:
         """Put the form into the URL (page 1); the page loads from the navigation."""
-        # the server's preset, not the submitted one: a date typed just before Enter has already
-        # made it "custom" (set_bound runs first), while the select may not have re-rendered yet
-        view = submitted_view(
-            self._base_view(), form_data or {}, self._form_fields(), self.preset, zone_named(self.zone)
-        )
-        return self._go(view)
+        return self._go(self._submitted(form_data))
