@@ -33,7 +33,7 @@ def engine_for(
     `autocommit` connections run each statement on its own snapshot and never send BEGIN or
     ROLLBACK; they live in a pool of their own, so no checkout switches a connection's mode.
     A checkout waits at most `pool_timeout` seconds (then `sqlalchemy.exc.TimeoutError`: 503).
-    On PostgreSQL, a statement waits at most `lock_timeout` seconds for a lock such as a
+    PostgreSQL sessions run in UTC. On PostgreSQL, a statement waits at most `lock_timeout` seconds for a lock such as a
     tenant's chain head (then `LockNotAvailable`: 503); None waits without limit.
     """
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
@@ -43,8 +43,12 @@ def engine_for(
         event.listen(engine, "connect", _sqlite_pragmas)
         engine.dialect.statement_compiler = HintingSQLiteCompiler
         return engine
+    # Sessions in UTC: times come back as UTC instants (psycopg: `timezone.utc`), whatever the
+    # server's default zone, and any SQL that reads a date off a timestamptz reads the UTC one.
+    server_options = "-c TimeZone=UTC"
     if lock_timeout is not None:
-        options["connect_args"] = {"options": f"-c lock_timeout={round(lock_timeout * 1000)}"}
+        server_options += f" -c lock_timeout={round(lock_timeout * 1000)}"
+    options["connect_args"] = {"options": server_options}
     engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **options)
     event.listen(engine, "handle_error", _discard_read_only)
     return engine
@@ -112,7 +116,21 @@ def unpooled_engine(url: str) -> Engine:
         engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, poolclass=NullPool)
+    return create_engine(url, poolclass=NullPool, connect_args={"options": "-c TimeZone=UTC"})
+
+
+def driver_statement(session: Session, stmt: Any) -> tuple[str, dict[str, Any]]:
+    """`stmt` as the SQL text and parameters its connection's driver takes (psycopg: `%(name)s`),
+    IN lists expanded and each value through its column type's bind processor, as SQLAlchemy
+    would send them; for the few reads that go to the driver directly."""
+    dialect = session.get_bind().dialect
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = dict(compiled.construct_params())
+    for name, bind in compiled.binds.items():
+        processor = bind.type.bind_processor(dialect)
+        if processor is not None and name in params:
+            params[name] = processor(params[name])
+    return str(compiled), params
 
 
 def psycopg_url(url: str) -> str:

@@ -18,6 +18,7 @@ from audit_app.audit.chain import iso_utc
 from audit_app.audit.filters import AuditFilters, where_clause
 from audit_app.audit.query import time_order
 from audit_app.auth import Principal
+from audit_app.db import driver_statement
 from audit_app.models import EXPORT_COLUMNS, AuditLog, utc
 
 T = TypeVar("T")
@@ -279,15 +280,8 @@ def _copy_text(name: str) -> str:
 
 def _compiled_where(session: Session, principal: Principal, filters: AuditFilters) -> tuple[str, dict[str, Any]]:
     """The scope and filters as SQL text with psycopg `%(name)s` parameters, and their values."""
-    dialect = session.get_bind().dialect
-    stmt = select(literal(1)).where(*where_clause(session, principal, filters))
-    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = dict(compiled.construct_params())
-    for name, bind in compiled.binds.items():
-        processor = bind.type.bind_processor(dialect)
-        if processor is not None and name in params:
-            params[name] = processor(params[name])
-    where = str(compiled).split("\nWHERE ", 1)
+    sql, params = driver_statement(session, select(literal(1)).where(*where_clause(session, principal, filters)))
+    where = sql.split("\nWHERE ", 1)
     return (where[1] if len(where) == 2 else "true"), params
 
 

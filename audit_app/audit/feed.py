@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Row, Text, cast, func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
@@ -28,6 +29,7 @@ from audit_app.audit.filters import TEXT_FILTERS, AuditFilters, where_clause
 from audit_app.audit.ingest import caller_key, record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
+from audit_app.db import driver_statement
 from audit_app.models import AuditLog, AuditLogPublic, FeedCollector, utc, utcnow
 
 MAX_FEED_LIMIT = 1000
@@ -150,11 +152,27 @@ def read_feed(
         start = tuple_(*FEED_ORDER) > tuple_(-1, "")
     columns = (*(FEED_COLUMNS_RAW_DETAILS if details_as_json_text else FEED_COLUMNS), col(AuditLog.feed_pos))
     stmt = select(*columns).where(start, *conditions, final).order_by(*FEED_ORDER).limit(limit)
-    items = session.connection().execute(stmt).all()
+    if details_as_json_text and session.get_bind().dialect.name == "postgresql":
+        items: Sequence[Any] = _driver_rows(session, stmt)
+    else:
+        items = session.connection().execute(stmt).all()
     if not items:
         return FeedPage(items=[], next=cursor)
     last = items[-1]
     return FeedPage(items=items, next=FeedCursor(position=last.feed_pos, event_id=last.id))
+
+
+def _driver_rows(session: Session, stmt: Any) -> list[Any]:
+    """`stmt`'s rows straight from psycopg, as named tuples (PostgreSQL).
+
+    The driver's values are already what the feed serves: text, and `timestamptz` as UTC
+    instants (sessions run in UTC, `audit_app.db`); SQLAlchemy's result layer would only wrap
+    and re-check them, which at 1,000 rows a page took as long as reading them.
+    """
+    sql, params = driver_statement(session, stmt)
+    cursor = session.connection().connection.driver_connection.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
+    with cursor:
+        return cursor.execute(sql, params).fetchall()
 
 
 def feed_end(session: Session, principal: Principal) -> FeedCursor:
