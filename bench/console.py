@@ -36,7 +36,6 @@ import re
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ from audit_app.models import AuditEventIn, AuditLog
 from bench.cluster import free_port
 from bench.run import EXPORT_KEY, PG_ADMIN_URL, RESULTS, SECRET, SUPER, _pct, log, machine_info, prepare_postgres
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PERSONA_BUTTONS
-from tests.reflex_server import log_tail, reflex_server
+from tests.reflex_server import console_environment, console_serving, log_tail, reflex_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_P50_MS = 500.0
@@ -202,34 +201,6 @@ def existing_database(events: int, name: str | None) -> str:
     return url
 
 
-def _environment(url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    tools = f"{ROOT / '.tools' / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}"
-    env.update(
-        PATH=f"{tools}:{env.get('PATH', '')}",
-        REFLEX_USE_SYSTEM_BUN="1",
-        REFLEX_TELEMETRY_ENABLED="false",
-        REFLEX_CHECK_LATEST_VERSION="false",
-        AUDIT_DATABASE_URL=url,
-        AUDIT_DEMO="1",  # the one-click persona sign-in
-        AUDIT_JWT_SECRET=SECRET,
-        AUDIT_EXPORT_SIGNING_KEY=EXPORT_KEY,
-        AUDIT_SECRET_KEY=STREAM_KEY,
-        PYTHONUNBUFFERED="1",
-    )
-    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE", "AUDIT_CORS_ORIGINS", "PORT"):
-        env.pop(name, None)
-    return env
-
-
-def _serving(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own local server)
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 @contextmanager
 def console_server(url: str, port: int, log_path: Path) -> Iterator[str]:
     """`reflex run --env prod` (built once, as the browser tests start it) on `port`; its base URL."""
@@ -238,9 +209,9 @@ def console_server(url: str, port: int, log_path: Path) -> Iterator[str]:
     started = time.perf_counter()
     with reflex_server(
         arguments,
-        _environment(url),
+        console_environment(url, jwt_secret=SECRET, export_key=EXPORT_KEY, stream_key=STREAM_KEY),
         log_path,
-        lambda: _serving(f"{base}/ping") and _serving(f"{base}/"),
+        lambda: console_serving(base),
         START_TIMEOUT,
     ):
         log(f"console built and serving at {base} in {time.perf_counter() - started:.0f} s (log: {log_path})")

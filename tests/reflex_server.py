@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,44 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REFLEX_LOCK = Path("/tmp/audit_app_reflex.lock")  # noqa: S108 (the lock every checkout of this project agreed on)
+
+
+def console_environment(database_url: str, *, jwt_secret: str, export_key: str, stream_key: str) -> dict[str, str]:
+    """The environment of a demo console (`reflex run`) on `database_url`, with the given keys.
+
+    The project's tools come first on PATH; no settings of the caller's shell that would change
+    the app are passed on (token issuer and keys, CORS origins: the defaults follow the port).
+    """
+    env = dict(os.environ)
+    tools = f"{ROOT / '.tools' / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}"
+    env.update(
+        PATH=f"{tools}:{env.get('PATH', '')}",
+        REFLEX_USE_SYSTEM_BUN="1",
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        AUDIT_DATABASE_URL=database_url,
+        AUDIT_DEMO="1",  # the one-click persona sign-in
+        AUDIT_JWT_SECRET=jwt_secret,
+        AUDIT_EXPORT_SIGNING_KEY=export_key,
+        AUDIT_SECRET_KEY=stream_key,
+        PYTHONUNBUFFERED="1",
+    )
+    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE", "AUDIT_CORS_ORIGINS", "PORT"):
+        env.pop(name, None)
+    return env
+
+
+def console_serving(base_url: str) -> bool:
+    """Whether the console at `base_url` answers both its backend (`/ping`) and its pages."""
+    return _answers(f"{base_url}/ping") and _answers(f"{base_url}/")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (a local test server)
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from audit_app.db import engine_for
 from audit_app.demo import DEMO_PERSONAS
 from audit_app.settings import Settings
 from bench.cluster import free_port
-from tests.reflex_server import log_tail, reflex_server
+from tests.reflex_server import console_environment, console_serving, log_tail, reflex_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -91,35 +89,6 @@ E2E_STREAM_KEY = "e2e-stream-key-" + "s" * 32
 """The key of log stream credentials (given, for the same reason; tests create streams with it too)."""
 
 
-def _serving(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local test server)
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _environment(database_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    tools = f"{ROOT / '.tools' / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}"
-    env.update(
-        PATH=f"{tools}:{env.get('PATH', '')}",
-        REFLEX_USE_SYSTEM_BUN="1",
-        REFLEX_TELEMETRY_ENABLED="false",
-        REFLEX_CHECK_LATEST_VERSION="false",
-        AUDIT_DATABASE_URL=database_url,
-        AUDIT_DEMO="1",
-        AUDIT_JWT_SECRET=E2E_SECRET,
-        AUDIT_EXPORT_SIGNING_KEY=E2E_EXPORT_KEY,
-        AUDIT_SECRET_KEY=E2E_STREAM_KEY,
-        PYTHONUNBUFFERED="1",
-    )
-    # No AUDIT_CORS_ORIGINS: the default origins follow the port, as under `PORT=... make run`.
-    for name in ("AUDIT_JWT_PUBLIC_KEY", "AUDIT_JWT_ISSUER", "AUDIT_JWT_AUDIENCE", "AUDIT_CORS_ORIGINS", "PORT"):
-        env.pop(name, None)
-    return env
-
-
 @contextmanager
 def running_console(
     workdir: Path, *, seed_events: int, extra_env: dict[str, str] | None = None, port: int | None = None
@@ -130,7 +99,9 @@ def running_console(
     """
     database_url = f"sqlite:///{workdir / 'audit.db'}"
     port = port or free_port()
-    env = _environment(database_url) | (extra_env or {})
+    env = console_environment(
+        database_url, jwt_secret=E2E_SECRET, export_key=E2E_EXPORT_KEY, stream_key=E2E_STREAM_KEY
+    ) | (extra_env or {})
     for command in (["migrate"], ["seed", "--events", str(seed_events), "--as-of", SEED_AS_OF]):
         subprocess.run(
             [sys.executable, "-m", "audit_app", *command], cwd=ROOT, env=env, check=True, capture_output=True
@@ -140,7 +111,7 @@ def running_console(
     arguments = ["--env", "prod", "--frontend-port", str(port), "--loglevel", "info"]
 
     def ready() -> bool:
-        return _serving(f"{base_url}/ping") and _serving(f"{base_url}/")
+        return console_serving(base_url)
 
     settings = Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True, secret_key=E2E_STREAM_KEY)
     try:
