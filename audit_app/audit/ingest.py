@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from audit_app.audit.chain import event_hash
-from audit_app.audit.daily import add_to_daily_counts
+from audit_app.audit.daily import add_to_daily_counts, count_rows_after
 from audit_app.audit.feed_position import assign_position
 from audit_app.audit.filters import SYSTEM_TENANT, AuditFilters
 from audit_app.audit.scope import Scope
@@ -191,8 +191,11 @@ def _insert_driver_rows(session: Session, table: Any, rows: Iterable[dict[str, A
 
 
 def _insert_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert the rows in the session's transaction: COPY on PostgreSQL (fastest), else one executemany
-    followed by one statement adding them to SQLite's free-text index (`search_index`).
+    """Insert the rows in the session's transaction and count them into the daily and hourly tables.
+
+    PostgreSQL: COPY (fastest), then the counts from the rows. SQLite: one executemany, then one
+    statement per derived table over the rows above the insert's mark: SQLite's free-text index
+    (`search_index`) and the counts (`daily.count_rows_after`).
 
     COPY sends the rows in chunks as `rows` yields them, so the server stores the first ones
     while the later ones are still being built.
@@ -202,16 +205,20 @@ def _insert_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         mark = insert_mark(session)
         _insert_driver_rows(session, table, rows)
         index_rows_after(session, mark)
+        count_rows_after(session, mark)
         return
     names = [column.name for column in table.columns]
     statement = f"COPY audit_log ({', '.join(names)}) FROM STDIN"
     driver = session.connection().connection.driver_connection
+    copied: list[dict[str, Any]] = []
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
             for row in rows:
+                copied.append(row)
                 copy.write_row([json.dumps(row["details"]) if name == "details" else row[name] for name in names])
     except psycopg.errors.IntegrityError as exc:  # the same error type as the SQLAlchemy path raises
         raise IntegrityError(statement, None, exc) from exc
+    add_to_daily_counts(session, copied)
 
 
 def ingest_events(
@@ -234,7 +241,6 @@ def ingest_events(
     event_ids = list(ids) if ids is not None else [new_event_id() for _ in events]
     if register:
         register_tenants(session, events)
-    rows: list[dict[str, Any]] = []
     by_tenant: dict[str, list[int]] = {}
     for index, event in enumerate(events):
         by_tenant.setdefault(event.tenant_id, []).append(index)
@@ -259,13 +265,11 @@ def ingest_events(
                     feed_pos=position,
                 )
                 row["hash"] = last_hash = event_hash(row)
-                rows.append(row)
                 yield row
             new_heads.append({"tenant_id": tenant_id, "seq": seq, "hash": last_hash})
 
     _insert_events(session, chained())  # hashing overlaps with the server storing earlier rows
     session.execute(update(ChainHead), new_heads)  # ORM bulk UPDATE by primary key: one executemany
-    add_to_daily_counts(session, rows)
     return event_ids
 
 

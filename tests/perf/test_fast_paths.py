@@ -28,8 +28,15 @@ from audit_app.audit.query import (
 )
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats, compute_stats_scan
 from audit_app.auth import Principal
-from audit_app.models import AuditEventIn, AuditLog
-from audit_app.seed import generate_events
+from audit_app.models import (
+    AuditDailyActor,
+    AuditDailyCount,
+    AuditEventIn,
+    AuditHourlyActor,
+    AuditHourlyCount,
+    AuditLog,
+)
+from audit_app.seed import TENANT_PARTNER, generate_events
 from audit_app.settings import Settings
 from tests.helpers import TokenFactory
 from tests.oracles import csv_chunks, distinct_values_scan
@@ -205,6 +212,46 @@ def test_daily_counts_stay_exact_through_ingest_rebuild_and_recount(session: Ses
     recount_daily_counts(session, "acme", NOW)
     session.commit()
     assert compute_stats(session, SUPER, filters) == expected
+
+
+def _aggregate_tables(session: Session) -> dict[str, list[tuple[object, ...]]]:
+    tables = (AuditDailyCount, AuditDailyActor, AuditHourlyCount, AuditHourlyActor)
+    return {
+        table.__tablename__: sorted(tuple(row) for row in session.execute(select(*table.__table__.columns)).all())
+        for table in tables
+    }
+
+
+def test_counts_kept_per_batch_equal_a_rebuild_row_for_row(session: Session) -> None:
+    """Batches landing on buckets that already have counts: counts add up, an actor keeps the greatest email."""
+    at = NOW - timedelta(hours=2)
+
+    def event(actor: str, email: str | None, minutes: int, action: str = "user.login") -> AuditEventIn:
+        return AuditEventIn(
+            tenant_id="acme",
+            partner_id=TENANT_PARTNER["acme"],
+            actor_id=actor,
+            actor_email=email,
+            action=action,
+            timestamp=at + timedelta(minutes=minutes),
+        )
+
+    batches = [
+        [event("u1", "b@example.com", 0), event("u2", None, 1), event("u1", None, 2, "user.logout")],
+        [event("u1", "a@example.com", 3), event("u2", "z@example.com", 70), event("u3", None, 4)],
+        [event("u1", "c@example.com", 5), event("u2", None, 6), *generate_events(200, seed=5, now=NOW, days=2)],
+    ]
+    for batch in batches:
+        ingest_events(session, batch, now=NOW)
+        session.commit()
+    kept = _aggregate_tables(session)
+    daily_actors = {
+        (row[2], row[3]) for row in kept["audit_daily_actor"] if row[0] == "acme" and row[2] in ("u1", "u2")
+    }
+    assert daily_actors == {("u1", "c@example.com"), ("u2", "z@example.com")}
+    rebuild_daily_counts(session)
+    session.commit()
+    assert _aggregate_tables(session) == kept
 
 
 def test_stats_order_is_by_count_then_name(session: Session) -> None:
