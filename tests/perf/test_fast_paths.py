@@ -6,6 +6,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -215,7 +216,7 @@ def test_daily_counts_stay_exact_through_ingest_rebuild_and_recount(session: Ses
 
 
 def _aggregate_tables(session: Session) -> dict[str, list[tuple[object, ...]]]:
-    tables = (AuditDailyCount, AuditDailyActor, AuditHourlyCount, AuditHourlyActor)
+    tables: tuple[Any, ...] = (AuditDailyCount, AuditDailyActor, AuditHourlyCount, AuditHourlyActor)
     return {
         table.__tablename__: sorted(tuple(row) for row in session.execute(select(*table.__table__.columns)).all())
         for table in tables
