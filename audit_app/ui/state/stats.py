@@ -42,12 +42,12 @@ class StatsState(FilterFormState, rx.State):
     top_action: str = "—"
     bucket: str = "day"  # what one bar of the time charts counts: day, week, month or year
     series_zone: str = "UTC"  # the zone whose calendar days (weeks, ...) the time charts count
-    # the charts as Plotly's JSON (charts.figure_json), not go.Figure: cheap to copy, save and send
-    daily: dict[str, Any] = charts.EMPTY_FIGURE
-    failures: dict[str, Any] = charts.EMPTY_FIGURE
-    actions: dict[str, Any] = charts.EMPTY_FIGURE
-    results: dict[str, Any] = charts.EMPTY_FIGURE
-    actors: dict[str, Any] = charts.EMPTY_FIGURE
+    # the charts as Plotly's JSON (charts.Figure), not go.Figure: cheap to build, copy, save and send
+    daily: charts.Figure = charts.EMPTY_FIGURE
+    failures: charts.Figure = charts.EMPTY_FIGURE
+    actions: charts.Figure = charts.EMPTY_FIGURE
+    results: charts.Figure = charts.EMPTY_FIGURE
+    actors: charts.Figure = charts.EMPTY_FIGURE
     include_access: bool = False  # ?access=include: the console's own access records count too
     compare: bool = False  # ?compare=1: each figure next to the previous period of the same length
     compare_note: str = ""
@@ -161,11 +161,11 @@ class StatsState(FilterFormState, rx.State):
         self.top_action = ranked[0][0] if ranked else "—"
         self.bucket = stats["bucket"]
         self.series_zone = stats["tz"]
-        self.daily = charts.figure_json(charts.daily_figure(stats, partial))
-        self.failures = charts.figure_json(charts.failure_figure(stats))
-        self.actions = charts.figure_json(charts.actions_figure(stats))
-        self.results = charts.figure_json(charts.results_figure(stats))
-        self.actors = charts.figure_json(charts.actors_figure(stats))
+        self.daily = charts.daily_figure(stats, partial)
+        self.failures = charts.failure_figure(stats)
+        self.actions = charts.actions_figure(stats)
+        self.results = charts.results_figure(stats)
+        self.actors = charts.actors_figure(stats)
         self.tables = charts.chart_tables(stats)
         self._labels = {
             "daily": charts.result_order(stats),
