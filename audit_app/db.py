@@ -8,19 +8,23 @@ use `AUDIT_READ_DATABASE_URL` when it is set, e.g. a streaming replica, else the
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+import json
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import psycopg.errors
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, event, text, type_coerce
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.types import NullType
 from sqlmodel import Session, create_engine
 
+from audit_app.models import utc
 from audit_app.settings import ConfigError, get_settings
 
 
@@ -117,6 +121,30 @@ def unpooled_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, poolclass=NullPool, connect_args={"options": "-c TimeZone=UTC"})
+
+
+def as_stored(columns: Iterable[Any], names: Collection[str]) -> tuple[ColumnElement[Any], ...]:
+    """`columns` with those called `names` read as the driver returns them, through no result processing.
+
+    For pages serialised straight from their rows: SQLAlchemy's per-value conversions (text to
+    datetime on SQLite, UTC checks, JSON decoding) cost as much as reading the rows, and the
+    statement still goes through SQLAlchemy's compiled-statement cache. What the driver returns
+    differs by backend: on SQLite a time is naive UTC text and JSON its stored text; psycopg
+    returns aware datetimes (sessions run in UTC) and decoded JSON.
+    """
+    return tuple(
+        type_coerce(column, NullType()).label(column.name) if column.name in names else column for column in columns
+    )
+
+
+def stored_time(value: datetime | str) -> datetime:
+    """A time read through `as_stored` as the aware UTC datetime SQLAlchemy makes of it (`models.UTCDateTime`)."""
+    return utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
+
+
+def stored_json(value: Any) -> Any:
+    """A JSON column read through `as_stored` as SQLAlchemy decodes it (SQLite: `json.loads` of its text)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def driver_statement(session: Session, stmt: Any) -> tuple[str, dict[str, Any]]:

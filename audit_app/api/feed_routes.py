@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from audit_app.api.deps import ReaderPrincipal, ReadSessionDep
+from audit_app.api.event_json import feed_json
 from audit_app.api.params import feed_filters
 from audit_app.api.schemas import ActionCatalog, CatalogAction, FeedAnswer, FeedGone, OcsfFeedAnswer
 from audit_app.audit.catalog import CATALOG, CatalogEntry, catalog_entry
@@ -22,7 +21,6 @@ from audit_app.audit.feed import (
     CursorExpiredError,
     FeedCursor,
     FeedCursorError,
-    FeedEvent,
     read_feed,
     record_poll,
 )
@@ -30,10 +28,9 @@ from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ocsf import OCSF_VERSION, to_ocsf
 from audit_app.audit.query import list_actions
 from audit_app.db import session_scope
-from audit_app.models import AuditLogPublic, utc
+from audit_app.models import utc
 
 router = APIRouter(prefix="/api/v1/admin/audit", tags=["Audit feed"])
-FEED_FIELDS = tuple(AuditLogPublic.model_fields)  # the order of `read_feed`'s columns
 FeedFiltersDep = Annotated[AuditFilters, Depends(feed_filters)]
 
 
@@ -103,22 +100,6 @@ def follow_feed(
         media_type="application/json",
         headers={"Link": f'<{link}>; rel="next"', "Cache-Control": "no-store"},
     )
-
-
-def feed_json(rows: Sequence[FeedEvent], following: str) -> bytes:
-    """The FeedAnswer's JSON, serialised straight from rows read with `details_as_json_text`.
-
-    The rows are the database's own values of the public columns (in AuditLogPublic's order),
-    so validating each event first (7x the cost of serialising it) would change nothing; each
-    `details` is embedded as the JSON text stored, never decoded and encoded again.
-    """
-    items = []
-    for row in rows:
-        item = dict(zip(FEED_FIELDS, row, strict=False))
-        if row.details is not None:
-            item["details"] = orjson.Fragment(row.details)
-        items.append(item)
-    return orjson.dumps({"items": items, "next": following}, option=orjson.OPT_UTC_Z)
 
 
 def _catalog_action(entry: CatalogEntry) -> CatalogAction:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Row, Text, cast, func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
@@ -29,7 +28,7 @@ from audit_app.audit.filters import TEXT_FILTERS, AuditFilters, where_clause
 from audit_app.audit.ingest import caller_key, record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
-from audit_app.db import driver_statement
+from audit_app.db import as_stored
 from audit_app.models import AuditLog, AuditLogPublic, FeedCollector, utc, utcnow
 
 MAX_FEED_LIMIT = 1000
@@ -40,7 +39,10 @@ FEED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model
 FEED_COLUMNS_RAW_DETAILS = tuple(
     cast(column, Text).label("details") if column.name == "details" else column for column in FEED_COLUMNS
 )
-"""FEED_COLUMNS with `details` as its stored JSON text: no parsing for a caller that only re-serialises it."""
+FEED_COLUMNS_AS_STORED = as_stored(FEED_COLUMNS_RAW_DETAILS, ("timestamp", "ingested_at"))
+"""FEED_COLUMNS with `details` as its stored JSON text and the times as the driver reads them (`db.as_stored`):
+no conversion for a caller that only re-serialises them (the values SQLAlchemy's result layer would only
+wrap and re-check; at 1,000 rows a page that took as long as reading them)."""
 FeedEvent = Row[*tuple[Any, ...]]
 """An event of the feed: a read-only row with the public fields of AuditLog, then `feed_pos`."""
 
@@ -125,7 +127,8 @@ def read_feed(
     """Up to `limit` events after `cursor`, in position order, within the caller's scope and filters.
 
     With `details_as_json_text`, each event's `details` is the JSON text as stored (half the
-    cost of reading a page on PostgreSQL, where decoding it is most of the driver's work).
+    cost of reading a page on PostgreSQL, where decoding it is most of the driver's work) and its
+    times as the driver reads them (`db.as_stored`; `db.stored_time` makes datetimes of them).
     Refuses (403) filters outside the scope; raises CursorExpiredError when the cursor's event
     was purged. Only final positions are served (`feed_position.served`), so following `next`
     yields every committed event exactly once.
@@ -150,29 +153,13 @@ def read_feed(
         start = tuple_(*FEED_ORDER) >= tuple_(first.feed_pos, first.id)
     else:
         start = tuple_(*FEED_ORDER) > tuple_(-1, "")
-    columns = (*(FEED_COLUMNS_RAW_DETAILS if details_as_json_text else FEED_COLUMNS), col(AuditLog.feed_pos))
+    columns = (*(FEED_COLUMNS_AS_STORED if details_as_json_text else FEED_COLUMNS), col(AuditLog.feed_pos))
     stmt = select(*columns).where(start, *conditions, final).order_by(*FEED_ORDER).limit(limit)
-    if details_as_json_text and session.get_bind().dialect.name == "postgresql":
-        items: Sequence[Any] = _driver_rows(session, stmt)
-    else:
-        items = session.connection().execute(stmt).all()
+    items = session.connection().execute(stmt).all()
     if not items:
         return FeedPage(items=[], next=cursor)
     last = items[-1]
     return FeedPage(items=items, next=FeedCursor(position=last.feed_pos, event_id=last.id))
-
-
-def _driver_rows(session: Session, stmt: Any) -> list[Any]:
-    """`stmt`'s rows straight from psycopg, as named tuples (PostgreSQL).
-
-    The driver's values are already what the feed serves: text, and `timestamptz` as UTC
-    instants (sessions run in UTC, `audit_app.db`); SQLAlchemy's result layer would only wrap
-    and re-check them, which at 1,000 rows a page took as long as reading them.
-    """
-    sql, params = driver_statement(session, stmt)
-    cursor = session.connection().connection.driver_connection.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
-    with cursor:
-        return cursor.execute(sql, params).fetchall()
 
 
 def feed_end(session: Session, principal: Principal) -> FeedCursor:

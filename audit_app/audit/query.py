@@ -23,6 +23,7 @@ from sqlmodel import Session, col
 from audit_app.audit.filters import EXCLUSIONS, AuditFilters, where_clause
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
+from audit_app.db import as_stored, stored_time
 from audit_app.models import AuditLog, AuditLogPublic, utc
 
 MAX_PER_PAGE = 500
@@ -46,6 +47,9 @@ def time_order(order: str) -> tuple[Any, Any]:
 
 # What a listed event carries: the public fields, read as plain rows (no ORM objects to build).
 LISTED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.model_fields)  # type: ignore[attr-defined]
+STORED_AS_READ = ("timestamp", "ingested_at", "details")
+"""The listed columns `list_events(as_stored=True)` leaves as the driver reads them (`db.as_stored`)."""
+LISTED_COLUMNS_AS_STORED = as_stored(LISTED_COLUMNS, STORED_AS_READ)
 ListedEvent = Row[*tuple[Any, ...]]
 """A listed event: a read-only row with the public fields of AuditLog as attributes."""
 
@@ -78,7 +82,7 @@ class EventPage:
 
 def encode_cursor(event: AuditLog | ListedEvent) -> str:
     """An opaque cursor pointing just after `event` in the list's order."""
-    raw = json.dumps([utc(event.timestamp).isoformat(), event.id], separators=(",", ":"))
+    raw = json.dumps([stored_time(event.timestamp).isoformat(), event.id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -170,6 +174,7 @@ def list_events(
     per_page: int = DEFAULT_PER_PAGE,
     cursor: str | None = None,
     order: str = "desc",
+    as_stored: bool = False,
 ) -> EventPage:
     """The page-th page of events matching `filters` within the caller's scope, newest first
     (`order="asc"`: oldest first; ties on time are broken by id the same way).
@@ -180,6 +185,9 @@ def list_events(
     The capped total rides along the page's rows as an uncorrelated scalar subquery (computed
     once): one statement, one round trip. Only an empty page counts separately. Rows come back
     as plain tuples of the public columns, not ORM objects: a page is read, never changed.
+    With `as_stored`, their times and `details` are as the driver reads them (`db.as_stored`;
+    `db.stored_time`, `db.stored_json` make of them what SQLAlchemy would), for a caller that
+    serialises the page straight away.
     """
     conditions = where_clause(session, principal, filters)
     index = sqlite_index(filters) if session.get_bind().dialect.name == "sqlite" else None
@@ -201,7 +209,7 @@ def list_events(
     )
     found = _capped_count_query(conditions, cap, index).scalar_subquery()
     stmt = (
-        select(*LISTED_COLUMNS, found.label("found"))
+        select(*(LISTED_COLUMNS_AS_STORED if as_stored else LISTED_COLUMNS), found.label("found"))
         .where(col(AuditLog.id).in_(ids.scalar_subquery()))
         .order_by(*ordering)
     )

@@ -13,11 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
+from audit_app.api.schemas import AuditLogPage
 from audit_app.audit.filters import AuditFilters
+from audit_app.audit.query import list_events
 from audit_app.audit.stats import compute_stats_scan
 from audit_app.auth import Principal
 from audit_app.models import AuditLog, AuditLogPublic
 from tests.api.helpers import LIST, World, at, event, ids_of, write
+from tests.principals import ACME, SUPER
 
 pytestmark = pytest.mark.usefixtures("world")
 
@@ -416,3 +419,51 @@ def test_hours_only_for_windows_of_at_most_48_hours(
     assert stats["bucket"] == bucket
     assert len(stats["by_day"]) <= 48
     assert sum(row["count"] for row in stats["by_day"]) == stats["total"]
+
+
+def test_list_json_is_the_validated_pages_json(
+    client: TestClient, as_super: dict[str, str], as_acme: dict[str, str], session: Session
+) -> None:
+    """The list serialises its rows directly (`api.event_json`): byte for byte the JSON that validating
+    the page as AuditLogPage and dumping it gave (values, key order, time and number formats)."""
+    odd = [
+        {"big": 10**20, "f": 1.5, "e16": 1e16, "tiny": 1e-07, "whole": 2.0, "neg": -0.0, "u": "ü 名前 🙂"},
+        {"nested": {"b": [1, None, {"z": []}], "a": True}, "quote": 'say "hi"', "ctl": "\x01\n\t", "sep": "\u2028"},
+        {},
+    ]
+    stamps = [datetime(2026, 3, 4, 12, 0, 0, tzinfo=UTC), datetime(2026, 3, 4, 12, 0, 0, 1, tzinfo=UTC)]
+    stamps.append(datetime(2026, 3, 4, 12, 0, 0, 123000, tzinfo=UTC))
+    write(session, [event("acme", when, details=details) for when, details in zip(stamps, odd, strict=True)])
+    asked: list[tuple[dict[str, str], Principal, AuditFilters, dict[str, Any]]] = [
+        (as_super, SUPER, AuditFilters(), {}),
+        (as_super, SUPER, AuditFilters(tenant_id="acme"), {"tenant_id": "acme", "per_page": 2, "page": 2}),
+        (as_acme, ACME, AuditFilters(), {"sort": "asc", "per_page": 3}),
+        (as_super, SUPER, AuditFilters(action="no.such.action"), {"action": "no.such.action"}),
+    ]
+    for headers, principal, filters, params in asked:
+        response = client.get(LIST, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        page = list_events(
+            session,
+            principal,
+            filters,
+            page=int(params.get("page", 1)),
+            per_page=int(params.get("per_page", 50)),
+            order=params.get("sort", "desc"),
+        )
+        validated = AuditLogPage.model_validate(
+            {
+                "items": page.items,
+                "total": page.total,
+                "page": page.page,
+                "per_page": page.per_page,
+                "pages": page.pages,
+                "total_exact": page.total_exact,
+                "next_cursor": page.next_cursor,
+            },
+            from_attributes=True,
+        )
+        assert response.content == validated.model_dump_json().encode(), params
+        if page.next_cursor:
+            following = client.get(LIST, params={**params, "cursor": page.next_cursor}, headers=headers).json()
+            assert following["items"][0]["id"] not in {item.id for item in page.items}

@@ -1,0 +1,70 @@
+"""The JSON of event pages, written straight from the rows a page reads (no model validated per event).
+
+The list and the feed read their rows with the times (and the list its `details`) as the driver
+returns them (`db.as_stored`); validating each row as AuditLogPublic only to serialise it again
+cost more than reading the page. The rows are the database's own values of the public columns,
+so building the dicts here and serialising them gives the same JSON as the models would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pydantic_core
+
+from audit_app.audit.query import EventPage
+from audit_app.db import stored_json, stored_time
+from audit_app.models import AuditLogPublic
+
+PUBLIC_FIELDS: tuple[str, ...] = tuple(AuditLogPublic.model_fields)
+"""The fields of an event, in the order of AuditLogPublic (and of the columns the list and feed read)."""
+TIME_FIELDS: tuple[str, ...] = ("timestamp", "ingested_at")
+
+
+def public_event(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of the public columns (further columns ignored) as a dict in AuditLogPublic's field
+    order, its times the aware UTC datetimes the model holds; `details` is left as read."""
+    event = dict(zip(PUBLIC_FIELDS, row, strict=False))
+    for name in TIME_FIELDS:
+        event[name] = stored_time(event[name])
+    return event
+
+
+def page_json(page: EventPage) -> bytes:
+    """The AuditLogPage of `page` (read with `list_events(as_stored=True)`) as JSON.
+
+    pydantic-core's own serialiser, as `AuditLogPage.model_dump_json` uses: the same number
+    formats in `details` (`1e+16`, integers past 64 bits), time formats and key order.
+    """
+    items = []
+    for row in page.items:
+        event = public_event(row)
+        event["details"] = stored_json(event["details"])
+        items.append(event)
+    return pydantic_core.to_json(
+        {
+            "items": items,
+            "total": page.total,
+            "page": page.page,
+            "per_page": page.per_page,
+            "pages": page.pages,
+            "total_exact": page.total_exact,
+            "next_cursor": page.next_cursor,
+        }
+    )
+
+
+def feed_json(rows: Sequence[Any], following: str) -> bytes:
+    """The FeedAnswer's JSON, from rows read with `read_feed(details_as_json_text=True)`.
+
+    Each `details` is embedded as the JSON text stored, never decoded and encoded again.
+    """
+    items = []
+    for row in rows:
+        event = public_event(row)
+        if row.details is not None:
+            event["details"] = orjson.Fragment(row.details)
+        items.append(event)
+    return orjson.dumps({"items": items, "next": following}, option=orjson.OPT_UTC_Z)
