@@ -30,7 +30,11 @@ from audit_app.settings import ConfigError, get_settings
 
 @lru_cache(maxsize=16)
 def engine_for(
-    url: str, autocommit: bool = False, pool_timeout: float = 10.0, lock_timeout: float | None = None
+    url: str,
+    autocommit: bool = False,
+    pool_timeout: float = 10.0,
+    lock_timeout: float | None = None,
+    durable: bool = True,
 ) -> Engine:
     """One pooled engine per database URL, and one more for its transaction-less reads.
 
@@ -39,6 +43,7 @@ def engine_for(
     A checkout waits at most `pool_timeout` seconds (then `sqlalchemy.exc.TimeoutError`: 503).
     PostgreSQL sessions run in UTC. On PostgreSQL, a statement waits at most `lock_timeout` seconds for a lock such as a
     tenant's chain head (then `LockNotAvailable`: 503); None waits without limit.
+    `durable=False`: PostgreSQL commits do not wait for the disk (`synchronous_commit=off`).
     """
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     options["pool_timeout"] = pool_timeout
@@ -52,6 +57,8 @@ def engine_for(
     server_options = "-c TimeZone=UTC"
     if lock_timeout is not None:
         server_options += f" -c lock_timeout={round(lock_timeout * 1000)}"
+    if not durable:
+        server_options += " -c synchronous_commit=off"
     options["connect_args"] = {"options": server_options}
     engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **options)
     event.listen(engine, "handle_error", _discard_read_only)
@@ -170,6 +177,16 @@ def get_engine() -> Engine:
     """The engine of the primary database (every write goes here)."""
     settings = get_settings()
     return engine_for(settings.database_url, pool_timeout=settings.pool_timeout, lock_timeout=settings.lock_timeout)
+
+
+def get_counter_engine() -> Engine:
+    """Autocommit connections to the primary whose commits do not wait for the disk (PostgreSQL).
+
+    For statistics only, such as the feed's poll counts: one statement, one round trip, and a
+    crash may lose the last fraction of a second of them. Never write events with it.
+    """
+    settings = get_settings()
+    return engine_for(settings.database_url, autocommit=True, pool_timeout=settings.pool_timeout, durable=False)
 
 
 def get_read_engine(autocommit: bool = False) -> Engine:

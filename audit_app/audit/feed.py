@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Text, cast, func, select, text, tuple_, update
+from sqlalchemy import Row, Text, cast, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -28,7 +28,7 @@ from audit_app.audit.filters import TEXT_FILTERS, AuditFilters, where_clause
 from audit_app.audit.ingest import caller_key, record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
-from audit_app.db import as_stored
+from audit_app.db import as_stored, get_counter_engine
 from audit_app.models import AuditLog, AuditLogPublic, FeedCollector, utc, utcnow
 
 MAX_FEED_LIMIT = 1000
@@ -135,11 +135,10 @@ def read_feed(
     """
     conditions = where_clause(session, principal, feed_filters(filters))
     final = served(session)
+    kept: Any = None
     if not cursor.is_start:
-        scope = Scope.of(principal).condition()
-        kept = session.execute(select(col(AuditLog.id)).where(col(AuditLog.id) == cursor.event_id, scope)).first()
-        if kept is None:
-            raise CursorExpiredError(_oldest_since(session, [scope]))
+        kept = _cursor_kept(principal, cursor)
+        conditions.append(kept)  # checked in the page's own statement: no round trip of its own
         start: Any = tuple_(*FEED_ORDER) > tuple_(cursor.position, cursor.event_id)
     elif cursor.since is not None:
         first = session.execute(
@@ -157,9 +156,18 @@ def read_feed(
     stmt = select(*columns).where(start, *conditions, final).order_by(*FEED_ORDER).limit(limit)
     items = session.connection().execute(stmt).all()
     if not items:
+        if kept is not None and not session.execute(select(kept)).scalar():
+            raise CursorExpiredError(_oldest_since(session, [Scope.of(principal).condition()]))
         return FeedPage(items=[], next=cursor)
     last = items[-1]
     return FeedPage(items=items, next=FeedCursor(position=last.feed_pos, event_id=last.id))
+
+
+def _cursor_kept(principal: Principal, cursor: FeedCursor) -> Any:
+    """The condition that the event `cursor` points after is still retained, in the caller's scope."""
+    held = AuditLog.__table__.alias("held")  # type: ignore[attr-defined]
+    scope = Scope.of(principal).condition(held.c.tenant_id)
+    return select(held.c.id).where(held.c.id == cursor.event_id, scope).exists()
 
 
 def feed_end(session: Session, principal: Principal) -> FeedCursor:
@@ -179,6 +187,19 @@ def collector_key(principal: Principal, filters: AuditFilters, fmt: str) -> str:
     """Who follows which feed: the caller (as for idempotency) with its filters and format."""
     what = json.dumps([caller_key(principal), feed_filters(filters).active(), fmt])
     return hashlib.sha256(what.encode()).hexdigest()
+
+
+def _count_poll(key: str, hour: datetime, read: int) -> bool:
+    """Add a poll to its collector's row if the row is at `hour` already (every poll but the
+    hour's first); whether it was. One autocommitted UPDATE, in one round trip: a poll count
+    is a statistic, so its commit does not wait for the disk (`get_counter_engine`)."""
+    counting = (
+        update(FeedCollector)
+        .where(col(FeedCollector.key) == key, col(FeedCollector.hour) == hour)
+        .values(polls=col(FeedCollector.polls) + 1, events=col(FeedCollector.events) + read)
+    )
+    with get_counter_engine().connect() as connection:
+        return connection.execute(counting).rowcount == 1
 
 
 def record_poll(
@@ -201,17 +222,7 @@ def record_poll(
     hour = (now or utcnow()).replace(minute=0, second=0, microsecond=0)
     key = collector_key(principal, filters, fmt)
     read = len(page.items)
-    # Every poll but the hour's first: one UPDATE and its commit (no row read, no lock taken first).
-    counted = session.execute(
-        update(FeedCollector)
-        .where(col(FeedCollector.key) == key, col(FeedCollector.hour) == hour)
-        .values(polls=col(FeedCollector.polls) + 1, events=col(FeedCollector.events) + read)
-    )
-    if counted.rowcount == 1:  # type: ignore[attr-defined]
-        if session.get_bind().dialect.name == "postgresql":
-            # A poll count is a statistic: its commit need not wait for the disk (no event is written).
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        session.commit()
+    if _count_poll(key, hour, read):
         return None
     stmt = select(FeedCollector).where(col(FeedCollector.key) == key)
     if session.get_bind().dialect.name == "postgresql":
