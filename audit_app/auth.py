@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -177,6 +180,7 @@ class TokenCheck:
     issuer: str | None
     audience: str | None
     mapping: ClaimsMapping
+    local: bool = False  # the local key (AUDIT_JWT_SECRET or AUDIT_JWT_PUBLIC_KEY), not a provider's
 
 
 def _token_check(token: str, settings: Settings) -> TokenCheck:
@@ -204,17 +208,92 @@ def _token_check(token: str, settings: Settings) -> TokenCheck:
         )
     if not local_key:
         raise ConfigError("No token key is configured (AUDIT_JWT_SECRET or AUDIT_JWT_PUBLIC_KEY).")
-    return TokenCheck(local_key, settings.jwt_algorithms, settings.jwt_issuer, settings.jwt_audience, OWN_CLAIMS)
+    return TokenCheck(
+        local_key, settings.jwt_algorithms, settings.jwt_issuer, settings.jwt_audience, OWN_CLAIMS, local=True
+    )
+
+
+LocalCheck = tuple[bool, str | None, tuple[str, ...], str | None, str | None]
+"""What verifies a token with the local key: (provider keys in use, key, algorithms, issuer, audience)."""
+
+
+def _local_check(settings: Settings) -> LocalCheck:
+    return (
+        settings.uses_provider_keys,
+        settings.jwt_public_key or settings.jwt_secret,
+        tuple(settings.jwt_algorithms),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+    )
+
+
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    check: LocalCheck
+    usable_until: float  # `exp` plus the leeway, as PyJWT accepts it
+
+
+class VerifiedTokens:
+    """Bearer tokens verified with the local key, and their Principals, for as long as they are valid.
+
+    Verifying a token (its header, signature and claims) took about a tenth of a list request's
+    own work; a client sends the same token with each request. A token is answered from here only
+    while it has not expired (`exp` plus TOKEN_LEEWAY, as when verified) and only if what verified it
+    (key, algorithms, issuer, audience) is still what the settings say: the Principal is the one
+    verification gave, so nothing here can widen a scope. Tokens of an identity provider (verified
+    with its published keys, which rotate) are not kept. At most `size` tokens, the least recently
+    used dropped first.
+    """
+
+    def __init__(self, size: int = 1024, clock: Callable[[], float] = time.time) -> None:
+        self.size = size
+        self.clock = clock
+        self._kept: OrderedDict[str, _Verified] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, check: LocalCheck) -> Principal | None:
+        """The Principal of `token` if it was verified with `check` and is still valid, else None."""
+        with self._lock:
+            kept = self._kept.get(token)
+            if kept is None:
+                return None
+            if kept.check != check or self.clock() >= kept.usable_until:
+                del self._kept[token]
+                return None
+            self._kept.move_to_end(token)
+            return kept.principal
+
+    def keep(self, token: str, check: LocalCheck, principal: Principal, expires: int) -> None:
+        """Remember that `token`, valid until `expires` (its `exp`), was verified with `check` as `principal`."""
+        with self._lock:
+            self._kept[token] = _Verified(principal, check, expires + TOKEN_LEEWAY)
+            self._kept.move_to_end(token)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every token (tests)."""
+        with self._lock:
+            self._kept.clear()
+
+
+VERIFIED_TOKENS = VerifiedTokens()
 
 
 def decode_token(token: str, settings: Settings) -> Principal:
     """Verify a bearer token and return its Principal, or raise AuthError saying why.
 
     With provider keys configured, the first token naming a new `kid` may fetch the provider's
-    key set (a blocking HTTP call): async callers run this in a worker thread.
+    key set (a blocking HTTP call): async callers run this in a worker thread. A token verified
+    with the local key is answered from VERIFIED_TOKENS until it expires.
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise AuthError("Missing or oversized bearer token.")
+    local = _local_check(settings)
+    known = VERIFIED_TOKENS.get(token, local)
+    if known is not None:
+        return known
     check = _token_check(token, settings)
     options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(check.audience)}
     try:
@@ -233,7 +312,10 @@ def decode_token(token: str, settings: Settings) -> Principal:
         raise AuthError(f"Invalid token: {exc}.") from None
     if claims.get("use") == DOWNLOAD_TOKEN_USE:
         raise AuthError("A download token is not a bearer token; it only works as `download_token` of an export.")
-    return principal_from_claims(claims, check.mapping)
+    principal = principal_from_claims(claims, check.mapping)
+    if check.local:
+        VERIFIED_TOKENS.keep(token, local, principal, int(claims["exp"]))
+    return principal
 
 
 def download_signing_key(settings: Settings) -> str:
