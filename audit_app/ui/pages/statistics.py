@@ -104,13 +104,20 @@ PLOTLY_BUNDLE = "plotly.js-basic-dist-min"
 
 
 class PlotlyPreload(Fragment):
-    """Starts loading Plotly as soon as the page's script runs (the charts themselves import it
-    only once mounted, after the page is hydrated)."""
+    """Starts loading Plotly once the page is hydrated, while the server computes the figures (the
+    charts themselves import it only when mounted, once the figures have come).
 
-    def add_custom_code(self) -> list[str]:
-        """A module-level import of the bundle, in the browser only (not while the build prerenders the
-        page); the charts' own import then finds it loaded."""
-        return [f"if (typeof window !== 'undefined') import('{PLOTLY_BUNDLE}');"]
+    Not earlier: run while React hydrates the page, Plotly's evaluation (a long task) delayed the
+    end of hydration, and with it the page's first event, which asks the server for the figures."""
+
+    def add_imports(self) -> dict[str, list[str]]:
+        """The hook's import."""
+        return {"react": ["useEffect"]}
+
+    def add_hooks(self) -> list[str]:
+        """A mount effect importing the bundle (the browser only: effects never run while the build
+        prerenders the page); the charts' own import then finds it loaded."""
+        return [f"useEffect(() => {{ import('{PLOTLY_BUNDLE}'); }}, []);"]
 
 
 def chart_card(
@@ -126,12 +133,18 @@ def chart_card(
         ),
         # Plotly's basic bundle (bar, scatter, pie: every trace these charts draw) is a quarter of
         # the full one the browser would otherwise download, parse and run before the first chart
-        rx.plotly.basic(
-            data=figure.to(go.Figure),  # the state keeps the figure as Plotly's JSON
-            on_click=lambda points: StatsState.open_events(chart, points),
-            config={"displayModeBar": False, "responsive": True},
-            use_resize_handler=True,
-            width="100%",
+        # mounted once there are figures: an empty chart drawn on the first paint was drawn again
+        # when the form arrived, then with the figures (three Plotly draws of five charts)
+        rx.cond(
+            StatsState.drawn,
+            rx.plotly.basic(
+                data=figure.to(go.Figure),  # the state keeps the figure as Plotly's JSON
+                on_click=lambda points: StatsState.open_events(chart, points),
+                config={"displayModeBar": False, "responsive": True},
+                use_resize_handler=True,
+                width="100%",
+            ),
+            rx.el.div(class_name="chart-placeholder"),
         ),
         rx.cond(note != "", rx.text(note, size="1", color_scheme="gray")) if note is not None else rx.fragment(),
         data_table(title, chart),

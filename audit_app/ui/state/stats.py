@@ -48,6 +48,7 @@ class StatsState(FilterFormState, rx.State):
     actions: charts.Figure = charts.EMPTY_FIGURE
     results: charts.Figure = charts.EMPTY_FIGURE
     actors: charts.Figure = charts.EMPTY_FIGURE
+    drawn: bool = False  # the figures were computed once: the charts are mounted (and stay, redrawn)
     include_access: bool = False  # ?access=include: the console's own access records count too
     compare: bool = False  # ?compare=1: each figure next to the previous period of the same length
     compare_note: str = ""
@@ -167,6 +168,7 @@ class StatsState(FilterFormState, rx.State):
         self.results = charts.results_figure(stats)
         self.actors = charts.actors_figure(stats)
         self.tables = charts.chart_tables(stats)
+        self.drawn = True
         self._labels = {
             "daily": charts.result_order(stats),
             "results": charts.result_order(stats),
