@@ -31,6 +31,8 @@ from audit_app.models import EVENT_FIELDS
 from audit_app.seed import ACTIONS, RESULT_ON_FAILURE, SERVICE_AGENTS, TENANT_PARTNER, _actors, _details, _ip
 
 COLUMNS: tuple[str, ...] = (*EVENT_FIELDS, "ingested_at", "chain_seq", "prev_hash", "hash")
+BATCH = 1000
+"""Events per ingested batch: each batch is one transaction, with one feed position."""
 ACTOR_COUNT = 2000
 DAYS = 90
 
@@ -161,13 +163,18 @@ def load_postgres(url: str, total: int, *, now: datetime, log: Any = print) -> f
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         conn.commit()
-        with conn.cursor() as cur, cur.copy(f"COPY audit_log ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for n, row in enumerate(iter_events(total, now=now), start=1):
-                heads[row["tenant_id"]] = (row["chain_seq"], row["hash"])
-                copy.write_row([json.dumps(row["details"]) if col == "details" else row[col] for col in COLUMNS])
-                if n % 250_000 == 0:
-                    log(f"  copied {n:,} events ({time.perf_counter() - started:.0f} s)")
-        conn.commit()
+        # One transaction per batch, as ingestion commits them: each batch gets its own feed
+        # position (the transaction's id), so the feed reads a page's rows from a few heap pages.
+        conn.execute("SET synchronous_commit TO OFF")
+        events = enumerate(iter_events(total, now=now), start=1)
+        while batch := list(itertools.islice(events, BATCH)):
+            with conn.cursor() as cur, cur.copy(f"COPY audit_log ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for n, row in batch:
+                    heads[row["tenant_id"]] = (row["chain_seq"], row["hash"])
+                    copy.write_row([json.dumps(row["details"]) if col == "details" else row[col] for col in COLUMNS])
+                    if n % 250_000 == 0:
+                        log(f"  copied {n:,} events ({time.perf_counter() - started:.0f} s)")
+            conn.commit()
         log(f"  rebuilding {len(indexes)} indexes ({time.perf_counter() - started:.0f} s)")
         conn.execute("SET maintenance_work_mem = '512MB'")
         for _, definition in indexes:
@@ -202,12 +209,13 @@ def load_sqlite(path: str, total: int, *, now: datetime, log: Any = print) -> fl
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f'DROP INDEX "{name}"')
-    placeholders = ", ".join("?" for _ in COLUMNS)
-    insert = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+    placeholders = ", ".join("?" for _ in (*COLUMNS, "feed_pos"))
+    insert = f"INSERT INTO audit_log ({', '.join(COLUMNS)}, feed_pos) VALUES ({placeholders})"
     batch: list[tuple[Any, ...]] = []
     for n, row in enumerate(iter_events(total, now=now), start=1):
         heads[row["tenant_id"]] = (row["chain_seq"], row["hash"])
-        batch.append(tuple(_sqlite_value(row[col]) for col in COLUMNS))
+        position = (n - 1) // BATCH + 1  # as ingestion numbers batches on SQLite: the last position + 1
+        batch.append((*(_sqlite_value(row[col]) for col in COLUMNS), position))
         if len(batch) == 5000:
             conn.executemany(insert, batch)
             batch.clear()

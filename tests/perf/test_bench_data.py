@@ -1,16 +1,18 @@
-"""The benchmark's bulk loader leaves what ingestion would: valid chains, tenants, heads, daily counts."""
+"""The benchmark's bulk loader leaves what ingestion would: valid chains, tenants, heads, daily counts,
+and a feed position per batch."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.integrity import verify_chain
@@ -19,7 +21,7 @@ from audit_app.auth import Principal
 from audit_app.db import engine_for
 from audit_app.models import AuditLog, ChainHead, Tenant
 from audit_app.seed import TENANT_PARTNER
-from bench.generate import create_postgres_database, load_postgres, load_sqlite
+from bench.generate import BATCH, create_postgres_database, load_postgres, load_sqlite
 from tests.helpers import PG_ADMIN_URL, pg_unreachable
 
 NOW = datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -63,3 +65,11 @@ def test_loaded_data_is_what_ingestion_would_leave(loaded_url: str) -> None:
         everyone = Principal(sub="s", email="", role="super_admin")
         window = AuditFilters(start_time=NOW - timedelta(days=30, hours=5))
         assert compute_stats(session, everyone, window) == compute_stats_scan(session, everyone, window)
+        # One position per batch, rising with the time order the batches were written in.
+        batches = session.execute(
+            select(col(AuditLog.feed_pos), func.count(), func.min(AuditLog.timestamp), func.max(AuditLog.timestamp))
+            .group_by(col(AuditLog.feed_pos))
+            .order_by(col(AuditLog.feed_pos))
+        ).all()
+        assert [count for _, count, _, _ in batches] == [BATCH] * (EVENTS // BATCH)
+        assert all(before[3] <= after[2] for before, after in pairwise(batches))
