@@ -9,6 +9,7 @@ so building the dicts here and serialising them gives the same JSON as the model
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -16,11 +17,12 @@ import pydantic_core
 
 from audit_app.audit.query import EventPage
 from audit_app.db import stored_json, stored_time
-from audit_app.models import AuditLogPublic
+from audit_app.models import AuditLogPublic, utc
 
 PUBLIC_FIELDS: tuple[str, ...] = tuple(AuditLogPublic.model_fields)
 """The fields of an event, in the order of AuditLogPublic (and of the columns the list and feed read)."""
 TIME_FIELDS: tuple[str, ...] = ("timestamp", "ingested_at")
+TIME_INDEXES: tuple[int, ...] = tuple(PUBLIC_FIELDS.index(name) for name in TIME_FIELDS)
 
 
 def public_event(row: Sequence[Any]) -> dict[str, Any]:
@@ -59,12 +61,21 @@ def page_json(page: EventPage) -> bytes:
 def feed_json(rows: Sequence[Any], following: str) -> bytes:
     """The FeedAnswer's JSON, from rows read with `read_feed(details_as_json_text=True)`.
 
-    Each `details` is embedded as the JSON text stored, never decoded and encoded again.
+    Each `details` is embedded as the JSON text stored, never decoded and encoded again. The
+    rows of a page come from one statement: when the first one's times are UTC datetimes
+    already (psycopg, sessions in UTC), so are all, and no time is converted (1,000 rows, two
+    times each, were a quarter of this function's time).
     """
+    convert = bool(rows) and not _utc_times(rows[0])
+    fragment = orjson.Fragment
     items = []
     for row in rows:
-        event = public_event(row)
-        if row.details is not None:
-            event["details"] = orjson.Fragment(row.details)
+        event = public_event(row) if convert else dict(zip(PUBLIC_FIELDS, row, strict=False))
+        event["details"] = fragment(row.details)
         items.append(event)
     return orjson.dumps({"items": items, "next": following}, option=orjson.OPT_UTC_Z)
+
+
+def _utc_times(row: Any) -> bool:
+    """Whether `row`'s times are aware UTC datetimes, as `stored_time` would make them."""
+    return all(isinstance(row[index], datetime) and utc(row[index]) is row[index] for index in TIME_INDEXES)
