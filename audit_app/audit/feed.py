@@ -43,6 +43,8 @@ FEED_COLUMNS_AS_STORED = as_stored(FEED_COLUMNS_RAW_DETAILS, ("timestamp", "inge
 """FEED_COLUMNS with `details` as its stored JSON text and the times as the driver reads them (`db.as_stored`):
 no conversion for a caller that only re-serialises them (the values SQLAlchemy's result layer would only
 wrap and re-check; at 1,000 rows a page that took as long as reading them)."""
+HELD = AuditLog.__table__.alias("held")  # type: ignore[attr-defined]
+"""audit_log again, for the check that a cursor's event is retained (made once: an alias builds its columns)."""
 FeedEvent = Row[*tuple[Any, ...]]
 """An event of the feed: a read-only row with the public fields of AuditLog, then `feed_pos`."""
 
@@ -165,9 +167,8 @@ def read_feed(
 
 def _cursor_kept(principal: Principal, cursor: FeedCursor) -> Any:
     """The condition that the event `cursor` points after is still retained, in the caller's scope."""
-    held = AuditLog.__table__.alias("held")  # type: ignore[attr-defined]
-    scope = Scope.of(principal).condition(held.c.tenant_id)
-    return select(held.c.id).where(held.c.id == cursor.event_id, scope).exists()
+    scope = Scope.of(principal).condition(HELD.c.tenant_id)
+    return select(HELD.c.id).where(HELD.c.id == cursor.event_id, scope).exists()
 
 
 def feed_end(session: Session, principal: Principal) -> FeedCursor:
