@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+import orjson
 import psutil
 import psycopg
 from cryptography.hazmat.primitives import serialization
@@ -704,7 +705,8 @@ def measure_feed(base: str, url: str, settings: Settings, limit: int = FEED_LIMI
 
     The SQL column replays, page by page, the very statements `read_feed` issues (recorded in
     process first, untimed) on one raw driver connection. The HTTP column is a collector on
-    one kept-alive connection that parses each answer and asks for its `next`, as a SIEM would.
+    one kept-alive connection that parses each answer (with orjson, as a Python collector that
+    cares would; `json.loads` took 1.2-1.8 times as long) and asks for its `next`, as a SIEM would.
     """
     principal = Principal(
         sub="bench-collector", email="collector@bench.example", role="super_admin", scopes=frozenset(ALL_SCOPES.split())
@@ -733,7 +735,7 @@ def measure_feed(base: str, url: str, settings: Settings, limit: int = FEED_LIMI
         status, body = client.get(FEED_PATH, params, headers)
         if status != 200:
             raise RuntimeError(f"feed answered {status}: {body[:200]!r}")
-        answer = json.loads(body)
+        answer = orjson.loads(body)
         if not answer["items"]:
             break
         received += len(answer["items"])
@@ -742,6 +744,7 @@ def measure_feed(base: str, url: str, settings: Settings, limit: int = FEED_LIMI
     client.close()
     return {
         "case": f"feed drain, limit={limit}",
+        "collector": "http.client, one kept-alive connection, orjson.loads",
         "events": received,
         "http_events_per_s": round(received / http_seconds),
         "http_seconds": round(http_seconds, 1),
