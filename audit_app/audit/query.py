@@ -50,6 +50,10 @@ LISTED_COLUMNS = tuple(AuditLog.__table__.c[name] for name in AuditLogPublic.mod
 STORED_AS_READ = ("timestamp", "ingested_at", "details")
 """The listed columns `list_events(as_stored=True)` leaves as the driver reads them (`db.as_stored`)."""
 LISTED_COLUMNS_AS_STORED = as_stored(LISTED_COLUMNS, STORED_AS_READ)
+# The SELECT of those columns, built once (each request adds to a copy): its twenty columns are not
+# coerced again on each request.
+SELECT_LISTED = select(*LISTED_COLUMNS)
+SELECT_LISTED_AS_STORED = select(*LISTED_COLUMNS_AS_STORED)
 ListedEvent = Row[*tuple[Any, ...]]
 """A listed event: a read-only row with the public fields of AuditLog as attributes."""
 
@@ -209,7 +213,8 @@ def list_events(
     )
     found = _capped_count_query(conditions, cap, index).scalar_subquery()
     stmt = (
-        select(*(LISTED_COLUMNS_AS_STORED if as_stored else LISTED_COLUMNS), found.label("found"))
+        (SELECT_LISTED_AS_STORED if as_stored else SELECT_LISTED)
+        .add_columns(found.label("found"))
         .where(col(AuditLog.id).in_(ids.scalar_subquery()))
         .order_by(*ordering)
     )
