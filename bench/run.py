@@ -57,7 +57,7 @@ from audit_app.settings import Settings
 from bench.cluster import DEFAULT_DIR, DEFAULT_PORT, free_port, private_cluster, wait_until_serving
 from bench.datasette import datasette_server, export_rows_per_s, stored_time, table_path
 from bench.datasette import list_params as datasette_list_params
-from bench.generate import create_postgres_database, load_postgres
+from bench.generate import BATCH, create_postgres_database, load_postgres
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = os.environ.get("AUDIT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -169,7 +169,11 @@ def prepare_postgres(
         try:
             with Session(engine_for(url)) as session:
                 count = session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
-            if events <= count <= events * 1.3:  # earlier runs ingested batches (60,000 events a run)
+                first = select(func.min(col(AuditLog.feed_pos))).scalar_subquery()
+                batch = session.execute(select(func.count()).where(col(AuditLog.feed_pos) == first)).scalar_one()
+            if batch > BATCH:  # loaded in one transaction before 1 Dec: one feed position for every event
+                log(f"not reusing {name}: its first feed position holds {batch:,} events, not one batch")
+            elif events <= count <= events * 1.3:  # earlier runs ingested batches (60,000 events a run)
                 log(f"reusing {name} ({count:,} events); applying any newer migrations")
                 upgrade(url)
                 return url
