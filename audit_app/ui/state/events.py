@@ -20,13 +20,20 @@ from sqlmodel import Session
 
 from audit_app.audit.feed import CursorExpiredError, FeedCursor, FeedEvent, feed_end, read_feed
 from audit_app.audit.filters import AuditFilters
-from audit_app.audit.query import count_events, list_actions, list_events, list_resource_types, list_results
+from audit_app.audit.query import (
+    EventPage,
+    count_events,
+    list_actions,
+    list_events,
+    list_resource_types,
+    list_results,
+)
 from audit_app.audit.scope import Scope
 from audit_app.audit.signing import export_keys
 from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_download_token
 from audit_app.settings import ConfigError, get_settings
 from audit_app.ui.present import event_row
-from audit_app.ui.session import in_thread, signed_in
+from audit_app.ui.session import FORM_ALONE_AFTER, finished_within, in_thread, signed_in
 from audit_app.ui.state.auth import current_principal
 from audit_app.ui.state.export_progress import ExportProgressState
 from audit_app.ui.state.filter_form import FilterFormState
@@ -106,6 +113,24 @@ def _pickers(session: Session, principal: Principal) -> dict[str, list[str]]:
         "resource_type": list_resource_types(session, principal),
         "result": list_results(session, principal),
     }
+
+
+async def _read_page(principal: Principal, view: ViewQuery) -> tuple[EventPage, int]:
+    """The page of `view` and its number: the last page instead when `view.page` is beyond it.
+
+    Raises FilterError, ForbiddenError or SQLAlchemyError as the read does.
+    """
+    filters = view.filters(datetime.now(UTC))
+    result = await in_thread(
+        lambda s: list_events(s, principal, filters, page=view.page, per_page=view.per_page, order=view.sort)
+    )
+    if not result.items and view.page > 1 and result.pages:
+        last = result.pages
+        result = await in_thread(
+            lambda s: list_events(s, principal, filters, page=last, per_page=view.per_page, order=view.sort)
+        )
+        return result, last
+    return result, view.page
 
 
 class EventsState(FilterFormState, rx.State):
@@ -222,7 +247,11 @@ class EventsState(FilterFormState, rx.State):
                 yield update
 
     async def _load(self, principal: Principal, view: ViewQuery) -> AsyncIterator[Any]:
-        """Show `view`: the pickers, the form and the page of rows (unless it is on show already)."""
+        """Show `view`: the pickers, the form and the page of rows (unless it is on show already).
+
+        The rows are read while the pickers are; the form goes to the browser on its own only when
+        the rows take longer than FORM_ALONE_AFTER (else form and rows arrive, and render, together).
+        """
         zone = await zone_of(self)
         query = view.query_string()
         if f"{query} {zone}" == self._loaded and not self.error:
@@ -233,47 +262,45 @@ class EventsState(FilterFormState, rx.State):
         scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
         self._stop_tail()  # another view: the tail (if on) followed the previous one
         self.loading, self.error = True, ""
+        reading = asyncio.ensure_future(_read_page(principal, view))
         try:
-            if self._options_for != scope_key:
-                # before the form is filled: a select mounted without its option shows "Any ..."
-                self.options = await in_thread(lambda s: _pickers(s, principal))
-                self._options_for = scope_key
-        except SQLAlchemyError:
-            logger.exception("Loading the picker values failed")
-        self._show_view(view, zone)
-        self.widen = widenings(view)
-        self.page, self.per_page, self.sort = view.page, view.per_page, view.sort
-        self.window_label = PRESET_LABELS.get(view.preset, "") if view.preset else ""
-        self.query_string = query
-        yield
-        try:
-            filters = view.filters(datetime.now(UTC))
-            result = await in_thread(
-                lambda s: list_events(s, principal, filters, page=view.page, per_page=view.per_page, order=view.sort)
-            )
-            self.page_note = ""
-            if not result.items and view.page > 1 and result.pages:
-                # a page beyond the last (an old link, a shrunk result): show the last one and say so
-                last = result.pages
-                result = await in_thread(
-                    lambda s: list_events(s, principal, filters, page=last, per_page=view.per_page, order=view.sort)
-                )
-                self.page_note = f"There is no page {view.page:,}: showing page {last:,}, the last."
-                self.page = last
-        except FilterError as exc:
-            self._fail(str(exc), exc.field)
-        except ForbiddenError as exc:
-            self._fail(str(exc))
-        except SQLAlchemyError:
-            logger.exception("Loading events failed")
-            self._fail(LOAD_FAILED)
-        else:
-            now = datetime.now(UTC)
-            self.rows = [event_row(event, zone, now) for event in result.items]
-            self.total, self.pages, self.total_exact = result.total, result.pages, result.total_exact
-            self._loaded = f"{query} {zone}"
+            try:
+                if self._options_for != scope_key:
+                    # before the form is filled: a select mounted without its option shows "Any ..."
+                    self.options = await in_thread(lambda s: _pickers(s, principal))
+                    self._options_for = scope_key
+            except SQLAlchemyError:
+                logger.exception("Loading the picker values failed")
+            self._show_view(view, zone)
+            self.widen = widenings(view)
+            self.page, self.per_page, self.sort = view.page, view.per_page, view.sort
+            self.window_label = PRESET_LABELS.get(view.preset, "") if view.preset else ""
+            self.query_string = query
+            if not await finished_within(reading, FORM_ALONE_AFTER):
+                yield  # a slow read: the filled form (and the loading state) first
+            try:
+                result, shown_page = await reading
+            except FilterError as exc:
+                self._fail(str(exc), exc.field)
+            except ForbiddenError as exc:
+                self._fail(str(exc))
+            except SQLAlchemyError:
+                logger.exception("Loading events failed")
+                self._fail(LOAD_FAILED)
+            else:
+                now = datetime.now(UTC)
+                self.page_note = ""
+                if shown_page != view.page:
+                    # a page beyond the last (an old link, a shrunk result): the last one, and say so
+                    self.page_note = f"There is no page {view.page:,}: showing page {shown_page:,}, the last."
+                    self.page = shown_page
+                self.rows = [event_row(event, zone, now) for event in result.items]
+                self.total, self.pages, self.total_exact = result.total, result.pages, result.total_exact
+                self._loaded = f"{query} {zone}"
+            finally:
+                self.loading = False
         finally:
-            self.loading = False
+            reading.cancel()  # a superseded load (a newer navigation): nothing waits for its rows
 
     @rx.event
     def toggle_sort(self) -> EventSpec:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,17 +13,37 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.exc import SQLAlchemyError
 
+from audit_app.audit.filters import AuditFilters
 from audit_app.audit.scope import Scope
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.ui import charts
-from audit_app.ui.session import in_thread, signed_in
+from audit_app.ui.session import FORM_ALONE_AFTER, finished_within, in_thread, signed_in
 from audit_app.ui.state.filter_form import FilterFormState
 from audit_app.ui.state.zone import zone_named, zone_of
 from audit_app.ui.url_filters import FILTER_LABELS, FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery, stats_params
 
 logger = logging.getLogger(__name__)
 STATS_FORM = ("q", "tenant_id", "partner_id", "start_time", "end_time")
+
+
+async def _compute(
+    principal: Principal, view: ViewQuery, now: datetime, excluded: frozenset[str], zone: tzinfo, *, compare: bool
+) -> tuple[AuditFilters, dict[str, Any], dict[str, Any] | None]:
+    """The view's filters, its statistics and (`compare`) the previous period's, computed side by side.
+
+    Raises FilterError, ForbiddenError or SQLAlchemyError as the computation does.
+    """
+    filters = view.filters(now)
+    before = charts.previous_window(filters, now) if compare else None
+
+    async def stats_of(window: AuditFilters) -> dict[str, Any]:
+        return await in_thread(lambda s: compute_stats(s, principal, window, exclude_actions=excluded, zone=zone))
+
+    if before is None:
+        return filters, await stats_of(filters), None
+    stats, earlier = await asyncio.gather(stats_of(filters), stats_of(before))
+    return filters, stats, earlier
 
 
 class StatsState(FilterFormState, rx.State):
@@ -97,33 +118,28 @@ class StatsState(FilterFormState, rx.State):
         excluded = frozenset() if self.include_access else ACCESS_ACTIONS
         scope_key = f"{principal.role}:{principal.tenant_id}:{principal.partner_id}"
         self.loading, self.error = True, ""
-        try:
-            if self._pickers_for != scope_key:
-                # before the form is filled: a select mounted without its option shows "Any ..."
-                self.tenants, self.partners = await in_thread(
-                    lambda s: (Scope.of(principal).tenant_ids(s), Scope.of(principal).partner_ids(s))
-                )
-                self._pickers_for = scope_key
-        except SQLAlchemyError:
-            logger.exception("Loading the picker values failed")
         zone = await zone_of(self)
-        self._show_view(view, zone)
-        self.carried = [
-            {"name": name, "label": FILTER_LABELS[name], "value": view.values[name]}
-            for name in TEXT_FILTERS
-            if name not in STATS_FORM and view.values[name]
-        ]
-        yield
         now = datetime.now(UTC)
+        computing = asyncio.ensure_future(_compute(principal, view, now, excluded, zone, compare=self.compare))
         try:
-            filters = view.filters(now)
-            stats = await in_thread(lambda s: compute_stats(s, principal, filters, exclude_actions=excluded, zone=zone))
-            before = charts.previous_window(filters, now) if self.compare else None
-            earlier = (
-                await in_thread(lambda s: compute_stats(s, principal, before, exclude_actions=excluded, zone=zone))
-                if before is not None
-                else None
-            )
+            try:
+                if self._pickers_for != scope_key:
+                    # before the form is filled: a select mounted without its option shows "Any ..."
+                    self.tenants, self.partners = await in_thread(
+                        lambda s: (Scope.of(principal).tenant_ids(s), Scope.of(principal).partner_ids(s))
+                    )
+                    self._pickers_for = scope_key
+            except SQLAlchemyError:
+                logger.exception("Loading the picker values failed")
+            self._show_view(view, zone)
+            self.carried = [
+                {"name": name, "label": FILTER_LABELS[name], "value": view.values[name]}
+                for name in TEXT_FILTERS
+                if name not in STATS_FORM and view.values[name]
+            ]
+            if not await finished_within(computing, FORM_ALONE_AFTER):
+                yield  # slow statistics: the filled form (and the loading state) first
+            filters, stats, earlier = await computing
         except FilterError as exc:
             if exc.field:
                 self.field_errors = {exc.field: str(exc)}
@@ -142,6 +158,8 @@ class StatsState(FilterFormState, rx.State):
             self.error = "The statistics could not be computed (the database did not answer). Try again in a moment."
             self.loading = False
             return
+        finally:
+            computing.cancel()  # a superseded load (a newer navigation): nothing waits for its figures
         partial = charts.partial_ends(stats, filters, now, zone)
         self._show(stats, partial)
         self.partial_note = charts.partial_note(partial, stats["bucket"])
