@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Text, cast, func, select, tuple_, update
+from sqlalchemy import Row, Text, bindparam, cast, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -194,13 +194,16 @@ def _count_poll(key: str, hour: datetime, read: int) -> bool:
     """Add a poll to its collector's row if the row is at `hour` already (every poll but the
     hour's first); whether it was. One autocommitted UPDATE, in one round trip: a poll count
     is a statistic, so its commit does not wait for the disk (`get_counter_engine`)."""
-    counting = (
-        update(FeedCollector)
-        .where(col(FeedCollector.key) == key, col(FeedCollector.hour) == hour)
-        .values(polls=col(FeedCollector.polls) + 1, events=col(FeedCollector.events) + read)
-    )
     with get_counter_engine().connect() as connection:
-        return connection.execute(counting).rowcount == 1
+        return connection.execute(COUNT_POLL, {"collector": key, "this_hour": hour, "read_events": read}).rowcount == 1
+
+
+COUNT_POLL = (
+    update(FeedCollector)
+    .where(col(FeedCollector.key) == bindparam("collector"), col(FeedCollector.hour) == bindparam("this_hour"))
+    .values(polls=col(FeedCollector.polls) + 1, events=col(FeedCollector.events) + bindparam("read_events"))
+)
+"""`_count_poll`'s statement, built once (building its expressions cost as much as running it)."""
 
 
 def record_poll(
