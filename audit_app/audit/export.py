@@ -98,8 +98,13 @@ def export_filename(filters: AuditFilters, extension: str) -> str:
     return "-".join(parts) + f".{extension}"
 
 
-UNFORMULA_COLUMNS = frozenset({"timestamp", "ingested_at", "details", "hash", "prev_hash", "chain_seq"})
-"""Columns whose export text cannot start a formula (ISO times, a JSON object, hex); all others are guarded."""
+VALIDATED_COLUMNS = frozenset({"id", "actor_type", "result"})
+"""Columns that hold only letters, digits and hyphens, never empty: `id` is a UUID the server makes
+(`new_event_id`, or the seed's), `actor_type` and `result` one of `ACTOR_TYPES` / `RESULTS`, checked
+by `AuditEventIn` on every way in. Their text cannot start a formula and JSON escapes nothing in it."""
+UNFORMULA_COLUMNS = VALIDATED_COLUMNS | {"timestamp", "ingested_at", "details", "hash", "prev_hash", "chain_seq"}
+"""Columns whose export text cannot start a formula (ISO times, a JSON object, hex, validated words);
+all others are guarded."""
 DETAILS_CACHE_SIZE = 50_000
 CSV_BATCH = 5000  # rows per server-side cursor fetch: few round trips, memory still flat
 CSV_SPECIALS = (",", '"', "\r", "\n")
@@ -263,6 +268,7 @@ _COPY_CSV = "COPY ({query}) TO STDOUT (FORMAT csv)"
 # so with these two control characters as delimiter and quote nothing is ever quoted.
 _COPY_LINES = "COPY ({query}) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
 _FORMULA_CODES = ", ".join(str(ord(prefix)) for prefix in FORMULA_PREFIXES)
+_FIRST_PLAIN_CODE = max(ord(prefix) for prefix in FORMULA_PREFIXES) + 1  # 65, "A": no formula starts at or above it
 _ISO_UTC = "to_char(timezone('UTC', audit_log.{name}), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 _QUOTE = "''''"  # SQL for the text ', which neutralises a formula cell
 
@@ -274,8 +280,12 @@ def _copy_text(name: str) -> str:
     column = f"audit_log.{name}"
     if name in UNFORMULA_COLUMNS:
         return f"NULLIF({column}, '')"
-    # formula cells quoted (CSV injection): ascii() is the first character's code (NULL for NULL, 0 for '').
-    return f"CASE WHEN ascii({column}) IN ({_FORMULA_CODES}) THEN {_QUOTE} || {column} ELSE NULLIF({column}, '') END"
+    # Formula cells quoted (CSV injection): ascii() is the first character's code (NULL for NULL, 0 for '').
+    # Every formula prefix is below "A" (65): most cells (letters, any non-ASCII) are decided by one comparison.
+    return (
+        f"CASE WHEN ascii({column}) >= {_FIRST_PLAIN_CODE} THEN {column}"
+        f" WHEN ascii({column}) IN ({_FORMULA_CODES}) THEN {_QUOTE} || {column} ELSE NULLIF({column}, '') END"
+    )
 
 
 def _compiled_where(session: Session, principal: Principal, filters: AuditFilters) -> tuple[str, dict[str, Any]]:
@@ -345,8 +355,12 @@ def copy_export(
             head.append(f"'{lead}'")
             target = tail_parts
             continue
-        value = _ISO_UTC.format(name=name) if name in ("timestamp", "ingested_at") else f"audit_log.{name}"
-        target.append(f"'{lead}' || coalesce(to_json({value})::text, 'null')")
+        if name in ("timestamp", "ingested_at"):  # an ISO time: nothing to escape, never NULL
+            target.append(f"'{lead}\"' || {_ISO_UTC.format(name=name)} || '\"'")
+        elif name in VALIDATED_COLUMNS:  # nothing to escape, never NULL (to_json's per-call type lookups cost more)
+            target.append(f"'{lead}\"' || audit_log.{name} || '\"'")
+        else:
+            target.append(f"'{lead}' || coalesce(to_json(audit_log.{name})::text, 'null')")
     tail_parts.append("'}'")
     columns = ["audit_log.details::text", " || ".join(head), " || ".join(tail_parts)]
     statement, params = _copy_statement(session, _COPY_LINES, columns, principal, filters, order)

@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
 from audit_app.audit.access import Client, ExportUnavailableError, export_events
+from audit_app.audit.export import VALIDATED_COLUMNS
 from audit_app.audit.filters import AuditFilters
-from audit_app.audit.ingest import ingest_events
+from audit_app.audit.ingest import ingest_events, new_event_id
 from audit_app.auth import Principal
 from audit_app.models import EXPORT_COLUMNS, AuditEventIn, AuditLog
 from tests.api.helpers import LIST, World, at, event, write
@@ -98,6 +100,16 @@ def test_formula_cells_are_neutralised(client: TestClient, as_super: dict[str, s
     jsonl = client.get(EXPORT, params={"format": "jsonl", "action": "user.login"}, headers=as_super)
     (line,) = jsonl.text.splitlines()
     assert json.loads(line)["actor_email"] == '=HYPERLINK("http://evil")'  # JSON is data, not a sheet
+
+
+def test_the_unguarded_columns_cannot_hold_a_formula() -> None:
+    """The export neither neutralises nor JSON-escapes VALIDATED_COLUMNS: each is checked on the way in."""
+    assert {"id", "actor_type", "result"} == VALIDATED_COLUMNS  # a column added here needs its check below
+    assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", new_event_id())
+    for name in ("actor_type", "result"):
+        for value in ("=1+1", "-2", "", "user "):
+            with pytest.raises(ValidationError):
+                AuditEventIn(tenant_id="acme", actor_id="a", action="x", **{name: value})
 
 
 @pytest.mark.usefixtures("world")

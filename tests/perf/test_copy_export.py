@@ -80,6 +80,28 @@ def hostile_events() -> list[AuditEventIn]:
     return events
 
 
+EDGE_TIMES = [
+    datetime(2026, 11, 27, 12, 0, tzinfo=UTC),  # .000000: PostgreSQL's text of it has no fraction at all
+    datetime(2026, 11, 27, 12, 0, 0, 100000, tzinfo=UTC),  # trailing zeros
+    datetime(2026, 11, 27, 12, 0, 0, 120000, tzinfo=UTC),
+    datetime(2026, 11, 27, 12, 0, 0, 1, tzinfo=UTC),  # leading zeros
+    datetime(2026, 11, 27, 12, 0, 0, 999999, tzinfo=UTC),
+    datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # year, month and day boundaries
+    datetime(2000, 1, 1, tzinfo=UTC),
+    datetime(2024, 2, 29, 23, 59, 59, 500000, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, 30, tzinfo=UTC),  # a European daylight-saving change: UTC has none
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+def edge_time_events() -> list[AuditEventIn]:
+    """Times whose ISO spelling PostgreSQL could get wrong: no or trailing-zero fractions, boundaries."""
+    return [
+        AuditEventIn(tenant_id="acme", partner_id="northwind", actor_id="clock", action="time.edge", timestamp=when)
+        for when in EDGE_TIMES
+    ]
+
+
 @pytest.fixture
 def filled(session: Session) -> Session:
     if session.get_bind().dialect.name != "postgresql":
@@ -89,6 +111,8 @@ def filled(session: Session) -> Session:
         ingest_events(session, events[offset : offset + 300], now=NOW)
         session.commit()
     ingest_events(session, hostile_events(), now=NOW)
+    session.commit()
+    ingest_events(session, edge_time_events(), now=NOW.replace(microsecond=120000))
     session.commit()
     return session
 
@@ -129,3 +153,11 @@ def test_hostile_rows_are_exported_at_all(filled: Session) -> None:
     assert "'=cmd|' /C calc'!A0" in text
     assert '"\'\rCR"' in text
     assert '"line\nbreak"' in text
+
+
+def test_edge_times_are_exported_at_all(filled: Session) -> None:
+    """The comparison above covers times with no fraction, trailing zeros and boundaries."""
+    text = b"".join(copy_export(filled, SUPER, AuditFilters(action="time.edge"), "csv")).decode()
+    for when in EDGE_TIMES:
+        assert f",{when.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}," in text
+    assert text.count(",2026-11-27T15:30:00.120000Z,") == len(EDGE_TIMES)  # ingested_at
