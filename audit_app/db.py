@@ -104,8 +104,15 @@ def ip_in_network(address: str | None, network: str) -> int:
         return 0
 
 
+SQLITE_CACHE_KIB = 65_536
+"""Each connection's page cache (SQLite's default is 2 MiB). A batch of 1,000 events touches a
+leaf page of each of audit_log's 17 indexes per event; with the default cache most of them were
+read again from the file for every batch (measured: about a sixth of a batch's CPU time)."""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run while one writer writes; busy_timeout waits instead of failing.
+    """WAL lets readers run while one writer writes; busy_timeout waits instead of failing;
+    a page cache that holds the pages a batch's index entries land on (`SQLITE_CACHE_KIB`).
 
     Also registers `audit_ip_in_network(address, cidr)` for the `ip_address` network filter.
     """
@@ -114,6 +121,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

@@ -17,9 +17,11 @@ import pytest
 from sqlalchemy import event, select
 from sqlmodel import Session
 
+from audit_app.audit.daily import sqlite_count_statements
 from audit_app.audit.filters import AuditFilters, where_clause
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.query import NEWEST_FIRST, list_events, sqlite_index
+from audit_app.audit.search_index import FILL
 from audit_app.auth import Principal
 from audit_app.db import engine_for
 from audit_app.migrations import upgrade
@@ -147,3 +149,21 @@ def test_scoped_caller_with_a_filter_gets_the_same_page_as_the_plain_query(inges
     statement, parameters, ids = _list_statement(ingested, TENANT, filters)
     assert ids
     assert any("ix_audit_log_result_time" in line for line in _plan(ingested, statement, parameters))
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["no statistics", "after ANALYZE"])
+def test_each_batchs_derived_rows_read_only_the_rows_above_its_mark(
+    ingested: Path, tmp_path: Path, analyzed: bool
+) -> None:
+    """The counts and the search index of a batch read its own rows by rowid range, never a whole index."""
+    path = ingested
+    if analyzed:
+        path = tmp_path / "analyzed.db"
+        with sqlite3.connect(ingested) as source, sqlite3.connect(path) as copy:
+            source.backup(copy)
+            copy.execute("ANALYZE")
+    statements = [*sqlite_count_statements(), str(FILL)]
+    for statement in statements:
+        plan = _plan(path, statement.replace("\\:", ":"), {"mark": 3000})
+        assert plan[0] == "SEARCH audit_log USING INTEGER PRIMARY KEY (rowid>?)", (statement, plan)
+        assert not any(line.startswith("SCAN audit_log") for line in plan), (statement, plan)
