@@ -337,8 +337,8 @@ def copy_export(
     distinct document), so it is exactly what the row-by-row export writes. Rows come in `order`, as csv_export's.
     """
     if fmt == "csv":
-        # The stored document first, in hex (no comma: it ends at the first one), then the other fields.
-        columns = ["encode(convert_to(audit_log.details::text, 'UTF8'), 'hex')"]
+        # The stored document first (as COPY writes it: see _csv_lines), then the other fields.
+        columns = ["audit_log.details::text"]
         columns += [_copy_text(name) for name in EXPORT_COLUMNS if name != "details"]
         statement, params = _copy_statement(session, _COPY_CSV, columns, principal, filters, order)
         buffer = io.StringIO()
@@ -368,14 +368,17 @@ def copy_export(
 
 
 def _csv_lines(rows: Iterator[bytes]) -> Iterator[bytes]:
-    """Each COPY row (stored details in hex, then the other fields) as the export's CSV line.
+    """Each COPY row (the stored details, then the other fields) as the export's CSV line.
 
     `details` goes back between `session_id` and the last two fields (an ISO time and a hex
     hash: never a comma), in the spelling of the row-by-row export, computed once per document.
+    The stored text is a JSON object: `{}`, or with keys, so holding `"` and written quoted by
+    COPY (`"{""k"": 1}"`), every quote inside doubled. Inside, a `}` followed by a quote is
+    followed by two, so the first `}",` ends the field.
     """
     cache: dict[bytes, bytes] = {}
     for data in rows:
-        first = data.index(44)
+        first = 2 if data.startswith(b"{},") else data.index(b'}",') + 2
         stored = data[:first]
         body = data[first + 1 : -1]
         cut = body.rfind(b",", 0, body.rfind(b","))
@@ -383,7 +386,7 @@ def _csv_lines(rows: Iterator[bytes]) -> Iterator[bytes]:
         if details is None:
             if len(cache) >= DETAILS_CACHE_SIZE:
                 cache.clear()
-            document = json.loads(bytes.fromhex(stored.decode()))
+            document = json.loads(stored[1:-1].replace(b'""', b'"') if first > 2 else stored)
             details = cache[stored] = _quoted(json.dumps(document, sort_keys=True, ensure_ascii=False))[0].encode()
         yield body[:cut] + b"," + details + body[cut:] + b"\r\n"
 

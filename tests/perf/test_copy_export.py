@@ -52,6 +52,7 @@ DETAILS: list[dict[str, Any]] = [
     {"ctl": "\x01\x1f\x7f", "esc": 'q"\\/', "nl": "a\nb\r\tc", "sep": "\u2028\u2029"},
     {"n": 12345678901234567890, "t": True, "f": False, "null": None, "empty": "", "formula": "=1+1"},
     {"k": "=HYPERLINK()", "u": "日本語", "emoji": "🙂"},
+    {"k}": "}", "brace": '}",', "q": '"}"', "end": {"}": {}}},  # the CSV COPY finds the document's end by `}",`
 ]
 
 
