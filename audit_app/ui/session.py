@@ -18,9 +18,6 @@ from audit_app.ui.state.auth import current_principal
 T = TypeVar("T")
 S = TypeVar("S", bound=rx.State)
 P = ParamSpec("P")
-FORM_ALONE_AFTER = 0.1
-"""Seconds a page's load waits for its results before it sends the filled form on its own (a slow
-query): quicker results come with the form in one update, which the browser renders once."""
 
 
 async def in_thread(work: Callable[[Session], T], *, writes: bool = False) -> T:
@@ -34,12 +31,6 @@ async def in_thread(work: Callable[[Session], T], *, writes: bool = False) -> T:
             return work(session)
 
     return await asyncio.to_thread(run)
-
-
-async def finished_within(work: asyncio.Future[Any], seconds: float) -> bool:
-    """Whether `work` is done within `seconds` (it goes on either way)."""
-    done, _pending = await asyncio.wait({work}, timeout=seconds)
-    return bool(done)
 
 
 def signed_in(

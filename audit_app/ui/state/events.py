@@ -33,7 +33,7 @@ from audit_app.audit.signing import export_keys
 from audit_app.auth import SCOPE_EXPORT, ForbiddenError, Principal, issue_download_token
 from audit_app.settings import ConfigError, get_settings
 from audit_app.ui.present import event_row
-from audit_app.ui.session import FORM_ALONE_AFTER, finished_within, in_thread, signed_in
+from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.auth import current_principal
 from audit_app.ui.state.export_progress import ExportProgressState
 from audit_app.ui.state.filter_form import FilterFormState
@@ -249,8 +249,7 @@ class EventsState(FilterFormState, rx.State):
     async def _load(self, principal: Principal, view: ViewQuery) -> AsyncIterator[Any]:
         """Show `view`: the pickers, the form and the page of rows (unless it is on show already).
 
-        The rows are read while the pickers are; the form goes to the browser on its own only when
-        the rows take longer than FORM_ALONE_AFTER (else form and rows arrive, and render, together).
+        The rows are read while the pickers are (and while the browser renders the filled form).
         """
         zone = await zone_of(self)
         query = view.query_string()
@@ -276,8 +275,7 @@ class EventsState(FilterFormState, rx.State):
             self.page, self.per_page, self.sort = view.page, view.per_page, view.sort
             self.window_label = PRESET_LABELS.get(view.preset, "") if view.preset else ""
             self.query_string = query
-            if not await finished_within(reading, FORM_ALONE_AFTER):
-                yield  # a slow read: the filled form (and the loading state) first
+            yield  # the filled form: the browser renders it while the rows are read
             try:
                 result, shown_page = await reading
             except FilterError as exc:

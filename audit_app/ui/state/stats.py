@@ -18,7 +18,7 @@ from audit_app.audit.scope import Scope
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.ui import charts
-from audit_app.ui.session import FORM_ALONE_AFTER, finished_within, in_thread, signed_in
+from audit_app.ui.session import in_thread, signed_in
 from audit_app.ui.state.filter_form import FilterFormState
 from audit_app.ui.state.zone import zone_named, zone_of
 from audit_app.ui.url_filters import FILTER_LABELS, FORM_FIELDS, TEXT_FILTERS, FilterError, ViewQuery, stats_params
@@ -137,8 +137,7 @@ class StatsState(FilterFormState, rx.State):
                 for name in TEXT_FILTERS
                 if name not in STATS_FORM and view.values[name]
             ]
-            if not await finished_within(computing, FORM_ALONE_AFTER):
-                yield  # slow statistics: the filled form (and the loading state) first
+            yield  # the filled form: the browser renders it while the statistics are computed
             filters, stats, earlier = await computing
         except FilterError as exc:
             if exc.field:
