@@ -167,3 +167,10 @@ def test_each_batchs_derived_rows_read_only_the_rows_above_its_mark(
         plan = _plan(path, statement.replace("\\:", ":"), {"mark": 3000})
         assert plan[0] == "SEARCH audit_log USING INTEGER PRIMARY KEY (rowid>?)", (statement, plan)
         assert not any(line.startswith("SCAN audit_log") for line in plan), (statement, plan)
+
+
+def test_the_search_table_merges_its_segments_sixteen_at_a_time(ingested: Path) -> None:
+    """Migration 0015: FTS5 merges 16 segments of a level at once (4 rewrote each entry twice as often)."""
+    with sqlite3.connect(ingested) as conn:
+        config = dict(conn.execute("SELECT k, v FROM audit_log_search_config").fetchall())
+    assert config.get("automerge") == 16, config
