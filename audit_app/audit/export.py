@@ -102,6 +102,9 @@ VALIDATED_COLUMNS = frozenset({"id", "actor_type", "result"})
 """Columns that hold only letters, digits and hyphens, never empty: `id` is a UUID the server makes
 (`new_event_id`, or the seed's), `actor_type` and `result` one of `ACTOR_TYPES` / `RESULTS`, checked
 by `AuditEventIn` on every way in. Their text cannot start a formula and JSON escapes nothing in it."""
+JSON_PLAIN_COLUMNS = VALIDATED_COLUMNS | {"action", "hash"}
+"""Columns never NULL whose text JSON escapes nothing in: the validated ones, `action` (its pattern in
+`AuditEventIn`: letters, digits, `_`, `-`, `.`) and `hash` (hex)."""
 UNFORMULA_COLUMNS = VALIDATED_COLUMNS | {"timestamp", "ingested_at", "details", "hash", "prev_hash", "chain_seq"}
 """Columns whose export text cannot start a formula (ISO times, a JSON object, hex, validated words);
 all others are guarded."""
@@ -357,7 +360,7 @@ def copy_export(
             continue
         if name in ("timestamp", "ingested_at"):  # an ISO time: nothing to escape, never NULL
             target.append(f"'{lead}\"' || {_ISO_UTC.format(name=name)} || '\"'")
-        elif name in VALIDATED_COLUMNS:  # nothing to escape, never NULL (to_json's per-call type lookups cost more)
+        elif name in JSON_PLAIN_COLUMNS:  # nothing to escape, never NULL (to_json's per-call type lookups cost more)
             target.append(f"'{lead}\"' || audit_log.{name} || '\"'")
         else:
             target.append(f"'{lead}' || coalesce(to_json(audit_log.{name})::text, 'null')")
