@@ -52,9 +52,17 @@ def new_stream(session: Session, **fields: Any) -> LogStream:
     return create_stream(session, ROOT, spec, STREAM_KEY, TARGETS)
 
 
-def write(session: Session, count: int, tenant: str = "acme", *, batch: int = 10, **fields: Any) -> list[str]:
-    """Write `count` events of `tenant` in batches of `batch` (one transaction each)."""
-    ids: list[str] = []
+def write(
+    session: Session,
+    count: int,
+    tenant: str = "acme",
+    *,
+    batch: int = 10,
+    ids: list[str] | None = None,
+    **fields: Any,
+) -> list[str]:
+    """Write `count` events of `tenant` in batches of `batch` (one transaction each), with `ids` if given."""
+    written: list[str] = []
     for start in range(0, count, batch):
         events = [
             AuditEventIn(
@@ -67,9 +75,9 @@ def write(session: Session, count: int, tenant: str = "acme", *, batch: int = 10
             )
             for i in range(min(batch, count - start))
         ]
-        ids += ingest_events(session, events)
+        written += ingest_events(session, events, ids=ids[start : start + batch] if ids else None)
         session.commit()
-    return ids
+    return written
 
 
 def expected_ids(session: Session, stream_id: str, start: tuple[int, str] = (-1, "")) -> list[str]:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from audit_app.audit.feed import FeedCursor
+from audit_app.audit.ingest import new_event_id
 from audit_app.audit.stream_worker import lock_key
 from audit_app.audit.streams import StreamChange, change_stream, replay_stream, set_status
 from audit_app.models import AuditLog, utcnow
@@ -144,8 +145,9 @@ def test_elastic_item_errors_retry_the_items_and_refusals_mark_failing(
             wait_until(lambda: set(ids) <= set(elastic.ids))
             wait_until(lambda: load(session, sid).delivered >= 11)
             assert load(session, sid).failed == 1
-            bad = write(session, 5, "acme")
-            elastic.item_script[bad[2]] = 400
+            bad = [new_event_id() for _ in range(5)]
+            elastic.item_script[bad[2]] = 400  # before the write: the running worker may send it at once
+            write(session, 5, "acme", ids=bad)
             wait_until(lambda: load(session, sid).status == "failing")
         stream = load(session, sid)
         assert "mapper_parsing_exception" in (stream.last_error or "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -25,7 +24,7 @@ from audit_app.audit.views import (
 from audit_app.auth import ForbiddenError, Principal
 from audit_app.models import SavedView
 from audit_app.ui.session import in_thread, signed_in
-from audit_app.ui.state.events import COLUMNS, HIDDEN_COLUMNS_KEY, EventsState
+from audit_app.ui.state.events import COLUMNS, EventsState
 from audit_app.ui.url_filters import ViewQuery, saved_query, saved_view_href, stats_params, url_params
 
 logger = logging.getLogger(__name__)
@@ -153,16 +152,17 @@ class ViewsState(rx.State):
         return shown_fields((await self.get_state(EventsState)).hidden)
 
     @rx.event
-    def open_view(self, view_id: str) -> list[EventSpec] | None:
+    async def open_view(self, view_id: str) -> EventSpec | None:
         """Go to a saved view (its page, filters, time range and the columns it was saved with)."""
         view = next((view for view in self.views if view["id"] == view_id), None)
         if view is None:
             return None
-        if view["hide"] == "*":
-            return [rx.redirect(view["href"])]
-        # into the browser's stored choice before navigating: the new page reads it from there
-        store = f"localStorage.setItem({json.dumps(HIDDEN_COLUMNS_KEY)}, {json.dumps(view['hide'])})"
-        return [rx.call_script(store), rx.redirect(view["href"])]
+        if view["hide"] != "*":
+            # Set in the state, which stores it in the browser as the Columns chooser does: a
+            # script writing localStorage raced the navigation, whose page could keep the old
+            # choice (seen on a loaded machine: the view's hidden column stayed shown).
+            (await self.get_state(EventsState)).hidden_columns = view["hide"]
+        return rx.redirect(view["href"])
 
     @rx.event
     @signed_in
