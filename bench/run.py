@@ -242,7 +242,9 @@ def api_server(url: str) -> Iterator[tuple[str, psutil.Process]]:
     env = dict(os.environ, AUDIT_DATABASE_URL=url, AUDIT_JWT_SECRET=SECRET, AUDIT_DEMO="0")
     env["AUDIT_EXPORT_SIGNING_KEY"] = EXPORT_KEY
     cmd = [sys.executable, "-m", "uvicorn", "audit_app.api:app", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--log-level", "warning", "--no-access-log"]
+    # The client keeps one connection across cases, and preparing a case (its domain call) can take
+    # longer than uvicorn's default 5 s keep-alive on a loaded machine: the server would close it.
+    cmd += ["--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "600"]
     proc = subprocess.Popen(cmd, env=env, cwd=RESULTS.parent.parent)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -432,9 +434,16 @@ class KeepAliveClient:
         self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
 
     def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[int, bytes]:
-        """Status and body of GET path?params."""
-        self.conn.request("GET", f"{path}?{urlencode(params)}" if params else path, headers=headers)
-        response = self.conn.getresponse()
+        """Status and body of GET path?params; asked again once on a new connection if the server had
+        closed the idle one (Datasette's uvicorn keeps a connection 5 s, and preparing a case can take longer)."""
+        target = f"{path}?{urlencode(params)}" if params else path
+        try:
+            self.conn.request("GET", target, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.conn.close()
+            self.conn.request("GET", target, headers=headers)
+            response = self.conn.getresponse()
         return response.status, response.read()
 
     def close(self) -> None:
