@@ -3,6 +3,7 @@
 import reflex as rx
 
 from audit_app.startup import settings_or_exit
+from audit_app.ui.theme import ConsoleThemes
 
 settings = settings_or_exit()
 
@@ -12,6 +13,6 @@ config = rx.Config(
     telemetry_enabled=False,
     cors_allowed_origins=settings.cors_origin_list,
     show_built_with_reflex=False,
-    plugins=[rx.plugins.RadixThemesPlugin()],
+    plugins=[ConsoleThemes()],
     disable_plugins=[rx.plugins.SitemapPlugin],
 )

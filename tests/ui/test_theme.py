@@ -1,0 +1,37 @@
+"""The console imports the Radix colour scales its pages use (audit_app.ui.theme), and no colour is missing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import get_args
+
+import reflex as rx
+from reflex_components_radix.themes.base import LiteralAccentColor, LiteralGrayColor
+
+from audit_app.ui.pages.events import events_page
+from audit_app.ui.pages.sign_in import no_access_page, sign_in_page
+from audit_app.ui.pages.statistics import statistics_page
+from audit_app.ui.pages.streams import streams_page
+from audit_app.ui.theme import COLORS
+
+PAGES: tuple[Callable[[], rx.Component], ...] = (
+    events_page,
+    statistics_page,
+    streams_page,
+    sign_in_page,
+    no_access_page,
+)
+RADIX_COLORS = (frozenset(get_args(LiteralAccentColor)) | frozenset(get_args(LiteralGrayColor))) - {"auto"}
+
+
+def named_colors() -> set[str]:
+    """Every Radix colour scale named as a string in the compiled pages (`color_scheme` literals and matches)."""
+    pattern = re.compile(r'"(' + "|".join(sorted(RADIX_COLORS)) + r')"')
+    return {name for page in PAGES for name in pattern.findall(str(page()))}
+
+
+def test_every_colour_the_pages_name_is_imported() -> None:
+    named = named_colors()
+    assert {"red", "green", "orange", "purple"} <= named  # the result badges, at least
+    assert named <= set(COLORS)
