@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import itertools
 import json
 import queue
 import threading
@@ -11,6 +13,11 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg import pq
+from psycopg.abc import PQGen
+from psycopg.pq.abc import PGconn, PGresult
+from psycopg.waiting import Ready, Wait
 from sqlalchemy import String, Text, case, cast, func, literal, select
 from sqlmodel import Session
 
@@ -267,8 +274,11 @@ def csv_export(
 COPY_FORMATS = ("csv", "jsonl")
 COPY_ROWS_PER_CHUNK = 1000  # lines, as csv_export: the export's progress is written per chunk
 _COPY_CSV = "COPY ({query}) TO STDOUT (FORMAT csv)"
-# One row = three fields that never hold a control character (to_json and jsonb escape them),
-# so with these two control characters as delimiter and quote nothing is ever quoted.
+DETAILS_MARK = "\x02"
+"""Written by COPY before and after the stored `details` (JSON text escapes every control character)."""
+MARK_BYTE = DETAILS_MARK.encode()
+# One JSON line = three fields that never hold a control character (to_json and jsonb escape them),
+# so with the mark as delimiter and another control character as quote nothing is ever quoted.
 _COPY_LINES = "COPY ({query}) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
 _FORMULA_CODES = ", ".join(str(ord(prefix)) for prefix in FORMULA_PREFIXES)
 _FIRST_PLAIN_CODE = max(ord(prefix) for prefix in FORMULA_PREFIXES) + 1  # 65, "A": no formula starts at or above it
@@ -313,12 +323,76 @@ def _copy_statement(
     return template.format(query=query), params
 
 
-def _copy_rows(session: Session, statement: str, params: Any) -> Iterator[bytes]:
-    """The COPY's data messages (one per row) on the session's own connection."""
-    driver = session.connection().connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(statement, params) as copy:  # type: ignore[union-attr]
-        for data in copy:
-            yield bytes(data)
+def _copy_started(pgconn: PGconn, query: bytes, encoding: str) -> PQGen[None]:
+    """Send `query` (a COPY TO STDOUT) and wait until its rows start."""
+    pgconn.send_query(query)
+    while pgconn.flush():
+        if (yield Wait.RW) & Ready.R:
+            pgconn.consume_input()
+    while pgconn.is_busy():
+        yield Wait.R
+        pgconn.consume_input()
+    result = pgconn.get_result()
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        _finish_statement(pgconn, result, encoding)
+        raise psycopg.ProgrammingError("the export's statement is not a COPY TO STDOUT")
+
+
+def _finish_statement(pgconn: PGconn, result: PGresult | None, encoding: str) -> None:
+    """Read the statement's remaining results (all arrived: the connection is not busy); raise its error."""
+    failed = None
+    while result is not None:
+        if failed is None and result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.COPY_OUT):
+            failed = result
+        result = pgconn.get_result()
+    if failed is not None:
+        raise psycopg.errors.error_from_result(failed, encoding=encoding)
+
+
+def _copy_block(pgconn: PGconn, size: int, encoding: str) -> PQGen[tuple[list[memoryview], bool]]:
+    """The COPY's next `size` rows (fewer at its end, then True): as many as have arrived per wait."""
+    rows: list[memoryview] = []
+    get = pgconn.get_copy_data
+    while len(rows) < size:
+        nbytes, data = get(1)
+        if nbytes > 0:
+            rows.append(data)  # type: ignore[arg-type]
+        elif nbytes == 0:  # nothing more has arrived yet
+            yield Wait.R
+            pgconn.consume_input()
+        else:  # the end of the data: the statement's own result follows
+            while pgconn.is_busy():
+                yield Wait.R
+                pgconn.consume_input()
+            _finish_statement(pgconn, pgconn.get_result(), encoding)
+            return rows, True
+    return rows, False
+
+
+def _copy_blocks(
+    session: Session, statement: str, params: Any, sizes: Iterator[int]
+) -> Generator[list[memoryview], None, None]:
+    """The COPY's rows on the session's own connection, in blocks of the next of `sizes` rows.
+
+    libpq hands over one row per call: reading every row that has arrived in one wait, with
+    no per-row object of psycopg's `Copy`, costs a fraction of its per-row `read()`. A COPY
+    left unfinished (the export closed early) is cancelled and its rest read and dropped.
+    """
+    driver: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
+    query = psycopg.ClientCursor(driver).mogrify(statement, params)
+    pgconn, encoding = driver.pgconn, driver.info.encoding
+    driver.wait(_copy_started(pgconn, query.encode(encoding), encoding))
+    ended = False
+    try:
+        while not ended:
+            block, ended = driver.wait(_copy_block(pgconn, next(sizes), encoding))
+            yield block
+    finally:
+        if not ended:
+            driver.cancel_safe()
+            with contextlib.suppress(psycopg.errors.QueryCanceled):
+                while not ended:
+                    _, ended = driver.wait(_copy_block(pgconn, COPY_ROWS_PER_CHUNK, encoding))
 
 
 def copy_export(
@@ -330,99 +404,122 @@ def copy_export(
     on_rows: Callable[[int], None] | None = None,
     rows_per_chunk: int = COPY_ROWS_PER_CHUNK,
     order: str = "desc",
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The CSV or JSON Lines export on PostgreSQL, streamed from `COPY (SELECT ...) TO STDOUT`: the same bytes as
     `csv_export` / `jsonl_chunks` over `export_row`, at the speed of COPY, in constant memory.
 
     The server writes each line: ISO times, formula cells neutralised in SQL, CSV quoting (csv)
-    or the JSON object (jsonl). Only `details` is Python's: the stored document comes first in
-    the row, with its length, and is replaced by its sorted-key spelling (computed once per
-    distinct document), so it is exactly what the row-by-row export writes. Rows come in `order`, as csv_export's.
+    or the JSON object (jsonl). Only `details` is Python's: the stored document comes between two
+    `DETAILS_MARK`s and is replaced by its sorted-key spelling (computed once per distinct
+    document), so it is exactly what the row-by-row export writes. Rows come in `order`, as csv_export's.
+    A chunk is `rows_per_chunk` lines, as `csv_export`'s (the CSV header is the first chunk's first line);
+    `on_rows` hears each chunk's row count before it is yielded.
     """
+    mark = f"E'\\x{ord(DETAILS_MARK):02x}'"
+    details = f"{mark} || audit_log.details::text || {mark}"
     if fmt == "csv":
-        # The stored document first (as COPY writes it: see _csv_lines), then the other fields.
-        columns = ["audit_log.details::text"]
-        columns += [_copy_text(name) for name in EXPORT_COLUMNS if name != "details"]
+        columns = [details if name == "details" else _copy_text(name) for name in EXPORT_COLUMNS]
         statement, params = _copy_statement(session, _COPY_CSV, columns, principal, filters, order)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\r\n").writerow(EXPORT_COLUMNS)
-        header = buffer.getvalue().encode()
-        yield from _chunked(_csv_lines(_copy_rows(session, statement, params)), on_rows, rows_per_chunk, header)
-        return
-    head: list[str] = []
-    tail_parts: list[str] = []
-    target = head
-    for index, name in enumerate(EXPORT_COLUMNS):
-        lead = ("{" if index == 0 else ", ") + json.dumps(name) + ": "
-        if name == "details":
-            head.append(f"'{lead}'")
-            target = tail_parts
-            continue
-        if name in ("timestamp", "ingested_at"):  # an ISO time: nothing to escape, never NULL
-            target.append(f"'{lead}\"' || {_ISO_UTC.format(name=name)} || '\"'")
-        elif name in JSON_PLAIN_COLUMNS:  # nothing to escape, never NULL (to_json's per-call type lookups cost more)
-            target.append(f"'{lead}\"' || audit_log.{name} || '\"'")
-        else:
-            target.append(f"'{lead}' || coalesce(to_json(audit_log.{name})::text, 'null')")
-    tail_parts.append("'}'")
-    columns = ["audit_log.details::text", " || ".join(head), " || ".join(tail_parts)]
-    statement, params = _copy_statement(session, _COPY_LINES, columns, principal, filters, order)
-    yield from _chunked(_json_lines(_copy_rows(session, statement, params)), on_rows, rows_per_chunk)
+        header, spell, line_end = buffer.getvalue().encode(), _csv_spelling, b"\r\n"
+    else:
+        head: list[str] = []
+        tail_parts: list[str] = []
+        target = head
+        for index, name in enumerate(EXPORT_COLUMNS):
+            lead = ("{" if index == 0 else ", ") + json.dumps(name) + ": "
+            if name == "details":
+                head.append(f"'{lead}'")
+                target = tail_parts
+                continue
+            if name in ("timestamp", "ingested_at"):  # an ISO time: nothing to escape, never NULL
+                target.append(f"'{lead}\"' || {_ISO_UTC.format(name=name)} || '\"'")
+            elif (
+                name in JSON_PLAIN_COLUMNS
+            ):  # nothing to escape, never NULL (to_json's per-call type lookups cost more)
+                target.append(f"'{lead}\"' || audit_log.{name} || '\"'")
+            else:
+                target.append(f"'{lead}' || coalesce(to_json(audit_log.{name})::text, 'null')")
+        tail_parts.append("'}'")
+        # Three fields split by the mark (the delimiter): the line before the details, the details, the rest.
+        columns = [" || ".join(head), "audit_log.details::text", " || ".join(tail_parts)]
+        statement, params = _copy_statement(session, _COPY_LINES, columns, principal, filters, order)
+        header, spell, line_end = b"", _json_spelling, b"\n"
+    sizes = itertools.chain([rows_per_chunk - 1 if header else rows_per_chunk], itertools.repeat(rows_per_chunk))
+    spellings = _Spellings(spell)
+    for block in _copy_blocks(session, statement, params, sizes):
+        chunk = _export_lines(block, spellings, line_end)
+        if on_rows is not None:
+            on_rows(len(block))
+        if header:
+            chunk, header = header + chunk, b""
+        if chunk:
+            yield chunk
 
 
-def _csv_lines(rows: Iterator[bytes]) -> Iterator[bytes]:
-    """Each COPY row (the stored details, then the other fields) as the export's CSV line.
+class _Spellings(dict[bytes, bytes]):
+    """The stored `details` text (as COPY writes it) -> the row-by-row export's spelling, computed on first sight.
 
-    `details` goes back between `session_id` and the last two fields (an ISO time and a hex
-    hash: never a comma), in the spelling of the row-by-row export, computed once per document.
-    The stored text is a JSON object: `{}`, or with keys, so holding `"` and written quoted by
-    COPY (`"{""k"": 1}"`), every quote inside doubled. Inside, a `}` followed by a quote is
-    followed by two, so the first `}",` ends the field.
+    At most DETAILS_CACHE_SIZE documents are kept (then forgotten at once): memory stays flat.
     """
-    cache: dict[bytes, bytes] = {}
-    for data in rows:
-        first = 2 if data.startswith(b"{},") else data.index(b'}",') + 2
-        stored = data[:first]
-        body = data[first + 1 : -1]
-        cut = body.rfind(b",", 0, body.rfind(b","))
-        details = cache.get(stored)
-        if details is None:
-            if len(cache) >= DETAILS_CACHE_SIZE:
-                cache.clear()
-            document = json.loads(stored[1:-1].replace(b'""', b'"') if first > 2 else stored)
-            details = cache[stored] = _quoted(json.dumps(document, sort_keys=True, ensure_ascii=False))[0].encode()
-        yield body[:cut] + b"," + details + body[cut:] + b"\r\n"
+
+    def __init__(self, spell: Callable[[bytes], bytes]) -> None:
+        super().__init__()
+        self.spell = spell
+
+    def __missing__(self, stored: bytes) -> bytes:
+        if len(self) >= DETAILS_CACHE_SIZE:
+            self.clear()
+        spelled = self[stored] = self.spell(stored)
+        return spelled
 
 
-def _json_lines(rows: Iterator[bytes]) -> Iterator[bytes]:
-    """Each COPY row (stored details, the line before and after them) as one JSON line."""
-    cache: dict[bytes, bytes] = {}
-    for data in rows:
-        stored, head, tail = data[:-1].split(b"\x02")
-        details = cache.get(stored)
-        if details is None:
-            if len(cache) >= DETAILS_CACHE_SIZE:
-                cache.clear()
-            details = cache[stored] = json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False).encode()
-        yield head + details + tail + b"\n"
+def _sorted_json(stored: bytes) -> str:
+    """A stored JSON document as the row-by-row export spells it: keys sorted, non-ASCII kept."""
+    return json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
 
 
-def _chunked(
-    lines: Iterator[bytes], on_rows: Callable[[int], None] | None, size: int, header: bytes = b""
-) -> Iterator[bytes]:
-    """`lines` joined `size` at a time, as `csv_export` chunks them: a `header` is the first
-    chunk's first line (a line, not a row). `on_rows` hears each chunk's row count before it is yielded."""
-    batch: list[bytes] = [header] if header else []
-    heading = len(batch)
-    for line in lines:
-        batch.append(line)
-        if len(batch) >= size:
-            if on_rows is not None:
-                on_rows(len(batch) - heading)
-            yield b"".join(batch)
-            batch.clear()
-            heading = 0
-    if on_rows is not None:
-        on_rows(len(batch) - heading)
-    if batch:
-        yield b"".join(batch)
+def _json_spelling(stored: bytes) -> bytes:
+    """`details` in a JSON line: the sorted spelling itself."""
+    return _sorted_json(stored).encode()
+
+
+def _csv_spelling(stored: bytes) -> bytes:
+    """`details` inside its CSV field, as COPY quoted the stored text (every `"` doubled).
+
+    COPY quotes the field when the text holds a comma or a quote, and so does csv.writer for
+    the sorted spelling, which holds the same strings and structure: the quotes around the
+    marks are right for both; only the text between them changes.
+    """
+    return _sorted_json(stored.replace(b'""', b'"')).replace('"', '""').encode()
+
+
+def _export_lines(block: list[memoryview], spellings: _Spellings, line_end: bytes) -> bytes:
+    """COPY's rows (each: fields, the marked details, fields, a newline) as the export's lines.
+
+    Whole blocks at once in bytes operations: the text split at the marks, every second piece
+    (a stored document) swapped for its spelling, joined again, and CSV's CRLF line ends put
+    for COPY's newlines. That holds when the marks and newlines are only those COPY wrote around
+    the details and at the ends of lines (counted from the pieces and the lengths: bytes.count
+    reads byte by byte); a field holding either (possible in free text) has its block done row
+    by row, the details found by the row's last two marks (only an ISO time and a hex hash follow them).
+    """
+    rows = len(block)
+    pieces = b"".join(block).split(MARK_BYTE)
+    if len(pieces) == 2 * rows + 1:
+        pieces[1::2] = map(spellings.__getitem__, pieces[1::2])
+        text = b"".join(pieces)
+        if line_end == b"\n":
+            return text
+        lines = text.replace(b"\n", line_end)
+        if len(lines) - len(text) == rows * (len(line_end) - 1):
+            return lines
+    return b"".join([_export_line(bytes(row), spellings, line_end) for row in block])
+
+
+def _export_line(row: bytes, spellings: _Spellings, line_end: bytes) -> bytes:
+    """One COPY row as the export's line: the stored document between its last two marks spelled."""
+    end = row.rindex(MARK_BYTE)
+    start = row.rindex(MARK_BYTE, 0, end)
+    return row[:start] + spellings[row[start + 1 : end]] + row[end + 1 : -1] + line_end
