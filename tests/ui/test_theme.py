@@ -1,9 +1,10 @@
-"""The console imports the Radix colour scales its pages use (audit_app.ui.theme), and no colour is missing."""
+"""The console imports every Radix colour scale its pages and its stylesheet use (audit_app.ui.theme)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import get_args
 
 import reflex as rx
@@ -22,6 +23,7 @@ PAGES: tuple[Callable[[], rx.Component], ...] = (
     sign_in_page,
     no_access_page,
 )
+CONSOLE_CSS = Path(__file__).resolve().parents[2] / "assets" / "console.css"
 RADIX_COLORS = (frozenset(get_args(LiteralAccentColor)) | frozenset(get_args(LiteralGrayColor))) - {"auto"}
 
 
@@ -31,7 +33,19 @@ def named_colors() -> set[str]:
     return {name for page in PAGES for name in pattern.findall(str(page()))}
 
 
+def stylesheet_colors() -> set[str]:
+    """Every Radix colour scale the console's own stylesheet reads (`var(--red-9)`)."""
+    pattern = re.compile(r"var\(--(" + "|".join(sorted(RADIX_COLORS)) + r")-")
+    return set(pattern.findall(CONSOLE_CSS.read_text()))
+
+
 def test_every_colour_the_pages_name_is_imported() -> None:
     named = named_colors()
     assert {"red", "green", "orange", "purple"} <= named  # the result badges, at least
     assert named <= set(COLORS)
+
+
+def test_every_colour_the_stylesheet_reads_is_imported() -> None:
+    read = stylesheet_colors()
+    assert {"gray", "red"} <= read
+    assert read <= set(COLORS)
