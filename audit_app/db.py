@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg.errors
+import psycopg.pq
 from sqlalchemy import ColumnElement, event, text, type_coerce
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Engine, ExceptionContext
@@ -62,7 +63,20 @@ def engine_for(
     options["connect_args"] = {"options": server_options}
     engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **options)
     event.listen(engine, "handle_error", _discard_read_only)
+    event.listen(engine, "before_cursor_execute", _binary_results)
     return engine
+
+
+BINARY_RESULTS = "binary_results"
+"""Execution option: psycopg reads the result in PostgreSQL's binary format (for reads whose values
+go straight out again, through no result processing: see `as_stored`). Times and numbers then
+arrive as their machine form instead of text to parse; the Python values are the same."""
+
+
+def _binary_results(_conn: Any, cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
+    """Ask for binary results when the statement was executed with `BINARY_RESULTS`."""
+    if context is not None and context.execution_options.get(BINARY_RESULTS):
+        cursor.format = psycopg.pq.Format.BINARY
 
 
 class HintingSQLiteCompiler(SQLiteCompiler):

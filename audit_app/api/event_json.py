@@ -64,16 +64,72 @@ def feed_json(rows: Sequence[Any], following: str) -> bytes:
     Each `details` is embedded as the JSON text stored, never decoded and encoded again. The
     rows of a page come from one statement: when the first one's times are UTC datetimes
     already (psycopg, sessions in UTC), so are all, and no time is converted (1,000 rows, two
-    times each, were a quarter of this function's time).
+    times each, were a quarter of this function's time). Each event's dict is then built by one
+    dict display from the row's unpacked values (`_feed_events`).
     """
     if rows and not _utc_times(rows[0]):
         items = [public_event(row) for row in rows]
+        fragment = orjson.Fragment
+        for event in items:
+            event["details"] = fragment(event["details"])
     else:
-        items = [dict(zip(PUBLIC_FIELDS, row, strict=False)) for row in rows]
-    fragment = orjson.Fragment
-    for event in items:
-        event["details"] = fragment(event["details"])
+        items = _feed_events(rows, orjson.Fragment)
     return orjson.dumps({"items": items, "next": following}, option=orjson.OPT_UTC_Z)
+
+
+def _feed_events(rows: Sequence[Any], fragment: type[orjson.Fragment]) -> list[dict[str, Any]]:
+    """Each row of the public columns and `feed_pos` as its event's dict, `details` as a JSON fragment.
+
+    Spelled out: a dict display with constant keys over unpacked values builds each dict in one
+    step, 1,000 rows in about half the time of `dict(zip(PUBLIC_FIELDS, row))` and a second pass
+    for `details`. The keys are AuditLogPublic's fields in order (`PUBLIC_FIELDS`; the feed's JSON
+    test compares them with the validated answer's).
+    """
+    return [
+        {
+            "id": id_,
+            "timestamp": timestamp,
+            "tenant_id": tenant_id,
+            "partner_id": partner_id,
+            "actor_id": actor_id,
+            "actor_email": actor_email,
+            "actor_type": actor_type,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "result": result,
+            "ip_address": ip_address,
+            "user_agent": user_agent,
+            "request_id": request_id,
+            "session_id": session_id,
+            "details": fragment(details),
+            "ingested_at": ingested_at,
+            "hash": hash_,
+            "prev_hash": prev_hash,
+        }
+        for (
+            id_,
+            timestamp,
+            tenant_id,
+            partner_id,
+            actor_id,
+            actor_email,
+            actor_type,
+            action,
+            resource_type,
+            resource_id,
+            result,
+            ip_address,
+            user_agent,
+            request_id,
+            session_id,
+            details,
+            ingested_at,
+            hash_,
+            prev_hash,
+            _position,
+        ) in rows
+    ]
 
 
 def _utc_times(row: Any) -> bool:

@@ -28,7 +28,7 @@ from audit_app.audit.filters import TEXT_FILTERS, AuditFilters, where_clause
 from audit_app.audit.ingest import caller_key, record_access
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
-from audit_app.db import as_stored, get_counter_engine
+from audit_app.db import BINARY_RESULTS, as_stored, get_counter_engine
 from audit_app.models import AuditLog, AuditLogPublic, FeedCollector, utc, utcnow
 
 MAX_FEED_LIMIT = 1000
@@ -43,6 +43,10 @@ FEED_COLUMNS_AS_STORED = as_stored(FEED_COLUMNS_RAW_DETAILS, ("timestamp", "inge
 """FEED_COLUMNS with `details` as its stored JSON text and the times as the driver reads them (`db.as_stored`):
 no conversion for a caller that only re-serialises them (the values SQLAlchemy's result layer would only
 wrap and re-check; at 1,000 rows a page that took as long as reading them)."""
+FEED_PAGE = select(*FEED_COLUMNS, col(AuditLog.feed_pos)).order_by(*FEED_ORDER)
+FEED_PAGE_AS_STORED = select(*FEED_COLUMNS_AS_STORED, col(AuditLog.feed_pos)).order_by(*FEED_ORDER)
+"""A page's SELECT and order, built once (each read adds its conditions and limit to a copy): coercing
+the twenty columns again on each read is most of building the statement."""
 HELD = AuditLog.__table__.alias("held")  # type: ignore[attr-defined]
 """audit_log again, for the check that a cursor's event is retained (made once: an alias builds its columns)."""
 FeedEvent = Row[*tuple[Any, ...]]
@@ -154,9 +158,8 @@ def read_feed(
         start = tuple_(*FEED_ORDER) >= tuple_(first.feed_pos, first.id)
     else:
         start = tuple_(*FEED_ORDER) > tuple_(-1, "")
-    columns = (*(FEED_COLUMNS_AS_STORED if details_as_json_text else FEED_COLUMNS), col(AuditLog.feed_pos))
-    stmt = select(*columns).where(start, *conditions, final).order_by(*FEED_ORDER).limit(limit)
-    items = session.connection().execute(stmt).all()
+    stmt = (FEED_PAGE_AS_STORED if details_as_json_text else FEED_PAGE).where(start, *conditions, final).limit(limit)
+    items = session.connection().execute(stmt, execution_options={BINARY_RESULTS: details_as_json_text}).all()
     if not items:
         if kept is not None and not session.execute(select(kept)).scalar():
             raise CursorExpiredError(_oldest_since(session, [Scope.of(principal).condition()]))

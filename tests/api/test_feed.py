@@ -302,3 +302,32 @@ def test_feed_json_is_the_validated_answers_json(
     assert [list(item) for item in answer["items"]] == [list(item) for item in validated["items"]]
     stored = sorted(json.dumps(item["details"], sort_keys=True) for item in answer["items"])
     assert stored == sorted(json.dumps(details, sort_keys=True) for details in odd)
+
+
+@pytest.mark.postgres
+def test_the_json_answers_rows_are_read_in_binary_format(session: Session, database_url: str) -> None:
+    """On PostgreSQL the page the JSON answer is written from arrives in the binary format (times and
+    numbers as their machine form, nothing to parse); the page read for models keeps the text format."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("psycopg's result formats")
+    from sqlalchemy import event as sa_event
+
+    from audit_app.audit.feed import read_feed
+
+    ingest_events(session, [event("acme", datetime(2026, 3, 2, 12, 0, n, tzinfo=UTC)) for n in range(2)])
+    session.commit()
+    formats: list[int] = []
+
+    def page_format(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "ORDER BY" in statement:
+            formats.append(cursor.pgresult.fformat(0))
+
+    engine = session.get_bind()
+    sa_event.listen(engine, "after_cursor_execute", page_format)
+    try:
+        as_json = read_feed(session, SUPER, AuditFilters(), FeedCursor(), 1000, details_as_json_text=True)
+        as_models = read_feed(session, SUPER, AuditFilters(), FeedCursor(), 1000)
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", page_format)
+    assert formats == [psycopg.pq.Format.BINARY, psycopg.pq.Format.TEXT]
+    assert [row.timestamp for row in as_json.items] == [row.timestamp for row in as_models.items]
