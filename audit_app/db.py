@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import psycopg.errors
 import psycopg.pq
-from sqlalchemy import ColumnElement, event, text, type_coerce
+from sqlalchemy import ColumnElement, Connection, CursorResult, Executable, event, text, type_coerce
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ClauseList
 from sqlalchemy.types import NullType
 from sqlmodel import Session, create_engine
 
@@ -188,6 +191,100 @@ def driver_statement(session: Session, stmt: Any) -> tuple[str, dict[str, Any]]:
         if processor is not None and name in params:
             params[name] = processor(params[name])
     return str(compiled), params
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A statement compiled once, and where each of its bound values comes from on a later run:
+    the index of the same value among the varying clauses' values (`None`: a named value)."""
+
+    compiled: SQLCompiler
+    sources: tuple[int | None, ...]
+    named: tuple[BindParameter[Any], ...]
+    processors: Mapping[str, Callable[[Any], Any]]
+    """Each bound value's conversion for the driver, as SQLAlchemy applies it (expanded IN lists aside)."""
+
+
+class ShapedStatements:
+    """Statements compiled once per shape and run again with each request's values.
+
+    A statement built from the same clauses with other values compiles to the same SQL; building
+    it, computing SQLAlchemy's cache key of the whole and setting up its compiled execution cost
+    more than a short query takes. `execute` builds only the varying clauses (the caller's
+    filters), takes their cache key (the shape and the values, in order), and on a shape seen
+    before sends the compiled SQL with the new values through `exec_driver_sql` (SQLAlchemy's
+    events and error handling still apply). A value outside those clauses must be a named
+    `bindparam` given in `named`; a statement with any other value is run as SQLAlchemy runs it.
+    Rows come back as the driver returns them, through no result processing (see `as_stored`).
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._shapes: dict[Hashable, _Shape | None] = {}
+
+    def execute(
+        self,
+        connection: Connection,
+        key: Hashable,
+        clauses: Sequence[ColumnElement[Any]],
+        named: Mapping[str, Any],
+        build: Callable[[], Executable],
+    ) -> CursorResult[Any]:
+        """`build()` run on `connection`: `key` and `clauses` fix its SQL, `named` its named values."""
+        cache_key = ClauseList(*clauses)._generate_cache_key()
+        if cache_key is None:
+            return connection.execute(build(), named)
+        shape_key = (connection.dialect, key, cache_key.key)
+        shape = self._shapes.get(shape_key, ...)
+        if shape is ...:
+            shape = _compile_shape(connection, build(), cache_key.bindparams, named)
+            if len(self._shapes) >= self.limit:
+                self._shapes.clear()
+            self._shapes[shape_key] = shape
+        if shape is None:
+            return connection.execute(build(), named)
+        values = cache_key.bindparams
+        extracted = [
+            named_bind if index is None else values[index]
+            for index, named_bind in zip(shape.sources, shape.named, strict=True)
+        ]
+        compiled = shape.compiled
+        state = compiled.construct_expanded_state(
+            compiled.construct_params(dict(named), extracted_parameters=extracted)  # type: ignore[arg-type]
+        )
+        processors = {**shape.processors, **state.processors} if state.processors else shape.processors
+        processed = {
+            name: processors[name](value) if name in processors else value for name, value in state.parameters.items()
+        }
+        if state.positiontup is not None:
+            return connection.exec_driver_sql(state.statement, tuple(processed[name] for name in state.positiontup))
+        return connection.exec_driver_sql(state.statement, processed)
+
+
+def _compile_shape(
+    connection: Connection, stmt: Executable, values: Sequence[BindParameter[Any]], named: Mapping[str, Any]
+) -> _Shape | None:
+    """`stmt` compiled with its cache key, and where each of its values comes from (None: not cacheable)."""
+    cache_key = stmt._generate_cache_key()  # type: ignore[attr-defined]
+    if cache_key is None:
+        return None
+    position: dict[int, int] = {}
+    for index, bind in enumerate(values):
+        position.setdefault(id(bind), index)
+    sources: list[int | None] = []
+    for bind in cache_key.bindparams:
+        if id(bind) in position:
+            sources.append(position[id(bind)])
+        elif bind.key in named:
+            sources.append(None)
+        else:
+            return None
+    dialect = connection.dialect
+    compiled = dialect.statement_compiler(dialect, stmt, cache_key=cache_key)  # type: ignore[arg-type]
+    processors: Mapping[str, Any] = compiled._bind_processors
+    if not all(callable(processor) for processor in processors.values()):
+        return None  # a tuple-typed value (one conversion per element): left to SQLAlchemy
+    return _Shape(compiled, tuple(sources), tuple(cache_key.bindparams), processors)
 
 
 def psycopg_url(url: str) -> str:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, literal, select, text, tuple_
+from sqlalchemy import Integer, Row, bindparam, func, literal_column, select, text, tuple_
 from sqlmodel import Session, col
 
 from audit_app.audit.filters import EXCLUSIONS, AuditFilters, where_clause
 from audit_app.audit.scope import Scope
 from audit_app.auth import Principal
-from audit_app.db import as_stored, stored_time
+from audit_app.db import ShapedStatements, as_stored, stored_time
 from audit_app.models import AuditLog, AuditLogPublic, utc
 
 MAX_PER_PAGE = 500
@@ -56,6 +56,14 @@ SELECT_LISTED = select(*LISTED_COLUMNS)
 SELECT_LISTED_AS_STORED = select(*LISTED_COLUMNS_AS_STORED)
 ListedEvent = Row[*tuple[Any, ...]]
 """A listed event: a read-only row with the public fields of AuditLog as attributes."""
+
+
+PAGE_OFFSET = bindparam("page_offset", type_=Integer)
+PAGE_SIZE = bindparam("page_size", type_=Integer)
+COUNT_LIMIT = bindparam("count_limit", type_=Integer)
+"""The list's window and how far its total is counted: named values, so a page's statement is
+compiled once per shape of filters and run again with each request's (`PAGE_STATEMENTS`)."""
+PAGE_STATEMENTS = ShapedStatements()
 
 
 class CursorError(ValueError):
@@ -144,13 +152,14 @@ def _hinted(stmt: Any, index: str | None) -> Any:
     return stmt.with_hint(AuditLog, f"INDEXED BY {index}", "sqlite") if index else stmt
 
 
-def _capped_count_query(conditions: list[Any], cap: int, index: str | None = None) -> Any:
-    """SELECT count(*) of the matching rows, counting no further than `cap` + 1.
+def _capped_count_query(conditions: list[Any], limit: int | Any, index: str | None = None) -> Any:
+    """SELECT count(*) of the matching rows, counting no further than `limit` (a cap + 1, or `COUNT_LIMIT`).
 
     It selects a constant, not `id`: the filter indexes hold the row's position but not its
     text primary key, so counting `id` would read up to `cap` table rows instead of the index.
     """
-    limited = _hinted(select(literal(1)).select_from(AuditLog).where(*conditions), index).limit(cap + 1).subquery()
+    matching: Any = select(literal_column("1")).select_from(AuditLog).where(*conditions)
+    limited = _hinted(matching, index).limit(limit).subquery()
     return select(func.count()).select_from(limited)
 
 
@@ -160,7 +169,7 @@ def _capped(found: int, cap: int) -> tuple[int, bool]:
 
 def count_capped(session: Session, conditions: list[Any], cap: int) -> tuple[int, bool]:
     """How many rows match, counting no further than `cap`: (count, exact)."""
-    return _capped(session.execute(_capped_count_query(conditions, cap)).scalar_one(), cap)
+    return _capped(session.execute(_capped_count_query(conditions, cap + 1)).scalar_one(), cap)
 
 
 def count_cap(filters: AuditFilters) -> int:
@@ -204,25 +213,34 @@ def list_events(
         after = [position > mark if order == "asc" else position < mark]
         offset = 0
     cap = (page - 1) * per_page + count_cap(filters)
-    ids = (
-        _hinted(select(AuditLog.id), index)  # type: ignore[call-overload]
-        .where(*conditions, *after)
-        .order_by(*ordering)
-        .offset(offset)
-        .limit(per_page)
+    window = {"page_offset": offset, "page_size": per_page, "count_limit": cap + 1}
+
+    def page_statement() -> Any:
+        ids = (
+            _hinted(select(AuditLog.id), index)  # type: ignore[call-overload]
+            .where(*conditions, *after)
+            .order_by(*ordering)
+            .offset(PAGE_OFFSET)
+            .limit(PAGE_SIZE)
+        )
+        found = _capped_count_query(conditions, COUNT_LIMIT, index).scalar_subquery()
+        return (
+            (SELECT_LISTED_AS_STORED if as_stored else SELECT_LISTED)
+            .add_columns(found.label("found"))
+            .where(col(AuditLog.id).in_(ids.scalar_subquery()))
+            .order_by(*ordering)
+        )
+
+    connection = session.connection()
+    items = (
+        PAGE_STATEMENTS.execute(connection, (index, order), [*conditions, *after], window, page_statement).all()
+        if as_stored
+        else connection.execute(page_statement(), window).all()
     )
-    found = _capped_count_query(conditions, cap, index).scalar_subquery()
-    stmt = (
-        (SELECT_LISTED_AS_STORED if as_stored else SELECT_LISTED)
-        .add_columns(found.label("found"))
-        .where(col(AuditLog.id).in_(ids.scalar_subquery()))
-        .order_by(*ordering)
-    )
-    items = session.connection().execute(stmt).all()
     total, exact = (
         _capped(items[0].found, cap)
         if items
-        else _capped(session.execute(_capped_count_query(conditions, cap, index)).scalar_one(), cap)
+        else _capped(session.execute(_capped_count_query(conditions, cap + 1, index)).scalar_one(), cap)
     )
     next_cursor = encode_cursor(items[-1]) if len(items) == per_page else None
     return EventPage(items=items, total=total, page=page, per_page=per_page, total_exact=exact, next_cursor=next_cursor)

@@ -126,6 +126,53 @@ def test_cursor_walks_the_whole_list_in_order_with_ties(session: Session) -> Non
         assert seen == expected
 
 
+SAME_SHAPES: tuple[tuple[Principal, AuditFilters, AuditFilters], ...] = (
+    (SUPER, AuditFilters(), AuditFilters()),
+    (SUPER, AuditFilters(tenant_id="acme"), AuditFilters(tenant_id="globex")),
+    (SUPER, AuditFilters(action="user.login,user.logout"), AuditFilters(action="user.login,role.assign,user.delete")),
+    (SUPER, AuditFilters(resource_id="usr_00*"), AuditFilters(resource_id="usr_01*")),
+    (SUPER, AuditFilters(actor_email="OMAR*"), AuditFilters(actor_email="a*")),
+    (SUPER, AuditFilters(ip_address="10.0.0.0/8"), AuditFilters(ip_address="203.0.0.0/8")),
+    (
+        SUPER,
+        AuditFilters(not_result="denied", not_action="user.login"),
+        AuditFilters(not_result="failure,denied", not_action="role.assign"),
+    ),
+    (SUPER, AuditFilters(q="login"), AuditFilters(q="role")),
+    (SUPER, AuditFilters(partner_id="northwind"), AuditFilters(partner_id="bluesky")),
+    (NORTHWIND, AuditFilters(start_time=NOW - timedelta(days=30)), AuditFilters(start_time=NOW - timedelta(days=9))),
+    (ACME, AuditFilters(end_time=NOW - timedelta(days=2)), AuditFilters(end_time=NOW - timedelta(days=20))),
+)
+
+
+@pytest.mark.parametrize(("principal", "first", "second"), SAME_SHAPES)
+def test_pages_run_again_from_their_compiled_shape_equal_sqlalchemys(
+    session: Session, principal: Principal, first: AuditFilters, second: AuditFilters
+) -> None:
+    """A page read as stored (its statement compiled once per shape, run again with new values) holds
+    the rows, total and cursor of the page SQLAlchemy builds and runs each time, cursor pages included."""
+    seed_events(session, 400)
+    query.PAGE_STATEMENTS._shapes.clear()
+    for filters in (first, second, first):
+        for page, per_page in ((1, 20), (3, 7)):
+            shaped = list_events(session, principal, filters, page=page, per_page=per_page, as_stored=True)
+            built = list_events(session, principal, filters, page=page, per_page=per_page)
+            assert [(e.id, e.found) for e in shaped.items] == [(e.id, e.found) for e in built.items]
+            assert (shaped.total, shaped.total_exact, shaped.next_cursor) == (
+                built.total,
+                built.total_exact,
+                built.next_cursor,
+            )
+            if built.next_cursor:
+                after = list_events(session, principal, filters, per_page=per_page, cursor=built.next_cursor)
+                again = list_events(
+                    session, principal, filters, per_page=per_page, cursor=built.next_cursor, as_stored=True
+                )
+                assert [e.id for e in again.items] == [e.id for e in after.items]
+    assert len(query.PAGE_STATEMENTS._shapes) <= 2  # one shape without a cursor, one with
+    assert all(shape is not None for shape in query.PAGE_STATEMENTS._shapes.values())
+
+
 @pytest.mark.parametrize("bad", ["x", "bm90IGpzb24", "WzEsMl0", "WyJub3QgYSB0aW1lIiwiaWQiXQ"])
 def test_foreign_cursor_is_refused(session: Session, bad: str) -> None:
     with pytest.raises(CursorError):
