@@ -43,6 +43,8 @@ CELLS = [
     "Ünï 名前 🙂",
     "mark\x02inside",  # the byte COPY writes around the details: its block is done row by row
     "\x02",  # (an odd number of cells: each is in both tenants)
+    "back\\slash",  # JSON escapes it, a backslash and the controls
+    "unit\x1fsep",
     "",
 ]
 DETAILS: list[dict[str, Any]] = [
