@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlmodel import Session, col
 
-from audit_app.audit.chain import canonical_form, event_hash
+from audit_app.audit.chain import HASHED_FIELDS, _canonical_json, canonical_form, event_hash
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.integrity import verify_chains
 from audit_app.auth import ForbiddenError, Principal
@@ -53,6 +53,36 @@ def test_canonical_form_is_stable_json() -> None:
     assert doc["timestamp"] == "2026-01-02T03:04:05.000006Z"
     assert doc["details"] == {"a": 2, "b": 1}
     assert event_hash(event) == event_hash(dict(reversed(list(event.items()))))
+
+
+HOSTILE_TEXT = [
+    "".join(map(chr, range(0x20))) + '"\\/\x7f',
+    "\u2028\u2029\ufeff\uffff\U0010ffff ünï\u202e😀 中文",
+    "",
+]
+HOSTILE_DETAILS: list[dict[str, Any]] = [
+    {},
+    {text: text for text in HOSTILE_TEXT},
+    {"z": [1, -2, True, False, None, 2**63 - 1, -(2**63), 2**64 - 1], "a": {"é": "x", "e": "y", "😀": 1, "\uffff": 2}},
+    {"whole": 2.0, "negzero": -0.0, "big": 1e20, "list": [3.0, [4.0]]},  # whole floats are hashed as integers
+    {"tenth": 0.1, "nested": [1.5e-7, {"x": 3.5}]},  # floats: json spells them
+    {"past 64 bits": 2**64, "negative": -(2**63) - 1},  # orjson refuses them: json spells them
+    {"deep": [[[[{"k": [None]}]]]]},
+]
+
+
+@pytest.mark.parametrize("details", HOSTILE_DETAILS, ids=range(len(HOSTILE_DETAILS)))
+@pytest.mark.parametrize("text", HOSTILE_TEXT, ids=range(len(HOSTILE_TEXT)))
+def test_canonical_form_is_the_json_encoders(details: dict[str, Any], text: str) -> None:
+    """orjson writes the very bytes of json.dumps(sort_keys, compact, ensure_ascii=False), or json does."""
+    from datetime import UTC, datetime
+
+    event: dict[str, Any] = {name: text for name in HASHED_FIELDS} | {"chain_seq": 2**40, "partner_id": None}
+    event |= {"timestamp": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "details": details}
+    reference = {name: event.get(name) for name in HASHED_FIELDS}
+    reference |= {"timestamp": "2026-01-02T03:04:05.000006Z", "details": _canonical_json(details)}
+    expected = json.dumps(reference, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert canonical_form(event) == expected
 
 
 @pytest.mark.parametrize(
