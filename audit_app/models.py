@@ -85,7 +85,6 @@ class AuditLog(SQLModel, table=True):
         Index("ix_audit_log_time", "timestamp", "id"),
         Index("ix_audit_log_tenant_time", "tenant_id", "timestamp", "id"),
         Index("ix_audit_log_actor_time", "actor_id", "timestamp"),
-        Index("ix_audit_log_actor_email_time", "actor_email", "timestamp"),
         Index("ix_audit_log_action_time", "action", "timestamp"),
         Index("ix_audit_log_resource_type_time", "resource_type", "timestamp"),
         Index("ix_audit_log_resource_id_time", "resource_id", "timestamp"),
