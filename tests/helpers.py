@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import Session
 
+from audit_app.audit.filters import SQLITE_SEARCH_TEXT
 from audit_app.db import engine_for
 
 TEST_SECRET = "test-secret-" + "x" * 32
@@ -68,3 +70,26 @@ def pg_unreachable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL is required under CI but unreachable: {reason}")
     pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
+def search_index_errors(session: Session) -> dict[str, int]:
+    """How SQLite's FTS5 search table differs from audit_log: every count 0 when it is exact.
+
+    Read through an fts5vocab table of its entries: each event is indexed under its own rowid
+    with one entry per trigram of its searched text (its whole text found there as one phrase),
+    and no other rowid is indexed (a purged event left nothing behind).
+    """
+    vocab = "temp.audit_log_search_instances"
+    session.execute(
+        text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, audit_log_search, instance)")
+    )
+    per_row = f"(SELECT doc, count(*) AS n FROM {vocab} GROUP BY doc)"
+    phrase = f"""'"' || replace({SQLITE_SEARCH_TEXT}, '"', '""') || '"'"""
+    queries = {
+        "stray": f"SELECT count(DISTINCT doc) FROM {vocab} WHERE doc NOT IN (SELECT rowid FROM audit_log)",
+        "miscounted": f"SELECT count(*) FROM audit_log LEFT JOIN {per_row} AS i ON i.doc = audit_log.rowid"
+        f" WHERE coalesce(i.n, 0) != length({SQLITE_SEARCH_TEXT}) - 2",
+        "unfound": "SELECT count(*) FROM audit_log WHERE rowid NOT IN"
+        f" (SELECT rowid FROM audit_log_search WHERE audit_log_search MATCH {phrase})",
+    }
+    return {name: int(session.execute(text(sql)).scalar_one()) for name, sql in queries.items()}
