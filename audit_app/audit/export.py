@@ -291,6 +291,8 @@ def _copy_text(name: str) -> str:
     if name in ("timestamp", "ingested_at"):
         return _ISO_UTC.format(name=name)
     column = f"audit_log.{name}"
+    if name in VALIDATED_COLUMNS or name == "hash":  # never NULL nor empty: COPY writes it as it is
+        return column
     if name in UNFORMULA_COLUMNS:
         return f"NULLIF({column}, '')"
     # Formula cells quoted (CSV injection): ascii() is the first character's code (NULL for NULL, 0 for '').
