@@ -7,7 +7,6 @@ import ipaddress
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,16 +31,28 @@ from audit_app.models import AuditEventIn, AuditLog, ChainHead, IdempotencyRecor
 TENANT_CREATE = "tenant.create"  # a tenant registered: through the registry, or by a super admin's ingestion
 
 
-def new_event_id() -> str:
-    """A fresh event id: a version 7 UUID (RFC 9562), its millisecond clock first, then 74 random bits.
+def new_event_ids(count: int) -> list[str]:
+    """`count` fresh event ids: version 7 UUIDs (RFC 9562), their millisecond clock first, then 74 random bits.
 
     Ids made in the same period sort together, so a batch's 1,000 primary-key entries land on a
     few index pages instead of 1,000 random ones (measured: COPY of a batch ~9% faster at 1M events).
+    One clock reading and one read of random bytes serve the whole batch, and the text is
+    formatted directly (uuid.UUID's checks and str() took most of the time of 1,000 ids).
     """
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits; 74 are used
-    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    millis = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
+    random = os.urandom(10 * count)  # 80 bits an id; 74 are used
+    ids = []
+    for start in range(0, 10 * count, 10):
+        rand = int.from_bytes(random[start : start + 10], "big")
+        value = millis << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+        digits = f"{value:032x}"
+        ids.append(f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}")
+    return ids
+
+
+def new_event_id() -> str:
+    """A fresh event id (`new_event_ids`)."""
+    return new_event_ids(1)[0]
 
 
 class IngestError(ValueError):
@@ -238,7 +249,7 @@ def ingest_events(
     if not events:
         return []
     now = now or utcnow()
-    event_ids = list(ids) if ids is not None else [new_event_id() for _ in events]
+    event_ids = list(ids) if ids is not None else new_event_ids(len(events))
     if register:
         register_tenants(session, events)
     by_tenant: dict[str, list[int]] = {}
@@ -447,7 +458,7 @@ def ingest_batch(
         earlier = _replay(session, idempotency_key, caller, request_hash)
         if earlier is not None:
             return IngestOutcome(ids=earlier, replayed=True)
-    ids = [new_event_id() for _ in events]
+    ids = new_event_ids(len(events))
     try:
         if idempotency_key:
             # Claimed first: a concurrent delivery of the same key waits here, then fails below.
