@@ -28,6 +28,8 @@ from audit_app.db import driver_statement
 from audit_app.models import EXPORT_COLUMNS, AuditLog, utc
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STREAM_BATCH = 2000
 EXPORT_FORMATS = {
@@ -218,8 +220,8 @@ def csv_export(
     result = session.connection().execute(stmt.execution_options(stream_results=True, yield_per=CSV_BATCH))
     details_at, agent_at = columns.index("details"), columns.index("user_agent")
     separators = len(columns) - 1
-    details_cache: dict[str, tuple[str, int, int, int]] = {}
-    agent_cache: dict[str, tuple[str, int, int, int]] = {}
+    details_cache: _Memo[str, tuple[str, int, int, int]] = _Memo(lambda stored: _quoted(_sorted_json(stored)))
+    agent_cache: _Memo[str, tuple[str, int, int, int]] = _Memo(_quoted)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
@@ -231,17 +233,7 @@ def csv_export(
         for row in partition:
             record = list(row)
             stored, agent = record[details_at], record[agent_at]
-            details = details_cache.get(stored)
-            if details is None:
-                if len(details_cache) >= DETAILS_CACHE_SIZE:
-                    details_cache.clear()
-                as_json = json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
-                details = details_cache[stored] = _quoted(as_json)
-            quoted_agent = agent_cache.get(agent)
-            if quoted_agent is None:
-                if len(agent_cache) >= DETAILS_CACHE_SIZE:
-                    agent_cache.clear()
-                quoted_agent = agent_cache[agent] = _quoted(agent)
+            details, quoted_agent = details_cache[stored], agent_cache[agent]
             record[details_at], record[agent_at] = details[0], quoted_agent[0]
             line = ",".join(record)
             if (
@@ -252,7 +244,7 @@ def csv_export(
                 lines.append(line + "\r\n")
             else:  # another field holds a comma, quote or line break: let csv.writer quote it
                 record[agent_at] = agent
-                record[details_at] = json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
+                record[details_at] = _sorted_json(stored)
                 buffer.seek(0)
                 buffer.truncate()
                 writer.writerow(record)
@@ -480,7 +472,7 @@ def copy_export(
         columns = _JSON_LINE_COLUMNS
         statement, params = _copy_statement(session, _COPY_LINES, columns, principal, filters, order)
         header, spell, line_end = b"", _json_spelling, b"\n"
-    spellings = _Spellings(spell)
+    spellings = _Memo(spell)
     goal = max(rows_per_chunk - 1, 1) if header else rows_per_chunk  # the header is the first chunk's first line
     parts = [header] if header else []
     rows = 0
@@ -511,24 +503,24 @@ def _block_sizes(first: int, size: int) -> Iterator[int]:
         chunk = size
 
 
-class _Spellings(dict[bytes, bytes]):
-    """The stored `details` text (as COPY writes it) -> the row-by-row export's spelling, computed on first sight.
+class _Memo(dict[K, V]):
+    """`spell(value)` for each value, computed on first sight (exports repeat `details` and user agents a lot).
 
-    At most DETAILS_CACHE_SIZE documents are kept (then forgotten at once): memory stays flat.
+    At most DETAILS_CACHE_SIZE values are kept (then forgotten at once): memory stays flat.
     """
 
-    def __init__(self, spell: Callable[[bytes], bytes]) -> None:
+    def __init__(self, spell: Callable[[K], V]) -> None:
         super().__init__()
         self.spell = spell
 
-    def __missing__(self, stored: bytes) -> bytes:
+    def __missing__(self, value: K) -> V:
         if len(self) >= DETAILS_CACHE_SIZE:
             self.clear()
-        spelled = self[stored] = self.spell(stored)
+        spelled = self[value] = self.spell(value)
         return spelled
 
 
-def _sorted_json(stored: bytes) -> str:
+def _sorted_json(stored: str | bytes) -> str:
     """A stored JSON document as the row-by-row export spells it: keys sorted, non-ASCII kept."""
     return json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
 
@@ -548,7 +540,7 @@ def _csv_spelling(stored: bytes) -> bytes:
     return _sorted_json(stored.replace(b'""', b'"')).replace('"', '""').encode()
 
 
-def _export_lines(block: list[memoryview], spellings: _Spellings, line_end: bytes) -> bytes:
+def _export_lines(block: list[memoryview], spellings: _Memo[bytes, bytes], line_end: bytes) -> bytes:
     """COPY's rows (each: fields, the marked details, fields, a newline) as the export's lines.
 
     Whole blocks at once in bytes operations: the text split at the marks, every second piece
@@ -571,7 +563,7 @@ def _export_lines(block: list[memoryview], spellings: _Spellings, line_end: byte
     return b"".join([_export_line(bytes(row), spellings, line_end) for row in block])
 
 
-def _export_line(row: bytes, spellings: _Spellings, line_end: bytes) -> bytes:
+def _export_line(row: bytes, spellings: _Memo[bytes, bytes], line_end: bytes) -> bytes:
     """One COPY row as the export's line: the stored document between its last two marks spelled."""
     end = row.rindex(MARK_BYTE)
     start = row.rindex(MARK_BYTE, 0, end)
