@@ -40,14 +40,9 @@ def page_json(page: EventPage) -> bytes:
     pydantic-core's own serialiser, as `AuditLogPage.model_dump_json` uses: the same number
     formats in `details` (`1e+16`, integers past 64 bits), time formats and key order.
     """
-    items = []
-    for row in page.items:
-        event = public_event(row)
-        event["details"] = stored_json(event["details"])
-        items.append(event)
     return pydantic_core.to_json(
         {
-            "items": items,
+            "items": _list_events(page.items),
             "total": page.total,
             "page": page.page,
             "per_page": page.per_page,
@@ -56,6 +51,57 @@ def page_json(page: EventPage) -> bytes:
             "next_cursor": page.next_cursor,
         }
     )
+
+
+def _list_events(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each row of the public columns and the list's `found` as its event's dict: times through
+    `stored_time`, `details` through `stored_json`, in one dict display per row (see `_feed_events`)."""
+    time, document = stored_time, stored_json
+    return [
+        {
+            "id": id_,
+            "timestamp": time(timestamp),
+            "tenant_id": tenant_id,
+            "partner_id": partner_id,
+            "actor_id": actor_id,
+            "actor_email": actor_email,
+            "actor_type": actor_type,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "result": result,
+            "ip_address": ip_address,
+            "user_agent": user_agent,
+            "request_id": request_id,
+            "session_id": session_id,
+            "details": document(details),
+            "ingested_at": time(ingested_at),
+            "hash": hash_,
+            "prev_hash": prev_hash,
+        }
+        for (
+            id_,
+            timestamp,
+            tenant_id,
+            partner_id,
+            actor_id,
+            actor_email,
+            actor_type,
+            action,
+            resource_type,
+            resource_id,
+            result,
+            ip_address,
+            user_agent,
+            request_id,
+            session_id,
+            details,
+            ingested_at,
+            hash_,
+            prev_hash,
+            _found,
+        ) in rows
+    ]
 
 
 def feed_json(rows: Sequence[Any], following: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from audit_app.audit.query import (
 )
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats, compute_stats_scan
 from audit_app.auth import Principal
+from audit_app.db import stored_json
 from audit_app.models import (
     AuditDailyActor,
     AuditDailyCount,
@@ -36,6 +38,7 @@ from audit_app.models import (
     AuditHourlyActor,
     AuditHourlyCount,
     AuditLog,
+    utc,
 )
 from audit_app.seed import TENANT_PARTNER, generate_events
 from audit_app.settings import Settings
@@ -409,3 +412,56 @@ def test_stats_leave_out_access_records_on_both_paths(session: Session) -> None:
             assert fast["total"] == everything["total"] - left_out
     window = AuditFilters(start_time=NOW - timedelta(days=7))
     assert "usr_reader" in {a["actor_id"] for a in compute_stats(session, SUPER, window)["top_actors"]}
+
+
+class _Moment(datetime):
+    """A datetime subclass (as some drivers return): `utc` keeps its type, as `replace` does."""
+
+
+def test_utc_of_a_naive_time_is_replace_with_utc_exactly() -> None:
+    """`models.utc` reaches `value.replace(tzinfo=UTC)` by timedelta arithmetic: same instant, zone
+    object, fields, fold and type, from the first to the last representable microsecond."""
+    step = timedelta(days=36_524, microseconds=123_457)
+    samples = [datetime.min, datetime.max, datetime(1970, 1, 1), datetime(2026, 12, 1, 19, 47, 58, 877_415)]
+    samples += [datetime.min + step * n for n in range(100)]
+    samples += [datetime(2026, 11, 1, 1, 30, fold=1), _Moment(2026, 3, 4, 5, 6, 7, 8)]
+    for naive in samples:
+        made, expected = utc(naive), naive.replace(tzinfo=UTC)
+        assert (made, repr(made), made.fold, type(made)) == (expected, repr(expected), expected.fold, type(expected))
+        assert made.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        '{"a": [1, 2.5, null, true, false, {"b": "\\u00e9 \\ud83d\\ude42"}], "big": 100000000000000000000}',
+        '{"a": 1, "a": 2}',
+        "NaN",
+        "[1e400, -Infinity]",
+        '"\\ud800"',
+        " {}",
+        "{}\n",
+        "\ufeff{}",
+        "",
+        "[1, 2",
+        '{"a": 1} trailing',
+        "nul",
+        "[" * 5_000 + "]" * 5_000,
+    ],
+)
+def test_stored_json_is_json_loads(text: str) -> None:
+    """`db.stored_json` scans a stored document with `json.loads`'s own scanner: the same value,
+    and for text that is not one JSON document, the same error."""
+
+    def outcome(decode: Any) -> Any:
+        try:
+            value = decode(text)
+        except RecursionError:
+            return RecursionError
+        except json.JSONDecodeError as exc:
+            return (str(exc), exc.pos)
+        return (repr(value), type(value))
+
+    assert outcome(stored_json) == outcome(json.loads)
+    assert stored_json({"already": "decoded"}) == {"already": "decoded"}  # psycopg's jsonb values pass through
