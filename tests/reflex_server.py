@@ -6,6 +6,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -65,11 +66,71 @@ def reflex_server(
     The start holds REFLEX_LOCK: `.web` and the state folders are shared by everyone starting the
     app from this tree, and `reflex run` rewrites them while it starts.
     """
+    with _server(lambda: (["reflex", "run", *arguments], None), env, log, ready, timeout) as server:
+        yield server
+
+
+_run_build: tuple[int, int] | None = None
+"""The frontend build this test run made: the inode and modification time of its index.html."""
+
+
+def _build_stamp() -> tuple[int, int] | None:
+    """Which build of the frontend `.web` holds now (each build writes a new index.html); None: none."""
+    try:
+        index = (ROOT / ".web" / "build" / "client" / "index.html").stat()
+    except FileNotFoundError:
+        return None
+    return index.st_ino, index.st_mtime_ns
+
+
+@contextmanager
+def prod_console(
+    port: int, env: dict[str, str], log: Path, ready: Callable[[], bool], timeout: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The console in prod mode on `port` alone (pages, websocket and API) until `ready()`; stopped on exit.
+
+    The first start of a test run builds the frontend (`reflex run --env prod`: the pages compiled
+    and bundled by bun/vite, some 25 s on a 2-core machine). Later starts serve that same build
+    from a backend-only start (tests/reflex_backend.py, a few seconds) while `.web` still holds
+    it; when another start from this tree rebuilt it meanwhile, they build again. The build does
+    not depend on the console's settings: SSO, demo personas, export pace, Redis and workers
+    are all decided by the backend at runtime. Browser tests pin the backend port in the
+    build's endpoint table (tests/e2e/conftest.py `_pin_backend_port`), which names the port of
+    the start that built it.
+    """
+
+    options = ["--loglevel", "info"]
+
+    def command() -> tuple[list[str], Callable[[], None] | None]:
+        if _run_build is not None and _build_stamp() == _run_build:
+            return [sys.executable, "-m", "tests.reflex_backend", "--backend-port", str(port), *options], None
+        return ["reflex", "run", "--env", "prod", "--frontend-port", str(port), *options], _built
+
+    with _server(command, env, log, ready, timeout) as server:
+        yield server
+
+
+def _built() -> None:
+    """Remember the build just made (called under REFLEX_LOCK, once its server answers)."""
+    global _run_build  # one build per test run, shared by every console it starts
+    _run_build = _build_stamp()
+
+
+@contextmanager
+def _server(
+    command: Callable[[], tuple[list[str], Callable[[], None] | None]],
+    env: dict[str, str],
+    log: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `command()` (chosen, started and awaited under REFLEX_LOCK) and its `when_ready` hook; stop it on exit."""
     with REFLEX_LOCK.open("w") as lock, log.open("w") as out:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            arguments, when_ready = command()
             server = subprocess.Popen(
-                ["reflex", "run", *arguments],
+                arguments,
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -81,8 +142,10 @@ def reflex_server(
                 if server.poll() is not None or time.monotonic() > deadline:
                     os.killpg(server.pid, signal.SIGKILL)
                     server.wait()
-                    pytest.fail(f"`reflex run` did not start:\n{log_tail(log)}")
+                    pytest.fail(f"`{' '.join(arguments)}` did not start:\n{log_tail(log)}")
                 time.sleep(0.3)
+            if when_ready is not None:
+                when_ready()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     try:

@@ -22,7 +22,7 @@ from audit_app.db import engine_for
 from audit_app.demo import DEMO_PERSONAS
 from audit_app.settings import Settings
 from bench.cluster import free_port
-from tests.reflex_server import console_environment, console_serving, log_tail, reflex_server
+from tests.reflex_server import console_environment, console_serving, log_tail, prod_console
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -93,9 +93,10 @@ E2E_STREAM_KEY = "e2e-stream-key-" + "s" * 32
 def running_console(
     workdir: Path, *, seed_events: int, extra_env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[tuple[Console, int]]:
-    """Migrate and seed a database, build and start the app on `port` (default: a free one); stop it on exit.
+    """Migrate and seed a database, start the app on `port` (default: a free one); stop it on exit.
 
-    Yields the console and the pid of the `reflex run` process.
+    The first console of a test run builds the frontend; the others serve that build
+    (tests/reflex_server.py `prod_console`). Yields the console and the pid of its server process.
     """
     database_url = f"sqlite:///{workdir / 'audit.db'}"
     port = port or free_port()
@@ -108,14 +109,13 @@ def running_console(
         )
     log = workdir / "server.log"
     base_url = f"http://127.0.0.1:{port}"
-    arguments = ["--env", "prod", "--frontend-port", str(port), "--loglevel", "info"]
 
     def ready() -> bool:
         return console_serving(base_url)
 
     settings = Settings(database_url=database_url, jwt_secret=E2E_SECRET, demo=True, secret_key=E2E_STREAM_KEY)
     try:
-        with reflex_server(arguments, env, log, ready, START_TIMEOUT) as server:
+        with prod_console(port, env, log, ready, START_TIMEOUT) as server:
             yield Console(base_url=base_url, database_url=database_url, settings=settings, log=log), server.pid
     finally:
         engine_for(database_url).dispose()

@@ -11,7 +11,9 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.conftest import (
+    ENV_ASSET,
     Console,
+    _pin_backend_port,
     result_count,
     running_console,
     sign_in,
@@ -46,7 +48,7 @@ def _state_keys() -> int:
 
 @pytest.fixture(scope="module")
 def redis_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, int]]:
-    """The console built and served with REFLEX_REDIS_URL and GRANIAN_WORKERS=2."""
+    """The console served with REFLEX_REDIS_URL and GRANIAN_WORKERS=2."""
     try:
         assert _redis(("PING",)) == ["+PONG"]
     except OSError as exc:
@@ -59,7 +61,7 @@ def redis_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Co
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    """The backend workers: Granian forks them from the `reflex run` process."""
+    """The backend workers: Granian forks them from the server process (`reflex run` or tests.reflex_backend)."""
     return [child for child in psutil.Process(pid).children(recursive=True) if "reflex" in " ".join(child.cmdline())]
 
 
@@ -70,6 +72,7 @@ def test_console_works_with_two_workers_and_redis(redis_console: tuple[Console, 
     for attempt in range(3):  # fresh browsers: each new websocket may land on either worker
         context = browser.new_context(base_url=console.base_url)
         context.set_default_timeout(20_000)
+        context.route(ENV_ASSET, lambda route: _pin_backend_port(route, console.base_url))
         page = context.new_page()
         sign_in(page, "tenant")
         expect(result_count(page)).to_contain_text("events")
