@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import Field, create_model
+from pydantic import Field, ValidationError, create_model
 
 from audit_app.audit.filters import TEXT_FILTERS, TIME_FILTERS, AuditFilters, FilterSyntaxError, check_syntax
 from audit_app.models import utc
@@ -129,9 +129,60 @@ class ListParams:
 
 async def list_params(request: Request, query: Annotated[ListQuery, Query()]) -> ListParams:  # type: ignore[valid-type]
     """The documented filters of the list (and export) endpoint, plus the extensions and `sort`."""
-    values = query.model_dump()  # type: ignore[attr-defined]
+    return _list_params(request, query)
+
+
+def _list_params(request: Request, query: Any) -> ListParams:
+    values = query.model_dump()
     order = values.pop("sort")
     return ListParams(validated_filters(**repeated(request, values)), order)
+
+
+def query_model(request: Request, model: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """`model` validated from the request's query as FastAPI validates a query model (`Annotated[model,
+    Query()]`), and its errors located as FastAPI locates them (`("query", field, ...)`).
+
+    FastAPI takes each field's value as `query_params.get(name)` (the last one given) and ignores
+    other parameters; it also spends 5-8 us per field per request on how to read it (aliases,
+    sequence checks), more than the whole validation, which pydantic does in one call here.
+    """
+    given = request.query_params
+    values = {name: given[name] for name in model.model_fields if name in given}
+    try:
+        return model.model_validate(values), []
+    except ValidationError as exc:
+        return None, [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """What a list page is asked for: the filters and order, then the page, its size and a cursor."""
+
+    asked: ListParams
+    page: int
+    per_page: int
+    cursor: str | None
+
+
+def list_request_dependency(page_query: Any) -> Any:
+    """A dependency reading the list's query as FastAPI reads `list_params` then the route's own
+    `page_query` parameters (page, per_page, cursor): the same values, the same errors in the same
+    order (the filters' first, all raised together), with each model validated in one call.
+
+    For the list route only (`routes.list_audit_logs`): its declared signature documents these
+    parameters in the OpenAPI document, this one answers them.
+    """
+
+    async def list_request(request: Request) -> ListRequest:
+        query, errors = query_model(request, ListQuery)
+        asked = _list_params(request, query) if query is not None else None
+        window, window_errors = query_model(request, page_query)
+        if errors or window_errors:
+            raise RequestValidationError([*errors, *window_errors])
+        assert asked is not None
+        return ListRequest(asked, window.page, window.per_page, window.cursor)
+
+    return list_request
 
 
 async def stats_filters(request: Request, query: Annotated[StatsQuery, Query()]) -> AuditFilters:  # type: ignore[valid-type]

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import Field, create_model
+from sqlmodel import Session
 
 from audit_app.api.admission import WriterAdmission, write_until_disconnect
 from audit_app.api.deps import (
@@ -19,7 +21,14 @@ from audit_app.api.deps import (
     WriterPrincipal,
 )
 from audit_app.api.event_json import page_json
-from audit_app.api.params import ListParams, list_params, stats_filters, stats_zone
+from audit_app.api.params import (
+    ListParams,
+    ListRequest,
+    list_params,
+    list_request_dependency,
+    stats_filters,
+    stats_zone,
+)
 from audit_app.api.schemas import (
     ActionList,
     AuditLogPage,
@@ -45,13 +54,14 @@ from audit_app.audit.query import (
 )
 from audit_app.audit.signing import NO_SIGNING_KEY, export_keys
 from audit_app.audit.stats import compute_stats
-from audit_app.auth import DOWNLOAD_TOKEN_USE
+from audit_app.auth import DOWNLOAD_TOKEN_USE, Principal
 from audit_app.models import AuditLogPublic
 from audit_app.settings import get_settings
 
 AUDIT_PREFIX = "/api/v1/admin/audit"
 MAX_PAGE = 10**9  # keeps OFFSET inside a 64-bit integer
 MAX_LOG_ID_LENGTH = 64
+MAX_CURSOR_LENGTH = 512
 NOT_FOUND = "Audit log entry not found."
 
 # Fixed paths under /api/v1/admin/audit/; `entry_router` (/{log_id}) must be included after
@@ -69,6 +79,49 @@ def _client(request: Request) -> Client:
     return Client(request.client.host if request.client else None, request.headers.get("user-agent"))
 
 
+ListPageQuery = create_model(
+    "ListPageQuery",
+    page=(int, Field(default=1, ge=1, le=MAX_PAGE)),
+    per_page=(int, Field(default=DEFAULT_PER_PAGE, ge=1, le=MAX_PER_PAGE)),
+    cursor=(str | None, Field(default=None, max_length=MAX_CURSOR_LENGTH)),
+)
+"""The list's own query parameters, as `list_audit_logs` declares them, for `answer_list_audit_logs`."""
+ListRequestDep = Annotated[ListRequest, Depends(list_request_dependency(ListPageQuery))]
+
+
+def answer_list_audit_logs(session: ReadSessionDep, principal: ReaderPrincipal, asked: ListRequestDep) -> Response:
+    """The list route that answers: `list_audit_logs`'s parameters read in one pass (`params.query_model`).
+
+    Registered before the documented route on the same path, so it is the one matched; the
+    documented one gives the OpenAPI document its parameters (and answers the same, tested).
+    """
+    return _list_page(session, principal, asked)
+
+
+def _list_page(session: Session, principal: Principal, asked: ListRequest) -> Response:
+    filters, order = asked.asked.filters, asked.asked.order
+    result = list_events(
+        session,
+        principal,
+        filters,
+        page=asked.page,
+        per_page=asked.per_page,
+        cursor=asked.cursor,
+        order=order,
+        as_stored=True,
+    )
+    # The AuditLogPage written straight from the rows (`event_json`): no validation of each row
+    # and none again by FastAPI for the response model, which stays declared for the OpenAPI document.
+    return Response(page_json(result), media_type="application/json")
+
+
+# Behind the Reflex mount FastAPI's slash redirect never fires: answer both spellings.
+router.add_api_route("/", answer_list_audit_logs, methods=["GET"], include_in_schema=False)
+router.add_api_route("", answer_list_audit_logs, methods=["GET"], include_in_schema=False)
+
+
+# Documents the list (its parameters, response and description); `answer_list_audit_logs`,
+# matched first, answers it.
 @router.get("/", summary="List Audit Logs", response_model=AuditLogPage)
 def list_audit_logs(
     session: ReadSessionDep,
@@ -78,21 +131,14 @@ def list_audit_logs(
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = DEFAULT_PER_PAGE,
     cursor: Annotated[
         str | None,
-        Query(max_length=512, description="Continue after a previous page: its `next_cursor` (keyset pagination)"),
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description="Continue after a previous page: its `next_cursor` (keyset pagination)",
+        ),
     ] = None,
 ) -> Response:
     """List audit logs with filtering."""
-    filters, order = asked.filters, asked.order
-    result = list_events(
-        session, principal, filters, page=page, per_page=per_page, cursor=cursor, order=order, as_stored=True
-    )
-    # The AuditLogPage written straight from the rows (`event_json`): no validation of each row
-    # and none again by FastAPI for the response model, which stays declared for the OpenAPI document.
-    return Response(page_json(result), media_type="application/json")
-
-
-# Behind the Reflex mount FastAPI's slash redirect never fires: answer both spellings.
-router.add_api_route("", list_audit_logs, methods=["GET"], include_in_schema=False)
+    return _list_page(session, principal, ListRequest(asked, page, per_page, cursor))
 
 
 @router.get("/actions", summary="List Audit Actions")

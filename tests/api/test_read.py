@@ -13,12 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
+from audit_app.api import create_api, routes
 from audit_app.api.schemas import AuditLogPage
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.query import list_events
 from audit_app.audit.stats import compute_stats_scan
 from audit_app.auth import Principal
 from audit_app.models import AuditLog, AuditLogPublic
+from audit_app.settings import Settings
 from tests.api.helpers import LIST, World, at, event, ids_of, write
 from tests.principals import ACME, SUPER
 
@@ -456,3 +458,46 @@ def test_list_json_is_the_validated_pages_json(
         if page.next_cursor:
             following = client.get(LIST, params={**params, "cursor": page.next_cursor}, headers=headers).json()
             assert following["items"][0]["id"] not in {item.id for item in page.items}
+
+
+def test_the_answering_list_route_is_the_documented_one(
+    settings: Settings, as_super: dict[str, str], as_acme: dict[str, str]
+) -> None:
+    """`routes.answer_list_audit_logs` (matched first: it reads the query in one pass) answers as the
+    documented `list_audit_logs` does, mounted here on a path of its own: the same pages, and for
+    bad parameters the same 422s, errors in the same order, filters' before the page's."""
+    api = create_api()
+    api.router.add_api_route("/declared/", routes.list_audit_logs, methods=["GET"])
+    asked: list[list[tuple[str, str]]] = [
+        [],
+        [("tenant_id", "acme"), ("per_page", "2"), ("page", "2")],
+        [("action", "user.login"), ("action", "role.assign"), ("sort", "asc")],
+        [("start_time", "2026-03-02T00:00:00Z"), ("start_time", "2026-03-01T00:00:00Z"), ("per_page", "1")],
+        [("result", "failure"), ("unknown", "x"), ("page", "1"), ("page", "3"), ("per_page", "1")],
+        [("q", "acme"), ("not_result", "success")],
+        [("tenant_id", "")],
+        [("page", "0")],
+        [("page", "x"), ("per_page", "501"), ("cursor", "c" * 513)],
+        [("start_time", "yesterday"), ("sort", "up"), ("page", "0")],
+        [("start_time", "2026-03-02T00:00:00Z"), ("end_time", "2026-03-01T00:00:00Z"), ("page", "0")],
+        [("ip_address", "10.0.0.0/33"), ("per_page", "0")],
+        [("actor_id", "a\x00b")],
+        [("cursor", "not-a-cursor")],
+        [("q", "x" * 513)],
+    ]
+    with TestClient(api) as client:
+        for headers in (as_super, as_acme):
+            for params in asked:
+                answered = client.get(LIST, params=params, headers=headers)
+                documented = client.get("/declared/", params=params, headers=headers)
+                assert (answered.status_code, answered.json()) == (documented.status_code, documented.json()), params
+                first = client.get(LIST, params=[("per_page", "3")], headers=headers).json()
+                if first["next_cursor"]:
+                    following = [("per_page", "3"), ("cursor", first["next_cursor"])]
+                    assert client.get(LIST, params=following, headers=headers).content == (
+                        client.get("/declared/", params=following, headers=headers).content
+                    )
+        assert client.get(LIST, params=[("page", "0")]).status_code == 401  # the token is checked first
+        assert client.get(LIST.rstrip("/"), params=[("page", "0")], headers=as_super).json() == (
+            client.get("/declared/", params=[("page", "0")], headers=as_super).json()
+        )
