@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import plotly.graph_objects as go
 import plotly.io as pio
+import reflex as rx
 
 from audit_app.models import AuditLog
 from audit_app.ui import charts
@@ -122,7 +123,7 @@ def test_daily_chart_stacks_results_in_a_stable_order() -> None:
     assert fig["layout"]["barmode"] == "stack"
 
 
-def test_a_chart_is_plotly_json_in_the_white_template_that_plotly_leaves_unchanged() -> None:
+def test_a_chart_is_plotly_json_that_plotly_leaves_unchanged() -> None:
     """Each figure is written as Plotly's JSON directly: validated through go.Figure, nothing changes."""
     for build in (
         charts.daily_figure,
@@ -132,12 +133,42 @@ def test_a_chart_is_plotly_json_in_the_white_template_that_plotly_leaves_unchang
         charts.actors_figure,
     ):
         sent = build(STATS)
-        assert json.loads(pio.to_json(go.Figure(sent))) == sent
-        assert sent["layout"]["template"]["layout"]["plot_bgcolor"] == "white"  # plotly_white's, not plotly's
+        validated = json.loads(pio.to_json(go.Figure(sent)))
+        del validated["layout"]["template"]  # go.Figure adds plotly's default; the page supplies it (below)
+        assert validated == sent
+        assert "template" not in sent["layout"]
         assert json.loads(json.dumps(sent)) == sent  # plain JSON: nothing for the state to validate or pickle
     partial = charts.daily_figure(STATS, (True, True))
-    assert json.loads(pio.to_json(go.Figure(partial))) == partial
+    validated = json.loads(pio.to_json(go.Figure(partial)))
+    del validated["layout"]["template"]
+    assert validated == partial
     assert partial["data"][0]["marker"]["opacity"] == [0.4, 1.0, 0.4]
+
+
+def _merged(under: Any, over: Any) -> Any:
+    """`over` deep-merged onto `under` as the page's mergician merges (objects by key, anything else replaced)."""
+    if isinstance(under, dict) and isinstance(over, dict):
+        return under | {key: _merged(under[key], value) if key in under else value for key, value in over.items()}
+    return over
+
+
+def test_the_charts_template_is_the_one_the_page_supplies() -> None:
+    """The charts are drawn in Reflex's colour-mode template, whatever template a figure carries.
+
+    rx.plotly merges `plotly` (light) or `plotly_dark` over the figure's layout.template; each sets
+    every key of `plotly_white`, which the figures sent until they sent none: the merge came out the
+    same either way, so the 7 KB of template per figure only travelled.
+    """
+    component = rx.plotly.basic(data=rx.Var.create({}).to(go.Figure))
+    assert component.template is not None  # Reflex still supplies the template (else the charts lose theirs)
+
+    def template(name: str) -> dict[str, Any]:
+        return json.loads(pio.to_json(go.Figure(layout={"template": name})))["layout"]["template"]
+
+    white = template("plotly_white")
+    for supplied in (template("plotly"), template("plotly_dark")):
+        assert _merged(white, supplied) == supplied
+        assert _merged({}, supplied) == supplied
 
 
 def test_failure_rate_per_day_skips_empty_days() -> None:
