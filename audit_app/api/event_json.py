@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -54,13 +56,17 @@ def page_json(page: EventPage) -> bytes:
 
 
 def _list_events(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Each row of the public columns and the list's `found` as its event's dict: times through
-    `stored_time`, `details` through `stored_json`, in one dict display per row (see `_feed_events`)."""
-    time, document = stored_time, stored_json
+    """Each row of the public columns and the list's `found` as its event's dict, in one dict display
+    per row (see `_feed_events`): times as `stored_time` makes them (`_times`, a column at a time),
+    `details` through `stored_json`."""
+    first, second = TIME_INDEXES
+    stamps = _times(rows, first)
+    ingested = _times(rows, second)
+    document = stored_json
     return [
         {
             "id": id_,
-            "timestamp": time(timestamp),
+            "timestamp": timestamp,
             "tenant_id": tenant_id,
             "partner_id": partner_id,
             "actor_id": actor_id,
@@ -75,13 +81,13 @@ def _list_events(rows: Sequence[Any]) -> list[dict[str, Any]]:
             "request_id": request_id,
             "session_id": session_id,
             "details": document(details),
-            "ingested_at": time(ingested_at),
+            "ingested_at": ingested_at,
             "hash": hash_,
             "prev_hash": prev_hash,
         }
         for (
             id_,
-            timestamp,
+            _timestamp,
             tenant_id,
             partner_id,
             actor_id,
@@ -96,12 +102,45 @@ def _list_events(rows: Sequence[Any]) -> list[dict[str, Any]]:
             request_id,
             session_id,
             details,
-            ingested_at,
+            _ingested_at,
             hash_,
             prev_hash,
             _found,
-        ) in rows
+        ), timestamp, ingested_at in zip(rows, stamps, ingested, strict=True)
     ]
+
+
+_UTC_SUFFIX = "+00:00"
+
+
+def _times(rows: Sequence[Any], index: int) -> list[Any]:
+    """Column `index` of `rows`, times read through `as_stored`, as `stored_time` makes them.
+
+    psycopg's are aware UTC datetimes already when the first one is (one statement, one session
+    zone): taken as they are. SQLite's are naive UTC text: each is parsed with `+00:00` appended,
+    by `datetime.fromisoformat` mapped over the column (no Python call per value; `stored_time`
+    made and converted a naive datetime, several times the cost). That gives `stored_time`'s very
+    datetime whenever it parses to an aware one (a text with a zone of its own does not parse
+    with a second one; a date alone parses naive): otherwise the column goes through `stored_time`.
+    """
+    values = [row[index] for row in rows]
+    if not values:
+        return values
+    head = values[0]
+    if isinstance(head, datetime) and utc(head) is head:
+        return values
+    if isinstance(head, str):
+        try:
+            made = list(map(datetime.fromisoformat, map(str.__add__, values, repeat(_UTC_SUFFIX))))
+        except (TypeError, ValueError):
+            pass
+        else:
+            if all(map(_TZINFO, made)):
+                return made
+    return [stored_time(value) for value in values]
+
+
+_TZINFO = attrgetter("tzinfo")
 
 
 def feed_json(rows: Sequence[Any], following: str) -> bytes:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from audit_app.api import create_api
+from audit_app.api.event_json import _times
 from audit_app.audit import query
 from audit_app.audit.daily import rebuild_daily_counts, recount_daily_counts
 from audit_app.audit.export import csv_export, export_row, iter_events, read_ahead
@@ -30,7 +31,7 @@ from audit_app.audit.query import (
 )
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats, compute_stats_scan
 from audit_app.auth import Principal
-from audit_app.db import stored_json
+from audit_app.db import stored_json, stored_time
 from audit_app.models import (
     AuditDailyActor,
     AuditDailyCount,
@@ -465,3 +466,37 @@ def test_stored_json_is_json_loads(text: str) -> None:
 
     assert outcome(stored_json) == outcome(json.loads)
     assert stored_json({"already": "decoded"}) == {"already": "decoded"}  # psycopg's jsonb values pass through
+
+
+TIME_TEXTS = [
+    "2026-12-01 19:47:58.877415",  # SQLAlchemy's storage format on SQLite
+    "2026-12-01 19:47:58.000000",
+    "2026-12-01 19:47:58",
+    "2026-12-01T19:47:58Z",
+    "2026-12-01T19:47:58+01:00",
+    "2026-12-01T19:47:58+0100",
+    "2026-12-01T19:47:58-01",
+    "2026-12-01 19:47:58.877415+00:00",
+    "2026-12-01",  # a date alone parses naive even with a zone appended
+    "2026-W48-2",
+    "2026-12-01T10",
+    "20261201T101010",
+    "2026-12-01T19:47:58.1234567",
+    "0001-01-01 00:00:00.000000",
+    "9999-12-31 23:59:59.999999",
+]
+
+
+@pytest.mark.parametrize("texts", [[text] for text in TIME_TEXTS] + [TIME_TEXTS, TIME_TEXTS[:3], TIME_TEXTS[::-1]])
+def test_list_times_are_stored_times(texts: list[str]) -> None:
+    """`event_json._times` (a column of stored times parsed with `+00:00` appended) gives exactly
+    `db.stored_time` of each, whatever form the text has; aware UTC datetimes are kept as they are."""
+    rows = [(None, text) for text in texts]
+    made = _times(rows, 1)
+    expected = [stored_time(text) for text in texts]
+    assert [(repr(m), m.tzinfo is UTC) for m in made] == [(repr(e), True) for e in expected]
+    aware = [(None, value) for value in expected]
+    assert all(kept is value for kept, value in zip(_times(aware, 1), expected, strict=True))
+    with pytest.raises(ValueError, match="Invalid isoformat"):  # an unreadable time fails as stored_time does
+        _times([(None, texts[0]), (None, "yesterday")], 1)
+    assert _times([], 1) == []
