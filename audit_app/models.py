@@ -98,7 +98,6 @@ class AuditLog(SQLModel, table=True):
         Index("ix_audit_log_result_time", "result", "timestamp"),
         Index("ix_audit_log_ip_time", "ip_address", "timestamp"),
         Index("ix_audit_log_request", "request_id"),
-        Index("ix_audit_log_session", "session_id"),
         Index("ix_audit_log_tenant_action_time", "tenant_id", "action", "timestamp"),
         Index("ix_audit_log_tenant_resource_type", "tenant_id", "resource_type"),
         Index("ix_audit_log_feed", "feed_pos", "id"),
