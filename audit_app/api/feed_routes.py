@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from audit_app.api.deps import ReaderPrincipal, ReadSessionDep
 from audit_app.api.event_json import feed_json
@@ -21,14 +23,19 @@ from audit_app.audit.feed import (
     CursorExpiredError,
     FeedCursor,
     FeedCursorError,
+    FeedPage,
+    collector_key,
+    hour_recorded,
+    poll_hour,
     read_feed,
     record_poll,
 )
 from audit_app.audit.filters import AuditFilters
 from audit_app.audit.ocsf import OCSF_VERSION, to_ocsf
 from audit_app.audit.query import list_actions
-from audit_app.db import session_scope
-from audit_app.models import utc
+from audit_app.auth import Principal
+from audit_app.db import get_engine, session_scope
+from audit_app.models import utc, utcnow
 
 router = APIRouter(prefix="/api/v1/admin/audit", tags=["Audit feed"])
 FeedFiltersDep = Annotated[AuditFilters, Depends(feed_filters)]
@@ -79,16 +86,22 @@ def follow_feed(
         gone = FeedGone(detail=str(exc), since=exc.oldest_since)
         return JSONResponse(gone.model_dump(mode="json"), status_code=410)
     following = page.next.encode()
-    with session_scope() as primary:  # the read database may be a replica: the record goes to the primary
-        record_poll(
-            primary,
-            principal,
-            filters,
-            format,
-            page,
-            ip_address=request.client.host if request.client else None,
-            user_agent=request.headers.get("user-agent"),
-        )
+    now = utcnow()
+    poll = partial(
+        _record_poll,
+        principal,
+        filters,
+        format,
+        page,
+        ip_address=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        now=now,
+    )
+    counted_later = None
+    if hour_recorded(get_engine(), collector_key(principal, filters, format), poll_hour(now)):
+        counted_later = BackgroundTask(poll)  # only a count: it need not hold the answer back
+    else:
+        poll()  # the hour's first poll is recorded before it is answered
     content: str | bytes
     if format == "ocsf":
         content = OcsfFeedAnswer(items=[to_ocsf(row) for row in page.items], next=following).model_dump_json()
@@ -99,7 +112,16 @@ def follow_feed(
         content,
         media_type="application/json",
         headers={"Link": f'<{link}>; rel="next"', "Cache-Control": "no-store"},
+        background=counted_later,
     )
+
+
+def _record_poll(
+    principal: Principal, filters: AuditFilters, fmt: str, page: FeedPage[Any], **context: Any
+) -> str | None:
+    """`record_poll` on the primary (the read database may be a replica)."""
+    with session_scope() as primary:
+        return record_poll(primary, principal, filters, fmt, page, **context)
 
 
 def _catalog_action(entry: CatalogEntry) -> CatalogAction:

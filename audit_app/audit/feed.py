@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from sqlalchemy import Row, Text, bindparam, cast, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +51,9 @@ HELD = AuditLog.__table__.alias("held")  # type: ignore[attr-defined]
 """audit_log again, for the check that a cursor's event is retained (made once: an alias builds its columns)."""
 FeedEvent = Row[*tuple[Any, ...]]
 """An event of the feed: a read-only row with the public fields of AuditLog, then `feed_pos`."""
+ID_INDEX = 0
+POSITION_INDEX = len(FEED_COLUMNS)
+"""Where a page's row holds its event's id and its position (rows are also read as plain tuples)."""
 
 
 class FeedCursorError(ValueError):
@@ -102,11 +105,17 @@ class FeedCursor:
         return self.event_id == ""
 
 
-@dataclass(frozen=True)
-class FeedPage:
-    """One answer of the feed: its events in position order, and the cursor to ask with next."""
+EventT = TypeVar("EventT")
 
-    items: Sequence[FeedEvent]
+
+@dataclass(frozen=True)
+class FeedPage(Generic[EventT]):
+    """One answer of the feed: its events in position order, and the cursor to ask with next.
+
+    Each item is a FeedEvent, or, read for the JSON answer (`details_as_json_text`), the driver's
+    tuple of the same columns."""
+
+    items: Sequence[EventT]
     next: FeedCursor
 
 
@@ -121,6 +130,30 @@ def _oldest_since(session: Session, scope_conditions: list[Any]) -> datetime | N
     return None if found is None else utc(found)
 
 
+@overload
+def read_feed(
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    cursor: FeedCursor,
+    limit: int,
+    *,
+    details_as_json_text: Literal[False] = False,
+) -> FeedPage[FeedEvent]: ...
+
+
+@overload
+def read_feed(
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    cursor: FeedCursor,
+    limit: int,
+    *,
+    details_as_json_text: bool,
+) -> FeedPage[Any]: ...
+
+
 def read_feed(
     session: Session,
     principal: Principal,
@@ -129,12 +162,14 @@ def read_feed(
     limit: int,
     *,
     details_as_json_text: bool = False,
-) -> FeedPage:
+) -> FeedPage[Any]:
     """Up to `limit` events after `cursor`, in position order, within the caller's scope and filters.
 
     With `details_as_json_text`, each event's `details` is the JSON text as stored (half the
     cost of reading a page on PostgreSQL, where decoding it is most of the driver's work) and its
-    times as the driver reads them (`db.as_stored`; `db.stored_time` makes datetimes of them).
+    times as the driver reads them (`db.as_stored`; `db.stored_time` makes datetimes of them);
+    the items are then the driver's own row tuples (in FeedEvent's column order, read by index),
+    not SQLAlchemy rows: wrapping 1,000 of them cost more than the rest of reading the page in Python.
     Refuses (403) filters outside the scope; raises CursorExpiredError when the cursor's event
     was purged. Only final positions are served (`feed_position.served`), so following `next`
     yields every committed event exactly once.
@@ -159,13 +194,19 @@ def read_feed(
     else:
         start = tuple_(*FEED_ORDER) > tuple_(-1, "")
     stmt = (FEED_PAGE_AS_STORED if details_as_json_text else FEED_PAGE).where(start, *conditions, final).limit(limit)
-    items = session.connection().execute(stmt, execution_options={BINARY_RESULTS: details_as_json_text}).all()
+    items: Sequence[Any]
+    if details_as_json_text:
+        result = session.connection().execute(stmt, execution_options={BINARY_RESULTS: True})
+        items = result.cursor.fetchall()  # all rows are in the client already: nothing left to fail here
+        result.close()
+    else:
+        items = session.connection().execute(stmt).all()
     if not items:
         if kept is not None and not session.execute(select(kept)).scalar():
             raise CursorExpiredError(_oldest_since(session, [Scope.of(principal).condition()]))
         return FeedPage(items=[], next=cursor)
     last = items[-1]
-    return FeedPage(items=items, next=FeedCursor(position=last.feed_pos, event_id=last.id))
+    return FeedPage(items=items, next=FeedCursor(position=last[POSITION_INDEX], event_id=last[ID_INDEX]))
 
 
 def _cursor_kept(principal: Principal, cursor: FeedCursor) -> Any:
@@ -209,12 +250,39 @@ COUNT_POLL = (
 """`_count_poll`'s statement, built once (building its expressions cost as much as running it)."""
 
 
+RECORDED_HOURS: dict[tuple[object, str], datetime] = {}
+"""For each collector (per database) the hour whose `audit.feed` event this process saw written:
+its later polls in that hour are only counted (`hour_recorded`). Bounded by MAX_RECORDED_HOURS."""
+MAX_RECORDED_HOURS = 4096
+
+
+def poll_hour(now: datetime | None = None) -> datetime:
+    """The UTC hour a poll at `now` (default: now) belongs to."""
+    return (now or utcnow()).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_recorded(engine: object, key: str, hour: datetime) -> bool:
+    """Whether this process saw collector `key`'s `audit.feed` event of `hour` written on `engine`'s
+    database: a poll of that hour then only adds to the counts, and may do so after its answer.
+
+    A yes can be stale (the row was changed or removed since); `record_poll` then still does
+    whatever the poll needs, only later.
+    """
+    return RECORDED_HOURS.get((engine, key)) == hour
+
+
+def _remember_hour(engine: object, key: str, hour: datetime) -> None:
+    if len(RECORDED_HOURS) >= MAX_RECORDED_HOURS:
+        RECORDED_HOURS.clear()
+    RECORDED_HOURS[(engine, key)] = hour
+
+
 def record_poll(
     session: Session,
     principal: Principal,
     filters: AuditFilters,
     fmt: str,
-    page: FeedPage,
+    page: FeedPage[Any],
     *,
     ip_address: str | None = None,
     user_agent: str | None = None,
@@ -224,12 +292,14 @@ def record_poll(
 
     The event says what the collector read: its filters and format, this poll's events, and
     its polls and events in the hour before. Returns the event's id, None when the hour already
-    has one. Commits (on the primary database).
+    has one. Commits (on the primary database), then remembers the collector's hour (`hour_recorded`).
     """
-    hour = (now or utcnow()).replace(minute=0, second=0, microsecond=0)
+    hour = poll_hour(now)
     key = collector_key(principal, filters, fmt)
     read = len(page.items)
+    engine = session.get_bind()
     if _count_poll(key, hour, read):
+        _remember_hour(engine, key, hour)
         return None
     stmt = select(FeedCollector).where(col(FeedCollector.key) == key)
     if session.get_bind().dialect.name == "postgresql":
@@ -239,6 +309,7 @@ def record_poll(
         collector.polls += 1
         collector.events += read
         session.commit()
+        _remember_hour(engine, key, hour)
         return None
     before: dict[str, Any] | None = None
     if collector is not None:
@@ -253,13 +324,13 @@ def record_poll(
         "hour": hour.isoformat(),
         "read": {
             "events": read,
-            "first_id": page.items[0].id if read else None,
-            "last_id": page.items[-1].id if read else None,
+            "first_id": page.items[0][ID_INDEX] if read else None,
+            "last_id": page.items[-1][ID_INDEX] if read else None,
         },
         "previous": before,
     }
     try:
-        return record_access(
+        recorded = record_access(
             session,
             principal,
             "audit.feed",
@@ -271,3 +342,5 @@ def record_poll(
     except IntegrityError:  # another worker recorded this collector's hour first
         session.rollback()
         return None
+    _remember_hour(engine, key, hour)
+    return recorded
