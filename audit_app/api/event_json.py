@@ -165,13 +165,39 @@ def feed_json(rows: Sequence[Any], following: str) -> bytes:
 def _feed_events(rows: Sequence[Any], fragment: type[orjson.Fragment]) -> list[dict[str, Any]]:
     """Each row of the public columns and `feed_pos` as its event's dict, `details` as a JSON fragment.
 
-    Spelled out: a dict display with constant keys over unpacked values builds each dict in one
-    step, 1,000 rows in about half the time of `dict(zip(PUBLIC_FIELDS, row))` and a second pass
-    for `details`. The keys are AuditLogPublic's fields in order (`PUBLIC_FIELDS`; the feed's JSON
-    test compares them with the validated answer's).
+    Spelled out: a dict display with constant keys over unpacked values, 1,000 rows in about half
+    the time of `dict(zip(PUBLIC_FIELDS, row))` and a second pass for `details`. The display holds
+    the first 15 fields and the last 4 are stored after it, in order: CPython 3.11 compiles a
+    display of more than 16 pairs to an empty dict grown key by key (resized twice) and merged
+    with a second one, which cost 9.0M instructions a page against 7.4M so (callgrind). The keys
+    are AuditLogPublic's fields in order (`PUBLIC_FIELDS`; the feed's JSON test compares them
+    with the validated answer's).
     """
-    return [
-        {
+    events: list[dict[str, Any]] = []
+    append = events.append
+    for (
+        id_,
+        timestamp,
+        tenant_id,
+        partner_id,
+        actor_id,
+        actor_email,
+        actor_type,
+        action,
+        resource_type,
+        resource_id,
+        result,
+        ip_address,
+        user_agent,
+        request_id,
+        session_id,
+        details,
+        ingested_at,
+        hash_,
+        prev_hash,
+        _position,
+    ) in rows:
+        event = {
             "id": id_,
             "timestamp": timestamp,
             "tenant_id": tenant_id,
@@ -187,34 +213,13 @@ def _feed_events(rows: Sequence[Any], fragment: type[orjson.Fragment]) -> list[d
             "user_agent": user_agent,
             "request_id": request_id,
             "session_id": session_id,
-            "details": fragment(details),
-            "ingested_at": ingested_at,
-            "hash": hash_,
-            "prev_hash": prev_hash,
         }
-        for (
-            id_,
-            timestamp,
-            tenant_id,
-            partner_id,
-            actor_id,
-            actor_email,
-            actor_type,
-            action,
-            resource_type,
-            resource_id,
-            result,
-            ip_address,
-            user_agent,
-            request_id,
-            session_id,
-            details,
-            ingested_at,
-            hash_,
-            prev_hash,
-            _position,
-        ) in rows
-    ]
+        event["details"] = fragment(details)
+        event["ingested_at"] = ingested_at
+        event["hash"] = hash_
+        event["prev_hash"] = prev_hash
+        append(event)
+    return events
 
 
 def _utc_times(row: Any) -> bool:

@@ -343,6 +343,25 @@ def test_feed_json_is_the_validated_answers_json(
     assert stored == sorted(json.dumps(details, sort_keys=True) for details in odd)
 
 
+def test_feed_event_dicts_are_built_by_one_presized_display() -> None:
+    """`_feed_events` makes each event's dict by one display of at most 15 pairs (CPython builds a
+    longer one key by key and merges a second dict into it), then stores the other fields in order."""
+    import dis
+
+    import orjson
+
+    from audit_app.api.event_json import PUBLIC_FIELDS, _feed_events
+
+    assert not {op.opname for op in dis.get_instructions(_feed_events)} & {"MAP_ADD", "DICT_UPDATE"}
+    row = (*(f"value {n}" for n in range(len(PUBLIC_FIELDS))), 7)
+    (made,) = _feed_events([row], orjson.Fragment)
+    assert list(made) == list(PUBLIC_FIELDS)
+    assert orjson.dumps(made["details"]) == b"value 15"  # the stored JSON text, as it is
+    assert [made[name] for name in PUBLIC_FIELDS if name != "details"] == [
+        value for name, value in zip(PUBLIC_FIELDS, row, strict=False) if name != "details"
+    ]
+
+
 @pytest.mark.postgres
 def test_the_json_answers_rows_are_read_in_binary_format(session: Session, database_url: str) -> None:
     """On PostgreSQL the page the JSON answer is written from arrives in the binary format (times and
