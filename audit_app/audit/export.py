@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import queue
+import re
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import psycopg
@@ -109,10 +112,7 @@ def export_filename(filters: AuditFilters, extension: str) -> str:
 VALIDATED_COLUMNS = frozenset({"id", "actor_type", "result"})
 """Columns that hold only letters, digits and hyphens, never empty: `id` is a UUID the server makes
 (`new_event_id`, or the seed's), `actor_type` and `result` one of `ACTOR_TYPES` / `RESULTS`, checked
-by `AuditEventIn` on every way in. Their text cannot start a formula and JSON escapes nothing in it."""
-JSON_PLAIN_COLUMNS = VALIDATED_COLUMNS | {"action", "hash"}
-"""Columns never NULL whose text JSON escapes nothing in: the validated ones, `action` (its pattern in
-`AuditEventIn`: letters, digits, `_`, `-`, `.`) and `hash` (hex)."""
+by `AuditEventIn` on every way in. Their text cannot start a formula."""
 UNFORMULA_COLUMNS = VALIDATED_COLUMNS | {"timestamp", "ingested_at", "details", "hash", "prev_hash", "chain_seq"}
 """Columns whose export text cannot start a formula (ISO times, a JSON object, hex, validated words);
 all others are guarded."""
@@ -271,9 +271,6 @@ _COPY_CSV = "COPY ({query}) TO STDOUT (FORMAT csv)"
 DETAILS_MARK = "\x02"
 """Written by COPY before and after the stored `details` (JSON text escapes every control character)."""
 MARK_BYTE = DETAILS_MARK.encode()
-# One JSON line = three fields that never hold a control character (to_json and jsonb escape them),
-# so with the mark as delimiter and another control character as quote nothing is ever quoted.
-_COPY_LINES = "COPY ({query}) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
 _FORMULA_CODES = ", ".join(str(ord(prefix)) for prefix in FORMULA_PREFIXES)
 _FIRST_PLAIN_CODE = max(ord(prefix) for prefix in FORMULA_PREFIXES) + 1  # 65, "A": no formula starts at or above it
 _ISO_UTC = "to_char(timezone('UTC', audit_log.{name}), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -295,55 +292,6 @@ def _copy_text(name: str) -> str:
         f"CASE WHEN ascii({column}) >= {_FIRST_PLAIN_CODE} THEN {column}"
         f" WHEN ascii({column}) IN ({_FORMULA_CODES}) THEN {_QUOTE} || {column} ELSE NULLIF({column}, '') END"
     )
-
-
-_NEEDS_JSON_ESCAPE = r"""'["\\\x01-\x1f]'"""
-"""A regular expression (SQL text) for the characters JSON escapes in a string: quote, backslash, controls."""
-
-
-def _json_line_columns() -> list[str]:
-    """The three COPY fields of a JSON line (SQL): the object up to `details`, the stored details, the rest.
-
-    The free-text values are JSON strings through to_json, whose per-call type lookups cost
-    about 2,000 instructions each; a row whose free texts together hold nothing JSON escapes
-    (one regular expression over their concatenation: almost every row) has them written
-    between quotes as they are, which is the same text.
-    """
-    escaped: list[str] = []
-    plain: list[str] = []
-    free: list[str] = []
-    tail: list[str] = []
-    for index, name in enumerate(EXPORT_COLUMNS[: EXPORT_COLUMNS.index("details")]):
-        lead = ("{" if index == 0 else ", ") + json.dumps(name) + ": "
-        if name in ("timestamp", "ingested_at"):  # an ISO time: nothing to escape, never NULL
-            value = f"'{lead}\"' || {_ISO_UTC.format(name=name)} || '\"'"
-        elif name in JSON_PLAIN_COLUMNS:  # nothing to escape, never NULL
-            value = f"'{lead}\"' || audit_log.{name} || '\"'"
-        else:
-            free.append(f"audit_log.{name}")
-            escaped.append(f"'{lead}' || coalesce(to_json(audit_log.{name})::text, 'null')")
-            plain.append(f"'{lead}' || coalesce('\"' || audit_log.{name} || '\"', 'null')")
-            continue
-        escaped.append(value)
-        plain.append(value)
-    escaped.append("', \"details\": '")
-    plain.append("', \"details\": '")
-    for name in EXPORT_COLUMNS[EXPORT_COLUMNS.index("details") + 1 :]:
-        lead = ", " + json.dumps(name) + ": "
-        if name in ("timestamp", "ingested_at"):
-            tail.append(f"'{lead}\"' || {_ISO_UTC.format(name=name)} || '\"'")
-        else:
-            assert name in JSON_PLAIN_COLUMNS, name
-            tail.append(f"'{lead}\"' || audit_log.{name} || '\"'")
-    tail.append("'}'")
-    head = (
-        f"CASE WHEN concat({', '.join(free)}) ~ {_NEEDS_JSON_ESCAPE}"
-        f" THEN {' || '.join(escaped)} ELSE {' || '.join(plain)} END"
-    )
-    return [head, "audit_log.details::text", " || ".join(tail)]
-
-
-_JSON_LINE_COLUMNS = _json_line_columns()
 
 
 def _compiled_where(session: Session, principal: Principal, filters: AuditFilters) -> tuple[str, dict[str, Any]]:
@@ -453,32 +401,35 @@ def copy_export(
     """The CSV or JSON Lines export on PostgreSQL, streamed from `COPY (SELECT ...) TO STDOUT`: the same bytes as
     `csv_export` / `jsonl_chunks` over `export_row`, at the speed of COPY, in constant memory.
 
-    The server writes each line: ISO times, formula cells neutralised in SQL, CSV quoting (csv)
-    or the JSON object (jsonl). Only `details` is Python's: the stored document comes between two
-    `DETAILS_MARK`s and is replaced by its sorted-key spelling (computed once per distinct
-    document), so it is exactly what the row-by-row export writes. Rows come in `order`, as csv_export's.
-    A chunk is `rows_per_chunk` lines, as `csv_export`'s (the CSV header is the first chunk's first line);
-    `on_rows` hears each chunk's row count before it is yielded.
+    CSV: the server writes each line (ISO times, formula cells neutralised in SQL, CSV quoting);
+    only `details` is Python's: the stored document comes between two `DETAILS_MARK`s and is
+    replaced by its sorted-key spelling (computed once per distinct document), so it is exactly
+    what the row-by-row export writes. JSON Lines: the server writes the columns as they are in
+    COPY's text format (times as ISO text) and `_json_lines` builds the objects, block by block.
+    Rows come in `order`, as csv_export's. A chunk is `rows_per_chunk` lines, as `csv_export`'s
+    (the CSV header is the first chunk's first line); `on_rows` hears each chunk's row count before it is yielded.
     """
-    mark = f"E'\\x{ord(DETAILS_MARK):02x}'"
-    details = f"{mark} || audit_log.details::text || {mark}"
+    lines_of: Callable[[list[memoryview]], bytes]
     if fmt == "csv":
+        mark = f"E'\\x{ord(DETAILS_MARK):02x}'"
+        details = f"{mark} || audit_log.details::text || {mark}"
         columns = [details if name == "details" else _copy_text(name) for name in EXPORT_COLUMNS]
         statement, params = _copy_statement(session, _COPY_CSV, columns, principal, filters, order)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\r\n").writerow(EXPORT_COLUMNS)
-        header, spell, line_end = buffer.getvalue().encode(), _csv_spelling, b"\r\n"
+        header = buffer.getvalue().encode()
+        csv_spellings: _Memo[bytes, bytes] = _Memo(_csv_spelling)
+        lines_of = functools.partial(_export_lines, spellings=csv_spellings)
     else:
-        columns = _JSON_LINE_COLUMNS
-        statement, params = _copy_statement(session, _COPY_LINES, columns, principal, filters, order)
-        header, spell, line_end = b"", _json_spelling, b"\n"
-    spellings = _Memo(spell)
+        statement, params = _copy_statement(session, _COPY_JSON, _JSON_COLUMNS, principal, filters, order)
+        header = b""
+        lines_of = functools.partial(_json_lines, details=_Memo(_json_details), templates=_Memo(_json_template))
     goal = max(rows_per_chunk - 1, 1) if header else rows_per_chunk  # the header is the first chunk's first line
     parts = [header] if header else []
     rows = 0
     for block in _copy_blocks(session, statement, params, _block_sizes(goal, rows_per_chunk)):
         if block:
-            parts.append(_export_lines(block, spellings, line_end))
+            parts.append(lines_of(block))
             rows += len(block)
         if rows == goal:
             if on_rows is not None:
@@ -525,11 +476,6 @@ def _sorted_json(stored: str | bytes) -> str:
     return json.dumps(json.loads(stored), sort_keys=True, ensure_ascii=False)
 
 
-def _json_spelling(stored: bytes) -> bytes:
-    """`details` in a JSON line: the sorted spelling itself."""
-    return _sorted_json(stored).encode()
-
-
 def _csv_spelling(stored: bytes) -> bytes:
     """`details` inside its CSV field, as COPY quoted the stored text (every `"` doubled).
 
@@ -540,8 +486,8 @@ def _csv_spelling(stored: bytes) -> bytes:
     return _sorted_json(stored.replace(b'""', b'"')).replace('"', '""').encode()
 
 
-def _export_lines(block: list[memoryview], spellings: _Memo[bytes, bytes], line_end: bytes) -> bytes:
-    """COPY's rows (each: fields, the marked details, fields, a newline) as the export's lines.
+def _export_lines(block: list[memoryview], spellings: _Memo[bytes, bytes]) -> bytes:
+    """COPY's CSV rows (each: fields, the marked details, fields, a newline) as the export's lines.
 
     Whole blocks at once in bytes operations: the text split at the marks, every second piece
     (a stored document) swapped for its spelling, joined again, and CSV's CRLF line ends put
@@ -555,16 +501,117 @@ def _export_lines(block: list[memoryview], spellings: _Memo[bytes, bytes], line_
     if len(pieces) == 2 * rows + 1:
         pieces[1::2] = map(spellings.__getitem__, pieces[1::2])
         text = b"".join(pieces)
-        if line_end == b"\n":
-            return text
-        lines = text.replace(b"\n", line_end)
-        if len(lines) - len(text) == rows * (len(line_end) - 1):
+        lines = text.replace(b"\n", b"\r\n")
+        if len(lines) - len(text) == rows:
             return lines
-    return b"".join([_export_line(bytes(row), spellings, line_end) for row in block])
+    return b"".join([_export_line(bytes(row), spellings) for row in block])
 
 
-def _export_line(row: bytes, spellings: _Memo[bytes, bytes], line_end: bytes) -> bytes:
-    """One COPY row as the export's line: the stored document between its last two marks spelled."""
+def _export_line(row: bytes, spellings: _Memo[bytes, bytes]) -> bytes:
+    """One COPY row as the export's CSV line: the stored document between its last two marks spelled."""
     end = row.rindex(MARK_BYTE)
     start = row.rindex(MARK_BYTE, 0, end)
-    return row[:start] + spellings[row[start + 1 : end]] + row[end + 1 : -1] + line_end
+    return row[:start] + spellings[row[start + 1 : end]] + row[end + 1 : -1] + b"\r\n"
+
+
+# ---------------------------------------------------------------- PostgreSQL: JSON Lines from COPY's text format
+
+_NULLABLE = frozenset(name for name in EXPORT_COLUMNS if AuditLog.__table__.c[name].nullable)  # type: ignore[attr-defined]
+"""Columns that may be NULL: COPY writes them between double quotes (`'"' || value || '"'`), NULL as `null`."""
+_COPY_JSON = "COPY ({query}) TO STDOUT (NULL 'null')"
+"""COPY's text format: fields as they are between tabs, a newline after each row, NULL as `null`; a backslash,
+tab, newline, carriage return, backspace, form feed or vertical tab in a value is written as a backslash escape."""
+
+
+def _json_column(name: str) -> str:
+    """A column in the JSON Lines COPY (SQL): ISO times, a nullable value between quotes, the rest as stored."""
+    if name in ("timestamp", "ingested_at"):
+        return _ISO_UTC.format(name=name)
+    if name in _NULLABLE:
+        return f"'\"' || audit_log.{name} || '\"'"
+    return f"audit_log.{name}"
+
+
+_JSON_COLUMNS = [_json_column(name) for name in EXPORT_COLUMNS]
+_JSON_WIDTH = len(EXPORT_COLUMNS)
+_JSON_DETAILS_AT = EXPORT_COLUMNS.index("details")
+_JSON_QUOTED = [name in _NULLABLE for name in EXPORT_COLUMNS]
+_JSON_KEYS = [json.dumps(name).encode() + b": " for name in EXPORT_COLUMNS]
+_JSON_LINE = (
+    b"{"
+    + b", ".join(
+        key + (b"%s" if name == "details" or name in _NULLABLE else b'"%s"')
+        for key, name in zip(_JSON_KEYS, EXPORT_COLUMNS, strict=True)
+    )
+    + b"}\n"
+)
+"""One JSON line with a `%s` per column: quotes put around the values COPY writes without them."""
+_NULL = b"null"
+_UNPLAIN = bytes([*range(0x20), ord('"'), ord("\\")]).translate(None, b"\t\n")
+"""Bytes a value's COPY text cannot hold to go into a JSON string as it is: the quote, the backslash (which
+also starts COPY's escapes) and the control characters JSON escapes (COPY writes raw all but the six it
+escapes; its own tabs and newlines end the fields and rows)."""
+_TEXT_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+_TEXT_ESCAPES = {b"\\": b"\\", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
+"""What each of COPY's text-format escapes stands for (COPY TO writes no other)."""
+
+
+def _copy_unescaped(text: bytes) -> bytes:
+    """A value as COPY's text format wrote it back to its own bytes."""
+    return _TEXT_ESCAPE.sub(lambda escape: _TEXT_ESCAPES[escape[1]], text) if b"\\" in text else text
+
+
+def _json_details(stored: bytes) -> tuple[bytes, int]:
+    """A stored document as COPY's text wrote it: its sorted spelling, and how many `_UNPLAIN` bytes that text holds."""
+    return _sorted_json(_copy_unescaped(stored)).encode(), len(stored) - len(stored.translate(None, _UNPLAIN))
+
+
+def _json_template(rows: int) -> bytes:
+    """`rows` JSON lines' template, and a last `%s` for the empty text after the block's last newline."""
+    return _JSON_LINE * rows + b"%s"
+
+
+def _json_lines(
+    block: list[memoryview], details: _Memo[bytes, tuple[bytes, int]], templates: _Memo[int, bytes]
+) -> bytes:
+    """COPY's text-format rows (`_JSON_COLUMNS`) as the export's JSON lines: `json.dumps(export_row)`'s bytes.
+
+    A whole block at once in bytes operations when no value holds anything JSON or COPY would
+    escape (then a value's text is itself, and COPY's quotes around a nullable one are the JSON
+    string's): the rows split at their tabs and newlines (COPY escapes both inside values, so a
+    row is always `_JSON_WIDTH` fields), each `details` swapped for its sorted spelling, all put
+    into the lines' template. That holds when the block's `_UNPLAIN` bytes are only the quotes
+    COPY put around the nullable values that are not `null` and those of the documents (counted
+    once per distinct document): anything in a value adds to them, and a value `null` in a column
+    that is never NULL takes two off. Other blocks are halved until their rows with such a value
+    are alone, and those are written by `_json_line`.
+    """
+    rows = len(block)
+    data = b"".join(block).replace(b"\n", b"\t")
+    fields = data.split(b"\t")
+    if len(fields) == rows * _JSON_WIDTH + 1:
+        documents = list(map(details.__getitem__, fields[_JSON_DETAILS_AT::_JSON_WIDTH]))
+        quotes = 2 * (len(_NULLABLE) * rows - fields.count(_NULL))
+        if len(data) - len(data.translate(None, _UNPLAIN)) == quotes + sum(map(itemgetter(1), documents)):
+            fields[_JSON_DETAILS_AT::_JSON_WIDTH] = map(itemgetter(0), documents)
+            return templates[rows] % tuple(fields)
+    if rows == 1:
+        return _json_line(bytes(block[0]), details)
+    half = rows // 2
+    return _json_lines(block[:half], details, templates) + _json_lines(block[half:], details, templates)
+
+
+def _json_line(row: bytes, details: _Memo[bytes, tuple[bytes, int]]) -> bytes:
+    """One COPY text-format row as its JSON line, each value unescaped and written by json.dumps."""
+    values = row[:-1].split(b"\t")
+    parts = []
+    for at, (key, quoted, value) in enumerate(zip(_JSON_KEYS, _JSON_QUOTED, values, strict=True)):
+        if at == _JSON_DETAILS_AT:
+            spelled = details[value][0]
+        elif quoted and value == _NULL:
+            spelled = _NULL
+        else:
+            text = _copy_unescaped(value[1:-1] if quoted else value)
+            spelled = json.dumps(text.decode(), ensure_ascii=False).encode()
+        parts.append(key + spelled)
+    return b"{" + b", ".join(parts) + b"}\n"

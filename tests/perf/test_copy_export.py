@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,6 +87,90 @@ def hostile_events() -> list[AuditEventIn]:
     return events
 
 
+JSON_CELLS = [
+    '"',
+    "\\",
+    "\\N",  # COPY's text format writes NULL as \N (the JSON Lines COPY as null): a value like it is escaped
+    "x\\N",
+    "\\\\N",
+    "null",  # the JSON Lines COPY writes NULL as null, and a nullable value between quotes
+    '"null"',
+    "NULL",
+    "%s %(x)s %%",  # the JSON lines are filled into a %-template
+    "\x7f del",  # JSON escapes no DEL
+    "\u2028\u2029 \ufeffbom",
+    "".join(map(chr, range(1, 32))),  # every control character: COPY escapes six of them, JSON all
+    '\\"}',
+    "tab\tand\nlines\r\n",
+    "\b\f\v",
+    'ü"\\é 名前 🙂',
+]
+NULLABLE = (
+    "partner_id",
+    "actor_email",
+    "resource_type",
+    "resource_id",
+    "ip_address",
+    "user_agent",
+    "request_id",
+    "session_id",
+)
+CLEAN = {name: f"clean-{name}" for name in NULLABLE} | {"ip_address": "198.51.100.4", "partner_id": "northwind"}
+
+
+def json_events() -> list[AuditEventIn]:
+    """Values JSON escapes in every free-text column, NULL in each nullable column, and `null` as a value."""
+    base = NOW - timedelta(hours=1)
+    events = []
+    for n, cell in enumerate(JSON_CELLS):
+        texts = {name: cell for name in NULLABLE if name != "ip_address"}
+        events.append(
+            AuditEventIn(
+                tenant_id=f"json{n}",  # a tenant keeps its partner: one tenant per partner_id
+                actor_id=cell,
+                timestamp=base + timedelta(seconds=n),
+                action="json.cell",
+                details=DETAILS[n % len(DETAILS)],
+                **texts,
+            )
+        )
+    for n, name in enumerate(NULLABLE):  # each nullable column NULL alone, the others clean
+        values: dict[str, Any] = CLEAN | {name: None}
+        events.append(
+            AuditEventIn(
+                tenant_id="acme",
+                actor_id="clean",
+                timestamp=base + timedelta(minutes=1, seconds=n),
+                action="json.null",
+                **values,
+            )
+        )
+    events.append(
+        AuditEventIn(tenant_id="acme", actor_id="all-null", action="json.null", timestamp=base + timedelta(minutes=2))
+    )
+    for n, cell in enumerate(('"', "\\", "\x01", 'q"q"', "\n")):  # one value with one or two such bytes
+        at = base + timedelta(minutes=5, seconds=n)
+        events.append(AuditEventIn(tenant_id="acme", actor_id=cell, timestamp=at, action="json.one", **CLEAN))
+        values = CLEAN | {"user_agent": cell}
+        events.append(AuditEventIn(tenant_id="acme", actor_id="one", timestamp=at, action="json.one", **values))
+    events.append(  # never-NULL columns holding the text null, the rest clean
+        AuditEventIn(
+            tenant_id="null", actor_id="null", timestamp=base + timedelta(minutes=3), action="json.null", **CLEAN
+        )
+    )
+    events.append(
+        AuditEventIn(
+            tenant_id="acme",
+            actor_id="docs",
+            timestamp=base + timedelta(minutes=4),
+            action="json.docs",
+            details={"bs": "C:\\dir\\N\\\\", "pct": "%s", "nul": "null", "q": '"\\N"'},
+            **CLEAN,
+        )
+    )
+    return events
+
+
 EDGE_TIMES = [
     datetime(2026, 11, 27, 12, 0, tzinfo=UTC),  # .000000: PostgreSQL's text of it has no fraction at all
     datetime(2026, 11, 27, 12, 0, 0, 100000, tzinfo=UTC),  # trailing zeros
@@ -120,6 +205,8 @@ def filled(session: Session) -> Session:
     session.commit()
     ingest_events(session, edge_time_events(), now=NOW.replace(microsecond=120000))
     session.commit()
+    ingest_events(session, json_events(), now=NOW)
+    session.commit()
     return session
 
 
@@ -129,6 +216,8 @@ CASES = [
     (TENANT, AuditFilters(start_time=NOW - timedelta(days=2))),
     (SUPER, AuditFilters(tenant_id="acme", action="-weird.action")),
     (SUPER, AuditFilters(actor_id="Ünï 名前 🙂", end_time=NOW)),
+    (SUPER, AuditFilters(action="json.cell")),  # only rows that need JSON escapes: every block halved to single rows
+    (SUPER, AuditFilters(action="json.null")),
     (NOBODY, AuditFilters()),
 ]
 
@@ -151,6 +240,23 @@ def test_copy_json_lines_are_byte_for_byte_the_python_lines(
     plain = "".join(jsonl_chunks(export_row(event) for event in iter_events(filled, principal, filters))).encode()
     assert fast == plain
     assert sum(counted) == len(list(iter_events(filled, principal, filters)))
+
+
+def test_json_cells_and_nulls_are_exported_at_all(filled: Session) -> None:
+    """The comparison above covers escapes, NULL in each nullable column and the text null."""
+    lines = (
+        b"".join(copy_export(filled, SUPER, AuditFilters(), "jsonl")).decode().split("\n")[:-1]
+    )  # not splitlines: U+2028 is in a value
+    records = [json.loads(line) for line in lines]
+    cells = {record["actor_id"]: record for record in records if record["action"] == "json.cell"}
+    assert set(cells) == set(JSON_CELLS)
+    assert all(record["session_id"] == record["partner_id"] == cell for cell, record in cells.items())
+    nulls = [record for record in records if record["action"] == "json.null" and record["actor_id"] == "clean"]
+    assert sorted(name for record in nulls for name in NULLABLE if record[name] is None) == sorted(NULLABLE)
+    (everything_null,) = (record for record in records if record["actor_id"] == "all-null")
+    assert all(everything_null[name] is None for name in NULLABLE)
+    (docs,) = (record for record in records if record["actor_id"] == "docs")
+    assert docs["details"]["bs"] == "C:\\dir\\N\\\\"
 
 
 def test_hostile_rows_are_exported_at_all(filled: Session) -> None:
