@@ -99,15 +99,20 @@ def prod_console(
     the start that built it.
     """
 
-    options = ["--loglevel", "info"]
-
-    def command() -> tuple[list[str], Callable[[], None] | None]:
-        if _run_build is not None and _build_stamp() == _run_build:
-            return [sys.executable, "-m", "tests.reflex_backend", "--backend-port", str(port), *options], None
-        return ["reflex", "run", "--env", "prod", "--frontend-port", str(port), *options], _built
-
-    with _server(command, env, log, ready, timeout) as server:
+    with _server(lambda: console_command(port), env, log, ready, timeout) as server:
         yield server
+
+
+def console_command(port: int) -> tuple[list[str], Callable[[], None] | None]:
+    """The command starting a prod console on `port` now, and what to call once it answers.
+
+    Backend-only while `.web` holds the build this test run made; otherwise a full `reflex run`
+    that builds, remembered once it serves.
+    """
+    options = ["--loglevel", "info"]
+    if _run_build is not None and _build_stamp() == _run_build:
+        return [sys.executable, "-m", "tests.reflex_backend", "--backend-port", str(port), *options], None
+    return ["reflex", "run", "--env", "prod", "--frontend-port", str(port), *options], _built
 
 
 def _built() -> None:
@@ -129,6 +134,8 @@ def _server(
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             arguments, when_ready = command()
+            out.write(f"$ {' '.join(arguments)}\n")  # which start this was: a build, or the backend serving one
+            out.flush()
             server = subprocess.Popen(
                 arguments,
                 cwd=ROOT,
