@@ -24,10 +24,9 @@ from audit_app.audit.export import (
     EXCEL_BOM,
     copy_export,
     csv_export,
-    export_row,
     iter_events,
     json_lines,
-    jsonl_chunks,
+    jsonl_export,
 )
 from audit_app.audit.export_progress import (
     CANCELLED,
@@ -190,9 +189,6 @@ def _recorded_chunks(
             count_rows(1)
             yield event
 
-    def counted(events: Iterator[AuditLog]) -> Iterator[dict[str, Any]]:
-        return (export_row(event) for event in counted_events(events))
-
     def digested(digest: str) -> None:
         evidence["sha256"] = digest
 
@@ -222,7 +218,7 @@ def _recorded_chunks(
             events = iter_events(session, principal, filters, order=order)
             yield from json_lines(to_ocsf(row) for row in counted_events(events))
         else:
-            yield from jsonl_chunks(counted(iter_events(session, principal, filters, order=order)))
+            yield from jsonl_export(session, principal, filters, on_rows=count_rows, order=order)
 
     ended = INTERRUPTED
     try:

@@ -260,6 +260,59 @@ def csv_export(
     yield "".join(lines)
 
 
+_TIME_COLUMNS = ("timestamp", "ingested_at")
+_DETAILS_AT = EXPORT_COLUMNS.index("details")
+_HEAD_KEYS, _TAIL_KEYS = EXPORT_COLUMNS[:_DETAILS_AT], EXPORT_COLUMNS[_DETAILS_AT + 1 :]
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+"""`json.dumps(value, ensure_ascii=False)` without building an encoder per call."""
+
+
+def jsonl_export(
+    session: Session,
+    principal: Principal,
+    filters: AuditFilters,
+    *,
+    rows_per_chunk: int = 1000,
+    on_rows: Callable[[int], None] | None = None,
+    order: str = "desc",
+) -> Iterator[str]:
+    """The JSON Lines export in chunks: the text of `jsonl_chunks` over `export_row`, much faster.
+
+    Rows come as plain tuples through a server-side cursor (no ORM objects), the times as the
+    database's ISO text (as `csv_export`'s). Each line is the JSON of the fields before `details`
+    and of those after it, around the document's sorted spelling, computed once per distinct
+    document. `on_rows(n)` hears each chunk's row count before it is yielded.
+    """
+    stmt = (
+        select(
+            *(
+                _export_text(session, name) if name in (*_TIME_COLUMNS, "details") else getattr(AuditLog, name)
+                for name in EXPORT_COLUMNS
+            )
+        )
+        .where(*where_clause(session, principal, filters))
+        .order_by(*time_order(order))
+    )
+    result = session.connection().execute(stmt.execution_options(stream_results=True, yield_per=CSV_BATCH))
+    spellings: _Memo[str, str] = _Memo(_sorted_json)
+    head_keys, tail_keys, details_at = _HEAD_KEYS, _TAIL_KEYS, _DETAILS_AT
+    lines: list[str] = []
+    for partition in read_ahead(result.partitions()):
+        for row in partition:
+            head = _encode_json(dict(zip(head_keys, row, strict=False)))
+            tail = _encode_json(dict(zip(tail_keys, row[details_at + 1 :], strict=True)))
+            lines.append(f'{head[:-1]}, "details": {spellings[row[details_at]]}, {tail[1:]}\n')
+            if len(lines) >= rows_per_chunk:
+                if on_rows is not None:
+                    on_rows(len(lines))
+                yield "".join(lines)
+                lines.clear()
+    if on_rows is not None:
+        on_rows(len(lines))
+    if lines:
+        yield "".join(lines)
+
+
 # ---------------------------------------------------------------- PostgreSQL: COPY
 
 COPY_FORMATS = ("csv", "jsonl")

@@ -212,7 +212,7 @@ def test_a_failing_stream_ends_its_record_as_incomplete(session: Session, monkey
     def export_row_failure() -> str:
         raise RuntimeError("the read database went away")
 
-    monkeypatch.setattr("audit_app.audit.access.iter_events", broken)  # SQLite's JSON Lines
+    monkeypatch.setattr("audit_app.audit.access.jsonl_export", broken)  # SQLite's JSON Lines
     monkeypatch.setattr("audit_app.audit.access.copy_export", broken)  # PostgreSQL's (COPY)
     export = export_events(QUITTER, AuditFilters(), "jsonl")
     with pytest.raises(RuntimeError):

@@ -18,7 +18,7 @@ from audit_app.api import create_api
 from audit_app.api.event_json import _times
 from audit_app.audit import query
 from audit_app.audit.daily import rebuild_daily_counts, recount_daily_counts
-from audit_app.audit.export import csv_export, export_row, iter_events, read_ahead
+from audit_app.audit.export import csv_export, export_row, iter_events, jsonl_chunks, jsonl_export, read_ahead
 from audit_app.audit.filters import AuditFilters, where_clause
 from audit_app.audit.ingest import ingest_events
 from audit_app.audit.query import (
@@ -358,6 +358,55 @@ def test_csv_export_equals_the_row_by_row_writer(session: Session) -> None:
         plain = "".join(csv_chunks(export_row(event) for event in iter_events(session, principal, filters)))
         assert fast == plain
         assert sum(counted) == len(plain_page(session, principal, filters, 1, 100_000))
+
+
+def test_jsonl_export_equals_the_row_by_row_lines(session: Session) -> None:
+    seed_events(session, 900)
+    ingest_events(session, tricky_events(), now=NOW)
+    ingest_events(session, json_hostile_events(), now=NOW)
+    session.commit()
+    for principal, filters, order in (
+        (SUPER, AuditFilters(), "desc"),
+        (SUPER, AuditFilters(action="json.hostile"), "asc"),
+        (NORTHWIND, AuditFilters(result="success"), "desc"),
+        (ACME, AuditFilters(start_time=NOW - timedelta(days=2)), "asc"),
+        (EMPTY_TENANT, AuditFilters(), "desc"),
+    ):
+        counted: list[int] = []
+        fast = "".join(
+            jsonl_export(session, principal, filters, rows_per_chunk=97, on_rows=counted.append, order=order)
+        )
+        events = list(iter_events(session, principal, filters, order=order))
+        assert fast == "".join(jsonl_chunks(export_row(event) for event in events))
+        assert sum(counted) == len(events)
+
+
+def json_hostile_events() -> list[AuditEventIn]:
+    """Values JSON must escape, NULL in every nullable column, and documents only Python spells right."""
+    cells = ['q"uote', "back\\slash", "ctl\x01\x1f\x7f", "nl\nand\r\t", "sep\u2028\u2029", "Ünï 名前 🙂", "null"]
+    details: list[dict[str, Any]] = [
+        {"aa": 1, "b": 2, "B": 3, "é": 4},
+        {"f": 1.5, "tiny": 1e-07, "big": 1e20, "n": 12345678901234567890, "t": True, "none": None},
+        {"list": ["a.b", 1, None], "objs": [{"y": 1, "x": 2}], "esc": 'q"\\/'},
+    ]
+    return [
+        AuditEventIn(
+            tenant_id="acme",
+            partner_id="northwind",
+            actor_id=cell,
+            actor_email=None if n % 2 else f"{n}@acme.example",
+            action="json.hostile",
+            resource_type=None if n % 3 == 0 else cell,
+            resource_id=None if n % 3 == 1 else cell,
+            ip_address=None if n % 2 else "10.0.0.1",
+            user_agent=None if n % 2 == 0 else cell,
+            request_id=None if n % 3 == 2 else cell,
+            session_id=None if n % 2 else cell,
+            timestamp=NOW - timedelta(minutes=30, seconds=n),
+            details=details[n % len(details)],
+        )
+        for n, cell in enumerate(cells)
+    ]
 
 
 def test_read_ahead_keeps_order_raises_and_stops_when_closed() -> None:
