@@ -30,6 +30,7 @@ from sqlmodel import Session, create_engine
 
 from audit_app.models import utc
 from audit_app.settings import ConfigError, get_settings
+from audit_app.wal_checkpoints import CHECKPOINTER, database_file
 
 
 @lru_cache(maxsize=16)
@@ -127,23 +128,25 @@ leaf page of each of audit_log's 17 indexes per event; with the default cache mo
 read again from the file for every batch (measured: about a sixth of a batch's CPU time)."""
 
 
-SQLITE_WAL_AUTOCHECKPOINT_PAGES = 32_768
-"""WAL pages (128 MiB at SQLite's 4 KiB pages) after which a commit copies the WAL into the file.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 131_072
+"""WAL pages (512 MiB at SQLite's 4 KiB pages) after which a commit copies the WAL into the file
+itself: a safety net. The copying is `wal_checkpoints.CHECKPOINTER`'s, a thread that checkpoints
+each file this process opened about once a second, while writes go on.
 
 SQLite's default of 1,000 made every 1,000-event batch (about 5,000 WAL pages on a 260,000-event
 file, most of them index leaves on random keys) checkpoint right after its own commit: each page
-read back from the WAL and written into the file, with three fdatasyncs, inside the request. A
-checkpoint now comes every seven batches or so and copies a page once however many of them
-changed it (interior pages, the tenants' newest leaves, FTS5 segments, and at that size many of
-the random leaves): per batch about 5,400 -> 2,400 pages written into the file and 6,300 ->
-3,400 read, fdatasyncs 3 -> 1.5 (strace, 14 batches into copies of the bench file). The WAL
-file keeps the size it reaches (about 150 MB) and is reused from its start after a checkpoint."""
+read back from the WAL and written into the file, with three fdatasyncs, inside the request.
+Checkpointing every 32,768 pages cut what was copied (a page that several batches changed is
+copied once: per batch about 5,400 -> 2,400 pages written into the file, 6,300 -> 3,400 read,
+fdatasyncs 3 -> 1.5), but the batch that crossed it answered after 2.6 s instead of 0.12 s. The
+WAL file keeps the size it reaches and is reused from its start after a complete checkpoint."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run while one writer writes; busy_timeout waits instead of failing;
     a page cache that holds the pages a batch's index entries land on (`SQLITE_CACHE_KIB`);
-    checkpoints every `SQLITE_WAL_AUTOCHECKPOINT_PAGES` pages of WAL.
+    the WAL checkpointed off the request path (`wal_checkpoints`), with SQLite's own checkpoint
+    after `SQLITE_WAL_AUTOCHECKPOINT_PAGES` pages as a safety net.
 
     `synchronous=FULL`: each commit syncs the WAL before it returns, so an acknowledged event
     survives a power loss or an OS crash. (With NORMAL only a checkpoint synced; a batch was
@@ -160,6 +163,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
     cursor.close()
+    path = database_file(dbapi_connection)
+    if path is not None:
+        CHECKPOINTER.watch(path)
 
 
 def unpooled_engine(url: str) -> Engine:
