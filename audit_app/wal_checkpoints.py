@@ -34,6 +34,12 @@ class WalCheckpointer:
         self._seen: dict[str, int | None] = {}  # path -> the WAL's modification time when last checkpointed
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        """A forked child (a server's worker) has no thread of its parent's: its next `watch` starts its own."""
+        self._lock = threading.Lock()
+        self._thread = None
 
     def watch(self, path: str) -> None:
         """Keep `path`'s WAL checkpointed (from now until the file is gone); starts the thread once."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -89,3 +90,15 @@ def test_every_sqlite_file_the_app_opens_is_watched(tmp_path: Path) -> None:
     with engine.connect():
         pass
     assert str(path) in CHECKPOINTER.watched()
+
+
+def test_a_forked_worker_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> None:
+    checkpointer = WalCheckpointer(interval=3600)
+    checkpointer.watch(str(tmp_path / "parent.db"))
+    child = os.fork()
+    if child == 0:  # the child: its parent's thread did not come along; watching starts one here
+        checkpointer.watch(str(tmp_path / "child.db"))
+        thread = checkpointer._thread
+        os._exit(0 if thread is not None and thread.is_alive() else 1)
+    _pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
