@@ -8,7 +8,7 @@ so building the dicts here and serialising them gives the same JSON as the model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import repeat
 from operator import attrgetter
@@ -27,15 +27,6 @@ TIME_FIELDS: tuple[str, ...] = ("timestamp", "ingested_at")
 TIME_INDEXES: tuple[int, ...] = tuple(PUBLIC_FIELDS.index(name) for name in TIME_FIELDS)
 
 
-def public_event(row: Sequence[Any]) -> dict[str, Any]:
-    """A row of the public columns (further columns ignored) as a dict in AuditLogPublic's field
-    order, its times the aware UTC datetimes the model holds; `details` is left as read."""
-    event = dict(zip(PUBLIC_FIELDS, row, strict=False))
-    for name in TIME_FIELDS:
-        event[name] = stored_time(event[name])
-    return event
-
-
 def page_json(page: EventPage) -> bytes:
     """The AuditLogPage of `page` (read with `list_events(as_stored=True)`) as JSON.
 
@@ -44,7 +35,7 @@ def page_json(page: EventPage) -> bytes:
     """
     return pydantic_core.to_json(
         {
-            "items": _list_events(page.items),
+            "items": _event_dicts(page.items, stored_json),
             "total": page.total,
             "page": page.page,
             "per_page": page.per_page,
@@ -53,61 +44,6 @@ def page_json(page: EventPage) -> bytes:
             "next_cursor": page.next_cursor,
         }
     )
-
-
-def _list_events(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Each row of the public columns and the list's `found` as its event's dict, in one dict display
-    per row (see `_feed_events`): times as `stored_time` makes them (`_times`, a column at a time),
-    `details` through `stored_json`."""
-    first, second = TIME_INDEXES
-    stamps = _times(rows, first)
-    ingested = _times(rows, second)
-    document = stored_json
-    return [
-        {
-            "id": id_,
-            "timestamp": timestamp,
-            "tenant_id": tenant_id,
-            "partner_id": partner_id,
-            "actor_id": actor_id,
-            "actor_email": actor_email,
-            "actor_type": actor_type,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "result": result,
-            "ip_address": ip_address,
-            "user_agent": user_agent,
-            "request_id": request_id,
-            "session_id": session_id,
-            "details": document(details),
-            "ingested_at": ingested_at,
-            "hash": hash_,
-            "prev_hash": prev_hash,
-        }
-        for (
-            id_,
-            _timestamp,
-            tenant_id,
-            partner_id,
-            actor_id,
-            actor_email,
-            actor_type,
-            action,
-            resource_type,
-            resource_id,
-            result,
-            ip_address,
-            user_agent,
-            request_id,
-            session_id,
-            details,
-            _ingested_at,
-            hash_,
-            prev_hash,
-            _found,
-        ), timestamp, ingested_at in zip(rows, stamps, ingested, strict=True)
-    ]
 
 
 _UTC_SUFFIX = "+00:00"
@@ -146,38 +82,31 @@ _TZINFO = attrgetter("tzinfo")
 def feed_json(rows: Sequence[Any], following: str) -> bytes:
     """The FeedAnswer's JSON, from rows read with `read_feed(details_as_json_text=True)`.
 
-    Each `details` is embedded as the JSON text stored, never decoded and encoded again. The
-    rows of a page come from one statement: when the first one's times are UTC datetimes
-    already (psycopg, sessions in UTC), so are all, and no time is converted (1,000 rows, two
-    times each, were a quarter of this function's time). Each event's dict is then built by one
-    dict display from the row's unpacked values (`_feed_events`).
+    Each `details` is embedded as the JSON text stored (an orjson fragment), never decoded and
+    encoded again.
     """
-    if rows and not _utc_times(rows[0]):
-        items = [public_event(row) for row in rows]
-        fragment = orjson.Fragment
-        for event in items:
-            event["details"] = fragment(event["details"])
-    else:
-        items = _feed_events(rows, orjson.Fragment)
-    return orjson.dumps({"items": items, "next": following}, option=orjson.OPT_UTC_Z)
+    return orjson.dumps({"items": _event_dicts(rows, orjson.Fragment), "next": following}, option=orjson.OPT_UTC_Z)
 
 
-def _feed_events(rows: Sequence[Any], fragment: type[orjson.Fragment]) -> list[dict[str, Any]]:
-    """Each row of the public columns and `feed_pos` as its event's dict, `details` as a JSON fragment.
+def _event_dicts(rows: Sequence[Any], document: Callable[[Any], Any]) -> list[dict[str, Any]]:
+    """Each row of the public columns and one more (the list's `found`, the feed's `feed_pos`) as
+    its event's dict in AuditLogPublic's field order: times as `stored_time` makes them (`_times`,
+    a column at a time), `details` as `document` makes it of the value read.
 
     Spelled out: a dict display with constant keys over unpacked values, 1,000 rows in about half
     the time of `dict(zip(PUBLIC_FIELDS, row))` and a second pass for `details`. The display holds
     the first 15 fields and the last 4 are stored after it, in order: CPython 3.11 compiles a
     display of more than 16 pairs to an empty dict grown key by key (resized twice) and merged
-    with a second one, which cost 9.0M instructions a page against 7.4M so (callgrind). The keys
-    are AuditLogPublic's fields in order (`PUBLIC_FIELDS`; the feed's JSON test compares them
-    with the validated answer's).
+    with a second one, which cost 9.0M instructions a feed page against 7.4M so (callgrind). The
+    keys are `PUBLIC_FIELDS` (the feed's and the list's JSON tests compare them with the
+    validated answers').
     """
+    first, second = TIME_INDEXES
     events: list[dict[str, Any]] = []
     append = events.append
     for (
         id_,
-        timestamp,
+        _timestamp,
         tenant_id,
         partner_id,
         actor_id,
@@ -192,11 +121,11 @@ def _feed_events(rows: Sequence[Any], fragment: type[orjson.Fragment]) -> list[d
         request_id,
         session_id,
         details,
-        ingested_at,
+        _ingested_at,
         hash_,
         prev_hash,
-        _position,
-    ) in rows:
+        _extra,
+    ), timestamp, ingested_at in zip(rows, _times(rows, first), _times(rows, second), strict=True):
         event = {
             "id": id_,
             "timestamp": timestamp,
@@ -214,14 +143,9 @@ def _feed_events(rows: Sequence[Any], fragment: type[orjson.Fragment]) -> list[d
             "request_id": request_id,
             "session_id": session_id,
         }
-        event["details"] = fragment(details)
+        event["details"] = document(details)
         event["ingested_at"] = ingested_at
         event["hash"] = hash_
         event["prev_hash"] = prev_hash
         append(event)
     return events
-
-
-def _utc_times(row: Any) -> bool:
-    """Whether `row`'s times are aware UTC datetimes, as `stored_time` would make them."""
-    return all(isinstance(row[index], datetime) and utc(row[index]) is row[index] for index in TIME_INDEXES)

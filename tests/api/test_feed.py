@@ -344,17 +344,18 @@ def test_feed_json_is_the_validated_answers_json(
 
 
 def test_feed_event_dicts_are_built_by_one_presized_display() -> None:
-    """`_feed_events` makes each event's dict by one display of at most 15 pairs (CPython builds a
+    """`_event_dicts` makes each event's dict by one display of at most 15 pairs (CPython builds a
     longer one key by key and merges a second dict into it), then stores the other fields in order."""
     import dis
 
     import orjson
 
-    from audit_app.api.event_json import PUBLIC_FIELDS, _feed_events
+    from audit_app.api.event_json import PUBLIC_FIELDS, TIME_INDEXES, _event_dicts
 
-    assert not {op.opname for op in dis.get_instructions(_feed_events)} & {"MAP_ADD", "DICT_UPDATE"}
-    row = (*(f"value {n}" for n in range(len(PUBLIC_FIELDS))), 7)
-    (made,) = _feed_events([row], orjson.Fragment)
+    assert not {op.opname for op in dis.get_instructions(_event_dicts)} & {"MAP_ADD", "DICT_UPDATE"}
+    times = {index: datetime(2026, 3, 2, index, tzinfo=UTC) for index in TIME_INDEXES}  # as read by psycopg
+    row = (*(times.get(n, f"value {n}") for n in range(len(PUBLIC_FIELDS))), 7)
+    (made,) = _event_dicts([row], orjson.Fragment)
     assert list(made) == list(PUBLIC_FIELDS)
     assert orjson.dumps(made["details"]) == b"value 15"  # the stored JSON text, as it is
     assert [made[name] for name in PUBLIC_FIELDS if name != "details"] == [
