@@ -43,6 +43,8 @@ EXPORT_FORMATS = {
 }
 EXPORT_EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "ocsf": "ocsf.jsonl", "bundle": "zip"}
 EXCEL_BOM = "\ufeff"  # lets Excel read the CSV as UTF-8
+_TIME_COLUMNS = ("timestamp", "ingested_at")
+_DETAILS_AT = EXPORT_COLUMNS.index("details")
 
 
 def export_row(event: AuditLog) -> dict[str, Any]:
@@ -50,7 +52,7 @@ def export_row(event: AuditLog) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for column in EXPORT_COLUMNS:
         value = getattr(event, column)
-        if column in ("timestamp", "ingested_at"):
+        if column in _TIME_COLUMNS:
             value = iso_utc(value)
         elif column == "details":
             value = json.dumps(value, sort_keys=True, ensure_ascii=False)
@@ -124,7 +126,7 @@ CSV_SPECIALS = (",", '"', "\r", "\n")
 def _export_text(session: Session, name: str) -> Any:
     """A column as its export text, computed by the database: ISO UTC times with a `Z`, neutralised cells."""
     column = getattr(AuditLog, name)
-    if name in ("timestamp", "ingested_at"):
+    if name in _TIME_COLUMNS:
         if session.get_bind().dialect.name == "postgresql":
             return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         return func.replace(cast(column, Text), " ", "T") + "Z"  # stored as naive UTC "YYYY-MM-DD HH:MM:SS.ffffff"
@@ -260,8 +262,6 @@ def csv_export(
     yield "".join(lines)
 
 
-_TIME_COLUMNS = ("timestamp", "ingested_at")
-_DETAILS_AT = EXPORT_COLUMNS.index("details")
 _HEAD_KEYS, _TAIL_KEYS = EXPORT_COLUMNS[:_DETAILS_AT], EXPORT_COLUMNS[_DETAILS_AT + 1 :]
 _encode_json = json.JSONEncoder(ensure_ascii=False).encode
 """`json.dumps(value, ensure_ascii=False)` without building an encoder per call."""
@@ -332,7 +332,7 @@ _QUOTE = "''''"  # SQL for the text ', which neutralises a formula cell
 
 def _copy_text(name: str) -> str:
     """A column as its CSV export text in COPY's SQL: NULL for an empty cell (COPY quotes an empty string)."""
-    if name in ("timestamp", "ingested_at"):
+    if name in _TIME_COLUMNS:
         return _ISO_UTC.format(name=name)
     column = f"audit_log.{name}"
     if name in VALIDATED_COLUMNS or name == "hash":  # never NULL nor empty: COPY writes it as it is
@@ -578,7 +578,7 @@ tab, newline, carriage return, backspace, form feed or vertical tab in a value i
 
 def _json_column(name: str) -> str:
     """A column in the JSON Lines COPY (SQL): ISO times, a nullable value between quotes, the rest as stored."""
-    if name in ("timestamp", "ingested_at"):
+    if name in _TIME_COLUMNS:
         return _ISO_UTC.format(name=name)
     if name in _NULLABLE:
         return f"'\"' || audit_log.{name} || '\"'"
@@ -587,7 +587,6 @@ def _json_column(name: str) -> str:
 
 _JSON_COLUMNS = [_json_column(name) for name in EXPORT_COLUMNS]
 _JSON_WIDTH = len(EXPORT_COLUMNS)
-_JSON_DETAILS_AT = EXPORT_COLUMNS.index("details")
 _JSON_QUOTED = [name in _NULLABLE for name in EXPORT_COLUMNS]
 _JSON_KEYS = [json.dumps(name).encode() + b": " for name in EXPORT_COLUMNS]
 _JSON_LINE = (
@@ -643,10 +642,10 @@ def _json_lines(
     data = b"".join(block).replace(b"\n", b"\t")
     fields = data.split(b"\t")
     if len(fields) == rows * _JSON_WIDTH + 1:
-        documents = list(map(details.__getitem__, fields[_JSON_DETAILS_AT::_JSON_WIDTH]))
+        documents = list(map(details.__getitem__, fields[_DETAILS_AT::_JSON_WIDTH]))
         quotes = 2 * (len(_NULLABLE) * rows - fields.count(_NULL))
         if len(data) - len(data.translate(None, _UNPLAIN)) == quotes + sum(map(itemgetter(1), documents)):
-            fields[_JSON_DETAILS_AT::_JSON_WIDTH] = map(itemgetter(0), documents)
+            fields[_DETAILS_AT::_JSON_WIDTH] = map(itemgetter(0), documents)
             return templates[rows] % tuple(fields)
     if rows == 1:
         return _json_line(bytes(block[0]), details)
@@ -659,12 +658,12 @@ def _json_line(row: bytes, details: _Memo[bytes, tuple[bytes, int]]) -> bytes:
     values = row[:-1].split(b"\t")
     parts = []
     for at, (key, quoted, value) in enumerate(zip(_JSON_KEYS, _JSON_QUOTED, values, strict=True)):
-        if at == _JSON_DETAILS_AT:
+        if at == _DETAILS_AT:
             spelled = details[value][0]
         elif quoted and value == _NULL:
             spelled = _NULL
         else:
             text = _copy_unescaped(value[1:-1] if quoted else value)
-            spelled = json.dumps(text.decode(), ensure_ascii=False).encode()
+            spelled = _encode_json(text.decode()).encode()
         parts.append(key + spelled)
     return b"{" + b", ".join(parts) + b"}\n"
