@@ -169,8 +169,8 @@ def list_request_dependency(page_query: Any) -> Any:
     `page_query` parameters (page, per_page, cursor): the same values, the same errors in the same
     order (the filters' first, all raised together), with each model validated in one call.
 
-    For the list route only (`routes.list_audit_logs`): its declared signature documents these
-    parameters in the OpenAPI document, this one answers them.
+    For the list route only (`routes.answer_list_audit_logs`): the declared `routes.list_audit_logs`
+    documents these parameters in the OpenAPI document, this one answers them.
     """
 
     async def list_request(request: Request) -> ListRequest:

@@ -302,7 +302,7 @@ def record_poll(
         _remember_hour(engine, key, hour)
         return None
     stmt = select(FeedCollector).where(col(FeedCollector.key) == key)
-    if session.get_bind().dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     collector = session.execute(stmt).scalars().first()
     if collector is not None and utc(collector.hour) == hour:
