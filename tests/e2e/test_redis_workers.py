@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
+import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
+import redis
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.conftest import (
@@ -25,33 +26,33 @@ REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 13  # the console's state for this test only
 
 
-def _redis(*commands: tuple[str, ...]) -> list[str]:
-    """Send RESP commands to the local Redis on one connection; the reply lines (no client library needed)."""
-    payload = ""
-    for command in commands:
-        payload += f"*{len(command)}\r\n" + "".join(f"${len(part.encode())}\r\n{part}\r\n" for part in command)
-    with socket.create_connection(REDIS, timeout=5) as sock:
-        sock.sendall(payload.encode())
-        reply = b""
-        while reply.count(b"\r\n") < len(commands):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode(errors="replace").splitlines()
+def _redis() -> redis.Redis:
+    """A client of the console's Redis database (redis-py: the client Reflex itself uses for it)."""
+    return redis.Redis(host=REDIS[0], port=REDIS[1], db=REDIS_DB, socket_timeout=5, decode_responses=True)
 
 
-def _state_keys() -> int:
-    """How many keys the console keeps in its Redis database."""
-    return int(_redis(("SELECT", str(REDIS_DB)), ("DBSIZE",))[-1].lstrip(":"))
+def _state_keys(token: str) -> list[str]:
+    """The keys the console keeps in its Redis database for one browser tab's client token."""
+    with _redis() as client:
+        return sorted(client.scan_iter(match=f"{token}_*"))
+
+
+def _wait_for_state_keys(token: str, seconds: float) -> list[str]:
+    """The tab's state keys once they appear: with the opportunistic lock, Reflex writes a token's
+    state to Redis when it lets the lock go (by default half REFLEX_REDIS_LOCK_EXPIRATION later)."""
+    deadline = time.monotonic() + seconds
+    while not (keys := _state_keys(token)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return keys
 
 
 @pytest.fixture(scope="module")
 def redis_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, int]]:
     """The console served with REFLEX_REDIS_URL and GRANIAN_WORKERS=2."""
     try:
-        assert _redis(("PING",)) == ["+PONG"]
-    except OSError as exc:
+        with _redis() as client:
+            client.ping()
+    except redis.RedisError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"Redis is required under CI but unreachable at {REDIS}: {exc}")
         pytest.skip(f"Redis unreachable at {REDIS}: {exc}")
@@ -68,7 +69,6 @@ def _workers(pid: int) -> list[psutil.Process]:
 def test_console_works_with_two_workers_and_redis(redis_console: tuple[Console, int], browser: Browser) -> None:
     console, pid = redis_console
     assert len(_workers(pid)) == 2, log_tail(console.log)
-    keys_before = _state_keys()
     for attempt in range(3):  # fresh browsers: each new websocket may land on either worker
         context = browser.new_context(base_url=console.base_url)
         context.set_default_timeout(20_000)
@@ -79,5 +79,10 @@ def test_console_works_with_two_workers_and_redis(redis_console: tuple[Console, 
         page.reload()  # the state must come back from Redis, whichever worker answers
         expect(result_count(page)).to_be_visible(timeout=20_000)  # hydrating can take a while on a busy machine
         expect(page.get_by_text("tenant acme").first).to_be_visible()
+        token = page.evaluate("window.sessionStorage.getItem('token')")
         context.close()
-        assert _state_keys() > keys_before, f"no console state in Redis db {REDIS_DB} (attempt {attempt})"
+        # Counting all keys misled: a Redis that served earlier runs holds their keys, and those expire
+        # (token_expiration) while new ones arrive. This tab's own keys are the evidence.
+        assert token, "the page keeps no client token"
+        keys = _wait_for_state_keys(token, seconds=30)
+        assert keys, f"no console state in Redis db {REDIS_DB} for client token {token} (attempt {attempt})"
