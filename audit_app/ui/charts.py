@@ -9,10 +9,18 @@ A figure carries no template: the page's plotly component merges Reflex's colour
 (`plotly` or `plotly_dark`) over the figure's own, and each of those sets every key that
 `plotly_white`, which the figures carried, sets; the browser drew the very same charts while each
 figure sent 7 KB of template that the merge overwrote (five sevenths of the statistics page's figures).
+
+That template turns on `automargin` for the cartesian axes, and a legend outside the plot area
+always pushes the margins: when the labels and legends need more room than the figure's margins,
+Plotly draws the chart, widens its margins and draws it all again. So each figure's margins are
+estimated here from its labels (`text_width`), at least what Plotly would push them to, and each
+chart is drawn once; `automargin` stays on for an estimate that falls short (another font).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -23,6 +31,13 @@ RESULT_COLORS = {"success": "#2f9e6f", "failure": "#e5484d", "denied": "#f08c00"
 OTHER_COLOR = "#8b8d98"
 TOP_N = 10
 FONT = "Inter, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
+FONT_SIZE = 12
+HEIGHT = 320
+"""The height of a chart (the ranked ones grow with their bars)."""
+LEGEND_BELOW = -0.18
+"""Where the daily chart's horizontal legend sits: this far under the plot area (a share of its height)."""
+LEGEND_RIGHT = 1.02
+"""Where the donut's vertical legend sits: this far right of the plot area (a share of its width)."""
 Figure = dict[str, Any]
 """A figure as the browser draws it: Plotly's JSON (`data`, a list of traces, and `layout`)."""
 EMPTY_FIGURE: Figure = {"data": [], "layout": {}}
@@ -34,14 +49,137 @@ def result_color(result: str) -> str:
     return RESULT_COLORS.get(result, OTHER_COLOR)
 
 
-def _figure(data: list[dict[str, Any]], layout: dict[str, Any], *, height: int = 320, legend: bool = False) -> Figure:
+# Helvetica's advance widths (Arial's and Liberation Sans' too) of " " to "~", in thousandths of an em.
+_ASCII_WIDTHS = (
+    (278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278)
+    + (556,) * 10
+    + (278, 278, 584, 584, 584, 556, 1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833)
+    + (722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, 333, 556)
+    + (556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500, 278, 556)
+    + (500, 722, 500, 500, 500, 334, 260, 334, 584)
+)
+TEXT_SAFETY = 1.1
+"""How much wider than Helvetica FONT may draw a label (Inter, SF and Segoe UI run up to ~8% wider)."""
+EDGE = 8
+"""The margin of a side where nothing sticks out of the plot area."""
+AUTOMARGIN_PAD = 12
+"""The most Plotly adds to what sticks out (12 px; the smallest margin when that is smaller)."""
+TICK_GAP = 2
+"""Between a y tick label and the plot area (Plotly leaves about 1 px)."""
+TICK_LINE = 1.3 * FONT_SIZE
+"""The height of a line of tick labels (x tick labels are one line, date ones two)."""
+LEGEND_SYMBOL = 40
+"""A legend entry's symbol and the gap before its text."""
+LEGEND_GAP = 5
+"""Between horizontal legend entries."""
+LEGEND_ROW = 19
+"""The height of a legend entry at FONT_SIZE."""
+LEGEND_FRAME = 10
+"""A legend's padding above and below its entries, together."""
+LEGEND_SIDES = 6
+"""A legend's padding left and right of its entries, together."""
+NARROW_PLOT = 240
+"""The narrowest plot area the daily chart's legend is wrapped for (a 360 px phone)."""
+WIDEST_CHART = 1440
+"""No chart is wider than the page (its max-width)."""
+WIDEST_LABELS = 248
+"""The most left margin ranked bars are given: on a 390 px phone their plot keeps the 64 px automargin
+keeps. Longer labels are left to automargin, which then draws that chart twice (and on a phone clips them)."""
+
+
+def text_width(text: str) -> float:
+    """How wide `text` is drawn at FONT_SIZE, at most: Helvetica's widths times TEXT_SAFETY, 1 em beyond ASCII."""
+    thousandths = sum(_ASCII_WIDTHS[ord(c) - 32] if " " <= c <= "~" else 1000 for c in text)
+    return thousandths * FONT_SIZE / 1000 * TEXT_SAFETY
+
+
+def _margin(left: float = 0, right: float = 0, top: float = 0, bottom: float = 0) -> dict[str, int]:
+    """Margins around what sticks out of the plot area on each side (in px), with Plotly's pad."""
+    sides = {"l": left, "r": right, "t": top, "b": bottom}
+    return {side: math.ceil(out + AUTOMARGIN_PAD) if out else EDGE for side, out in sides.items()}
+
+
+def count_tick(largest: float) -> str:
+    """The widest tick label of an axis of counts from 0 past `largest` (Plotly pads the range by 5%)."""
+    return "0" * len(str(int(largest * 1.1)))
+
+
+def percent_tick(largest: float) -> str:
+    """The widest tick label of an axis of percentages from 0 past `largest`, with the decimals of its ticks."""
+    decimals = max(0, -math.floor(math.log10(largest / 10))) if largest > 0 else 0
+    return count_tick(largest) + ("." + "0" * decimals if decimals else "") + "%"
+
+
+def date_tick(span_days: float) -> str:
+    """The widest line of date tick labels over `span_days` (May is the widest month).
+
+    Plotly puts 5 to 10 ticks on a date axis: hours over up to 5 days ("12:00" over "May 30, 2026"),
+    months past 76 days ("May 2026"), days in between ("May 30" over "2026"). The bounds here, 6 and
+    70 days, err to the wider label (the range also reaches a little past the first and last bucket).
+    """
+    if span_days <= 6:
+        return "May 30, 2026"
+    return "May 2026" if span_days > 70 else "May 30"
+
+
+def time_margins(value_tick: str, span_days: float, *, padded: bool = True) -> dict[str, int]:
+    """Margins of a time chart: the value ticks at the left, the two lines of date ticks under it, the
+    first and last date label sticking out at either end.
+
+    Unless the value axis is `padded` (bars: Plotly adds 5% over the tallest), its top tick label
+    may sit at the very top, half of it over the plot area.
+    """
+    date_half = text_width(date_tick(span_days)) / 2
+    left = max(text_width(value_tick) + TICK_GAP, date_half)
+    return _margin(left, date_half, 0 if padded else TICK_LINE / 2, 2 * TICK_LINE + 1)
+
+
+def legend_below(names: Sequence[str], height: int = HEIGHT) -> int:
+    """The bottom margin that holds the horizontal legend under the plot area, wrapped as on a narrow plot.
+
+    Plotly pushes the bottom until the legend, LEGEND_BELOW of the plot area's height under it, fits.
+    """
+    entries = [text_width(name) + LEGEND_SYMBOL for name in names]
+    if not entries:
+        return 0
+    rows = 1
+    if sum(entries) + LEGEND_GAP * (len(entries) - 1) + LEGEND_SIDES >= NARROW_PLOT:
+        per_row = max(1, int((NARROW_PLOT + LEGEND_GAP) // (max(entries) + LEGEND_GAP)))
+        rows = math.ceil(len(entries) / per_row)
+    legend = rows * LEGEND_ROW + LEGEND_FRAME + AUTOMARGIN_PAD
+    return math.ceil((legend - LEGEND_BELOW * (height - EDGE)) / (1 - LEGEND_BELOW))
+
+
+def legend_right(names: Sequence[str]) -> int:
+    """The right margin that holds a vertical legend at LEGEND_RIGHT on a chart up to WIDEST_CHART wide."""
+    legend = max(map(text_width, names), default=0) + LEGEND_SYMBOL + LEGEND_SIDES + AUTOMARGIN_PAD
+    return math.ceil((legend + (LEGEND_RIGHT - 1) * WIDEST_CHART) / LEGEND_RIGHT)
+
+
+def ranked_margins(labels: Sequence[str], counts: Sequence[int]) -> dict[str, int]:
+    """Margins of horizontal bars: their labels at the left, one line of count ticks under them, the
+    last count label sticking out at the right."""
+    widest = max(map(text_width, labels), default=0)
+    last_count = text_width(count_tick(max(counts, default=0))) / 2
+    margin = _margin(widest + TICK_GAP if labels else 0, last_count, bottom=TICK_LINE + 1)
+    return margin | {"l": min(margin["l"], WIDEST_LABELS)}
+
+
+def _figure(
+    data: list[dict[str, Any]],
+    layout: dict[str, Any],
+    margin: dict[str, int],
+    *,
+    height: int = HEIGHT,
+    legend: bool = False,
+) -> Figure:
     """`data` and `layout` in the charts' common layout (the template is the page's, see above)."""
     common = {
         "height": height,
-        "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
-        "font": {"family": FONT, "size": 12, "color": "#1c2024"},
+        "margin": margin,
+        "font": {"family": FONT, "size": FONT_SIZE, "color": "#1c2024"},
         "showlegend": legend,
-        "legend": {"orientation": "h", "y": -0.18, "x": 0},
+        "legend": {"orientation": "h", "y": LEGEND_BELOW, "x": 0},
         "hoverlabel": {"font": {"family": FONT}},
         "autosize": True,
         "paper_bgcolor": "rgba(0,0,0,0)",
@@ -54,6 +192,15 @@ def result_order(stats: dict[str, Any]) -> list[str]:
     """Results in a stable order: the known ones first, then any others by count."""
     known = [r for r in RESULT_COLORS if r in stats["by_result"]]
     return known + [r for r in stats["by_result"] if r not in RESULT_COLORS]
+
+
+BUCKET_DAYS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 31, "year": 366}
+"""How many days a bucket of `/stats` spans, at most."""
+
+
+def span_days(stats: dict[str, Any]) -> float:
+    """How many days the time charts span, at most."""
+    return len(stats["by_day"]) * BUCKET_DAYS.get(stats.get("bucket", "day"), 1)
 
 
 def bucket_labels(stats: dict[str, Any]) -> list[str]:
@@ -72,6 +219,7 @@ def daily_figure(stats: dict[str, Any], partial: tuple[bool, bool] = (False, Fal
     A partial first or last bucket (`partial_ends`) is drawn lighter and says so on hover.
     """
     days = bucket_labels(stats)
+    order = result_order(stats)
     marks = [""] * len(days)
     if days and partial[0]:
         marks[0] = " (partial)"
@@ -87,9 +235,11 @@ def daily_figure(stats: dict[str, Any], partial: tuple[bool, bool] = (False, Fal
             "marker": {"color": result_color(result), "opacity": [0.4 if mark else 1.0 for mark in marks]},
             "hovertemplate": "%{x}%{customdata}<br>" + result + ": %{y:,}<extra></extra>",
         }
-        for result in result_order(stats)
+        for result in order
     ]
-    return _figure(data, {"barmode": "stack", "bargap": 0.15, "xaxis": {"type": "date"}}, legend=True)
+    margin = time_margins(count_tick(max((d["count"] for d in stats["by_day"]), default=0)), span_days(stats))
+    margin["b"] = max(margin["b"], legend_below(order))
+    return _figure(data, {"barmode": "stack", "bargap": 0.15, "xaxis": {"type": "date"}}, margin, legend=True)
 
 
 def failure_rates(stats: dict[str, Any]) -> list[float | None]:
@@ -103,17 +253,20 @@ def failure_rates(stats: dict[str, Any]) -> list[float | None]:
 
 def failure_figure(stats: dict[str, Any]) -> Figure:
     """Failure rate (every result but success) per day, in percent."""
+    rates = failure_rates(stats)
     line = {
         "type": "scatter",
         "x": bucket_labels(stats),
-        "y": failure_rates(stats),
+        "y": rates,
         "mode": "lines+markers",
         "line": {"color": RESULT_COLORS["failure"], "width": 2},
         "marker": {"size": 5},
         "connectgaps": False,
         "hovertemplate": "%{x}<br>%{y:.2f}% not successful<extra></extra>",
     }
-    return _figure([line], {"yaxis": {"ticksuffix": "%", "rangemode": "tozero"}, "xaxis": {"type": "date"}})
+    largest = max((rate for rate in rates if rate is not None), default=0)
+    margin = time_margins(percent_tick(largest), span_days(stats), padded=False)
+    return _figure([line], {"yaxis": {"ticksuffix": "%", "rangemode": "tozero"}, "xaxis": {"type": "date"}}, margin)
 
 
 def top_actions(stats: dict[str, Any]) -> list[tuple[str, int]]:
@@ -130,7 +283,9 @@ def _ranked_bar(labels: list[str], counts: list[int], color: str, what: str) -> 
         "marker": {"color": color},
         "hovertemplate": "%{y}<br>%{x:,} " + what + "<extra></extra>",
     }
-    return _figure([bar], {"yaxis": {"automargin": True}}, height=max(200, 32 * len(labels) + 40))
+    return _figure(
+        [bar], {"yaxis": {"automargin": True}}, ranked_margins(labels, counts), height=max(200, 32 * len(labels) + 40)
+    )
 
 
 def actions_figure(stats: dict[str, Any]) -> Figure:
@@ -161,8 +316,9 @@ def results_figure(stats: dict[str, Any]) -> Figure:
         "insidetextorientation": "horizontal",
         "hovertemplate": "%{label}: %{value:,} (%{percent})<extra></extra>",
     }
-    figure = _figure([donut], {"uniformtext": {"minsize": 10, "mode": "hide"}}, legend=True)
-    figure["layout"]["legend"] = {"orientation": "v", "x": 1.02, "y": 0.5}
+    margin = _margin() | {"r": legend_right(order)}  # (nothing else sticks out: the percentages are inside)
+    figure = _figure([donut], {"uniformtext": {"minsize": 10, "mode": "hide"}}, margin, legend=True)
+    figure["layout"]["legend"] = {"orientation": "v", "x": LEGEND_RIGHT, "y": 0.5}
     return figure
 
 

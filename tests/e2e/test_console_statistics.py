@@ -1,4 +1,5 @@
-"""The statistics page in a real browser: access records, partial buckets, the previous period, local days."""
+"""The statistics page in a real browser: access records, partial buckets, the previous period, local days,
+each chart drawn once with nothing clipped."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from playwright.sync_api import Browser, Page, expect
 from sqlmodel import col, select
 
 from audit_app.audit.filters import AuditFilters
+from audit_app.audit.ingest import ingest_events
 from audit_app.audit.stats import ACCESS_ACTIONS, compute_stats
-from audit_app.models import AuditLog
+from audit_app.models import AuditEventIn, AuditLog
 from tests.e2e.conftest import ENV_ASSET, Console, _pin_backend_port, sign_in
 
 pytestmark = pytest.mark.e2e
@@ -172,3 +174,93 @@ def test_time_charts_follow_the_local_time_switch(kathmandu: Page, console: Cons
     assert day.isoformat() in [row[0] for row in expected]
     assert params["start_time"] == f"{day.isoformat()}T00:00:00+05:45"
     assert params["end_time"] == f"{(day + timedelta(days=1)).isoformat()}T00:00:00+05:45"
+
+
+COUNT_DRAWS = """(() => {
+  // Plotly triggers plotly_beforeplot as each full draw of a chart starts (its automargin redraw too)
+  // and gives the graph div its own emit (after its on) before the first: listen from there.
+  window.chartDraws = {};
+  window.chartsDrawn = new Set();
+  const chart = (gd) => gd.closest("section").getAttribute("aria-label");
+  Object.defineProperty(HTMLElement.prototype, "emit", {
+    configurable: true,
+    set(emit) {
+      const gd = this;
+      gd.on("plotly_beforeplot", () => { window.chartDraws[chart(gd)] = (window.chartDraws[chart(gd)] || 0) + 1; });
+      gd.on("plotly_afterplot", () => { window.chartsDrawn.add(chart(gd)); });
+      Object.defineProperty(gd, "emit", { configurable: true, writable: true, value: emit });
+    },
+  });
+})();"""
+"""Counts each chart's draws in `chartDraws` (by its card's title); `chartsDrawn` names the charts drawn.
+
+A chart's automargin redraw runs before its first plotly_afterplot: by then its draws are all counted.
+"""
+
+CLIPPED_LABELS = """() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(gd => {
+  const chart = gd.closest('section').getAttribute('aria-label');
+  const svg = gd.querySelector('svg.main-svg').getBoundingClientRect();
+  return [...gd.querySelectorAll('.xtick text, .ytick text, .legend')].filter(label => {
+    const box = label.getBoundingClientRect();
+    return box.width > 0 && (box.left < svg.left - 0.5 || box.right > svg.right + 0.5
+      || box.top < svg.top - 0.5 || box.bottom > svg.bottom + 0.5);
+  }).map(label => chart + ': ' + (label.textContent || 'legend'));
+})"""
+"""Every tick label and legend of the page's charts that does not lie wholly within its chart."""
+
+LONG_LABELS = "northwind-logistics-emea"
+"""A tenant whose actors have long emails and whose actions long names (ingested by the test)."""
+LONG_EMAILS = [
+    "svc-reconciliation@northwind.example",
+    "svc-invoice-recon@northwind.example",
+    "k.papadopoulos@northwind.example",
+    "maria.delacruz@northwind.example",
+]
+"""Longer than the seeded ones, up to what ranked bars' margins hold (charts.WIDEST_LABELS)."""
+
+
+def long_label_events(console: Console) -> None:
+    """Ingest LONG_LABELS' events (once per console), three weeks ago: off the events page's first rows."""
+    with console.session() as session:
+        if session.exec(select(AuditLog.id).where(AuditLog.tenant_id == LONG_LABELS).limit(1)).first():
+            return
+        start = datetime.now(UTC) - timedelta(days=21)
+        actions = ["oauth_client.secret_rotate", "tenant.settings_change", "user.password_reset", "user.login"]
+        events = [
+            AuditEventIn(
+                tenant_id=LONG_LABELS,
+                actor_id=f"usr_long_{n % len(LONG_EMAILS)}",
+                actor_email=LONG_EMAILS[n % len(LONG_EMAILS)],
+                action=actions[n % len(actions)],
+                result=["success", "success", "failure", "denied", "error"][n % 5],
+                timestamp=start + timedelta(hours=5 * n),
+            )
+            for n in range(60)
+        ]
+        ingest_events(session, events)
+        session.commit()
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_each_chart_is_drawn_once_and_no_label_is_clipped(browser: Browser, console: Console, width: int) -> None:
+    """The figures' margins already hold their labels and legends: Plotly's automargin, on in the page's
+    template, never widens them and draws a chart again, at desktop width and on a phone."""
+    long_label_events(console)
+    context = browser.new_context(base_url=console.base_url, viewport={"width": width, "height": 1000})
+    context.set_default_timeout(15_000)
+    context.route(ENV_ASSET, lambda route: _pin_backend_port(route, console.base_url))
+    context.add_init_script(COUNT_DRAWS)
+    page = context.new_page()
+    try:
+        sign_in(page, "super")
+        for query in ("range=all", f"range=30d&tenant_id={LONG_LABELS}"):
+            page.goto("/statistics?" + query)
+            charts_shown(page)
+            page.wait_for_function("window.chartsDrawn.size === 5")
+            draws = page.evaluate("window.chartDraws")
+            assert draws == dict.fromkeys(draws, 1), f"{query} at {width} px: {draws}"
+            assert len(draws) == 5
+            assert page.evaluate(CLIPPED_LABELS) == [], f"{query} at {width} px"
+        expect(page.get_by_role("region", name="Top actors")).to_contain_text(LONG_EMAILS[0])
+    finally:
+        context.close()
