@@ -656,37 +656,51 @@ def measure_datasette_export(base: str, url: str, path: Path, total: int, rows: 
     return result
 
 
+INGEST_WARMUP = 3
+"""Batches sent before each ingestion case is timed."""
+
+
 def measure_ingest(base: str, settings: Settings, batches: int, clients: int = 1) -> dict[str, Any]:
     """events/s writing `batches` batches of 1,000 chained events through POST /api/v1/audit/events.
 
     Events are from the last day (as producers send them). One client sends batches mixing all
     tenants; several clients are producers of different tenants (each batch holds one tenant's
     events, each tenant is sent by one client), sending concurrently; events/s is over the
-    wall-clock time.
+    wall-clock time. The request bodies are encoded before the clock starts (a producer's JSON
+    encoding is not the server's work), and `INGEST_WARMUP` batches go first, untimed: the first
+    batches after the server starts read the indexes' pages into its cache, as a running server
+    has them.
     """
-    events = generate_events(batches * 1000, seed=99 + clients, now=datetime.now(UTC), days=1)
+    events = generate_events((batches + INGEST_WARMUP) * 1000, seed=99 + clients, now=datetime.now(UTC), days=1)
     if clients > 1:
         events.sort(key=lambda e: (sorted(TENANT_PARTNER).index(e.tenant_id) % clients, e.tenant_id))
     bodies = [
-        {"events": [e.model_dump(mode="json", exclude_none=True) for e in events[i : i + 1000]]}
+        orjson.dumps({"events": [e.model_dump(mode="json", exclude_none=True) for e in events[i : i + 1000]]})
         for i in range(0, len(events), 1000)
     ]
-    headers = {"Authorization": f"Bearer {token(settings, SUPER)}"}
+    headers = {"Authorization": f"Bearer {token(settings, SUPER)}", "Content-Type": "application/json"}
     times: list[float] = []
 
-    def send(share: list[dict[str, Any]]) -> None:
+    def post(client: httpx.Client, body: bytes) -> httpx.Response:
+        return client.post("/api/v1/audit/events", content=body, headers=headers).raise_for_status()
+
+    with httpx.Client(base_url=base, timeout=120) as client:
+        for body in bodies[:INGEST_WARMUP]:
+            post(client, body)
+    bodies = bodies[INGEST_WARMUP:]
+
+    def send(share: list[bytes]) -> None:
         with httpx.Client(base_url=base, timeout=120) as client:
             for body in share:
                 started = time.perf_counter()
-                response = client.post("/api/v1/audit/events", json=body, headers=headers)
+                post(client, body)
                 times.append(time.perf_counter() - started)
-                response.raise_for_status()
 
-    started = time.perf_counter()
-    shares: list[list[dict[str, Any]]] = [[] for _ in range(clients)]
+    shares: list[list[bytes]] = [[] for _ in range(clients)]
     for body in bodies:  # by the tenant of the batch's first event: one client per tenant
-        first = body["events"][0]["tenant_id"]
+        first = orjson.loads(body)["events"][0]["tenant_id"]
         shares[sorted(TENANT_PARTNER).index(first) % clients].append(body)
+    started = time.perf_counter()
     threads = [threading.Thread(target=send, args=(share,)) for share in shares]
     for thread in threads:
         thread.start()
@@ -700,7 +714,7 @@ def measure_ingest(base: str, settings: Settings, batches: int, clients: int = 1
         if clients == 1
         else f"ingest 1000-event batches, {clients} clients (separate tenants)",
         "batches": len(bodies),
-        "events_per_s": round(len(events) / wall),
+        "events_per_s": round(1000 * len(bodies) / wall),
         "batch_p50_ms": round(_pct([t * 1000 for t in times], 50), 1),
         "batch_p95_ms": round(_pct([t * 1000 for t in times], 95), 1),
     }
