@@ -204,11 +204,52 @@ def _prefix(column: Any, prefix: str) -> ColumnElement[bool]:
     return and_(*bounds, column.like(_like_escape(prefix) + "%", escape="\\"))
 
 
+MAX_TEXT_RANGES = 128
+"""The most text ranges an IPv4 network is narrowed to on SQLite (a /25 or a /17 needs 128)."""
+
+
+def ipv4_text_ranges(network: ipaddress.IPv4Network) -> tuple[list[str], list[str]] | None:
+    """The stored texts of `network`'s addresses as (prefixes, whole addresses), or None when too many.
+
+    Addresses are stored in canonical form ("10.1.2.3", no leading zeros), so those of a /16 are
+    the texts starting "10.1.", and a /12 is 16 such prefixes ("10.16." ... "10.31."); within the
+    last octet they are whole addresses. None for /0 (every address).
+    """
+    if network.prefixlen == 0:
+        return None
+    fixed, spare = divmod(network.prefixlen, 8)
+    octets = str(network.network_address).split(".")
+    head = octets[:fixed]
+    if fixed == 4:
+        return [], [str(network.network_address)]
+    count = 2 ** (8 - spare) if spare else 1
+    if count > MAX_TEXT_RANGES:
+        return None
+    first = int(octets[fixed]) if spare else None
+    if first is None:
+        return [".".join(head) + "."], []
+    texts = [".".join([*head, str(first + n)]) for n in range(count)]
+    return ([], texts) if fixed == 3 else ([text + "." for text in texts], [])
+
+
 def _in_network(dialect: str, value: str) -> ColumnElement[bool]:
-    network = str(parse_network(value))
+    """The address lies in the network: PostgreSQL compares `inet` (GiST index); SQLite checks each
+    candidate with `audit_ip_in_network`, candidates an IPv4 network narrows to text ranges of the
+    address index first (else every row the other conditions leave)."""
+    parsed = parse_network(value)
+    network = str(parsed)
     if dialect == "postgresql":
         return literal_column(PG_INET).op("<<=", is_comparison=True)(cast(literal(network), INET))  # type: ignore[no-any-return]
-    return func.audit_ip_in_network(col(AuditLog.ip_address), network) == 1  # type: ignore[no-any-return]
+    column: Any = col(AuditLog.ip_address)
+    exact = func.audit_ip_in_network(column, network) == 1
+    ranges = ipv4_text_ranges(parsed) if isinstance(parsed, ipaddress.IPv4Network) else None
+    if ranges is None:
+        return exact  # type: ignore[no-any-return]
+    prefixes, addresses = ranges
+    candidates = [_prefix(column, prefix) for prefix in prefixes]
+    if addresses:
+        candidates.append(column.in_(addresses))
+    return and_(or_(*candidates), exact)
 
 
 def value_condition(name: str, values: list[str], dialect: str) -> ColumnElement[bool]:

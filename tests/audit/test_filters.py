@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session
 
-from audit_app.audit.filters import AuditFilters, check_filters_in_scope
+from audit_app.audit.filters import AuditFilters, check_filters_in_scope, ipv4_text_ranges
 from audit_app.audit.ingest import ingest_events
 from audit_app.auth import (
     ForbiddenError,
@@ -44,3 +46,22 @@ def test_scope_checks_of_filters(session: Session) -> None:
     ):
         with pytest.raises(ForbiddenError):
             check_filters_in_scope(session, principal, filters)
+
+
+def test_an_ipv4_networks_text_ranges_hold_exactly_its_addresses() -> None:
+    """An address's canonical text lies in the ranges of every network that holds it, and of no other."""
+    rng = random.Random(11)
+    for _ in range(2000):
+        network = ipaddress.IPv4Network((rng.randrange(2**32), rng.randrange(1, 33)), strict=False)
+        ranges = ipv4_text_ranges(network)
+        assert ranges is not None
+        prefixes, addresses = ranges
+        assert len(prefixes) + len(addresses) <= 128
+        for _ in range(20):
+            inside = network.network_address + rng.randrange(network.num_addresses)
+            for address in (inside, ipaddress.IPv4Address(rng.randrange(2**32))):
+                text = str(address)
+                assert (text in addresses or text.startswith(tuple(prefixes))) == (address in network), (network, text)
+    assert ipv4_text_ranges(ipaddress.IPv4Network("0.0.0.0/0")) is None
+    assert ipv4_text_ranges(ipaddress.IPv4Network("10.16.0.0/12")) == ([f"10.{n}." for n in range(16, 32)], [])
+    assert ipv4_text_ranges(ipaddress.IPv4Network("10.1.2.4/30")) == ([], [f"10.1.2.{n}" for n in range(4, 8)])

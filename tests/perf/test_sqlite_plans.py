@@ -7,6 +7,7 @@ the index per filter (`audit.query.sqlite_index`), so both states must plan the 
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from audit_app.audit.ingest import ingest_events
 from audit_app.audit.query import NEWEST_FIRST, list_events, sqlite_index
 from audit_app.audit.search_index import FILL
 from audit_app.auth import Principal
-from audit_app.db import engine_for
+from audit_app.db import engine_for, ip_in_network
 from audit_app.migrations import upgrade
 from audit_app.models import AuditLog
 from audit_app.seed import generate_events
@@ -79,6 +80,7 @@ def _filters(path: Path, values: dict[str, Any]) -> AuditFilters:
 
 def _plan(path: Path, statement: str, parameters: Any) -> list[str]:
     with sqlite3.connect(path) as conn:
+        conn.create_function("audit_ip_in_network", 2, ip_in_network, deterministic=True)  # as the app does
         return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
 
 
@@ -138,11 +140,33 @@ def test_filtered_list_reads_through_the_filters_index(
         AuditFilters(partner_id="northwind"),
         AuditFilters(start_time=datetime(2026, 11, 20, tzinfo=UTC)),
         AuditFilters(actor_email="someone@example.com"),
+        AuditFilters(ip_address="10.0.0.0/9"),
+        AuditFilters(ip_address="2001:db8::/32"),
+        AuditFilters(ip_address="10.1.0.0/16,10.2.0.0/16"),
     ],
-    ids=["no filter", "partner", "time only", "actor_email"],
+    ids=["no filter", "partner", "time only", "actor_email", "broad network", "IPv6 network", "two networks"],
 )
 def test_filters_without_a_single_column_index_are_left_to_the_planner(filters: AuditFilters) -> None:
     assert sqlite_index(filters) is None
+
+
+@pytest.mark.parametrize("prefix", [12, 16, 20, 30])
+def test_an_ipv4_network_is_read_through_its_ranges_of_the_address_index(ingested: Path, prefix: int) -> None:
+    """A /12 or narrower network: the page and the count read the network's text ranges of the
+    address index (then sort by time), never the time index newest-first checking every row."""
+    with sqlite3.connect(ingested) as conn:
+        address = conn.execute(
+            "SELECT ip_address FROM audit_log WHERE ip_address NOT LIKE '%:%' LIMIT 1 OFFSET 777"
+        ).fetchone()[0]
+    filters = AuditFilters(ip_address=str(ipaddress.ip_network(f"{address}/{prefix}", strict=False)))
+    assert sqlite_index(filters) == "ix_audit_log_ip_time"
+    statement, parameters, ids = _list_statement(ingested, SUPER, filters)  # the page equals the plain query's
+    assert ids, "the network must hold some events"
+    plan = _plan(ingested, statement, parameters)
+    searches = [line for line in plan if line.startswith("SEARCH audit_log USING")]
+    assert searches, plan
+    assert all("INDEX ix_audit_log_ip_time (ip_address" in line for line in searches if "(id=?)" not in line), plan
+    assert not any(line.startswith("SCAN audit_log") for line in plan), plan
 
 
 def test_scoped_caller_with_a_filter_gets_the_same_page_as_the_plain_query(ingested: Path) -> None:
