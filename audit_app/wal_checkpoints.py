@@ -79,24 +79,36 @@ class WalCheckpointer:
 
 RESTART_FRAMES = 32_768
 """WAL frames (128 MiB of 4 KiB pages) beyond which a checkpoint also restarts the WAL from its start."""
-RESTART_WAIT_MS = 5_000
+RESTART_WAIT_MS = 500
 """How long a restarting checkpoint waits for the current writer and readers (then it tries again later)."""
+
+
+def restarts(busy: int, frames: int, copied: int) -> bool:
+    """Whether a passive pass that ended so (PRAGMA wal_checkpoint's three numbers) is followed by a restart.
+
+    Only a long WAL that the pass copied whole: a frame left uncopied means a reader still reads
+    an older snapshot (an export streaming its rows, say), and a restart would hold the write lock
+    while it waits for that reader: every writer stood still for the whole wait (5 s, once a
+    second, for as long as the export ran).
+    """
+    return not busy and frames > RESTART_FRAMES and copied == frames
 
 
 def checkpoint(path: str) -> bool:
     """A PASSIVE checkpoint of the SQLite file at `path` (never created here); False when it could not run.
 
-    A WAL longer than RESTART_FRAMES is then checkpointed again in RESTART mode. Passive
-    checkpoints never wait, so while writes go on they never find the whole WAL copied, and only
-    a writer that finds it so starts the WAL over; it would grow without end. The restart copies
-    what was written since the passive pass, blocking writers meanwhile, and waits until no
-    reader uses the WAL, so the next write starts it over.
+    A WAL longer than RESTART_FRAMES that the pass copied whole is then checkpointed again in
+    RESTART mode (`restarts`). Passive checkpoints never restart the WAL, and a writer starts it
+    over only when it finds it all copied and unread, which continuous writes never leave it: it
+    would grow without end. The restart copies what was written since the passive pass, holding
+    writers off meanwhile, and waits (at most RESTART_WAIT_MS) until no reader uses the WAL, so the
+    next write starts it over.
     """
     uri = f"file:{quote(str(Path(path).resolve()))}?mode=rw"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0.1, check_same_thread=False)) as connection:
-            busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if not busy and frames > RESTART_FRAMES:
+            busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if restarts(busy, frames, copied):
                 connection.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
                 busy, _frames, _copied = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
     except sqlite3.Error:

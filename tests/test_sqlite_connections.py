@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
+from audit_app import wal_checkpoints
 from audit_app.db import SQLITE_CACHE_KIB, SQLITE_WAL_AUTOCHECKPOINT_PAGES, engine_for, unpooled_engine
-from audit_app.wal_checkpoints import CHECKPOINTER, WalCheckpointer, checkpoint
+from audit_app.wal_checkpoints import CHECKPOINTER, WalCheckpointer, checkpoint, restarts
 
 
 @pytest.mark.parametrize("make", [engine_for, unpooled_engine], ids=["pooled", "unpooled"])
@@ -102,3 +104,56 @@ def test_a_forked_worker_checkpoints_with_a_thread_of_its_own(tmp_path: Path) ->
         os._exit(0 if thread is not None and thread.is_alive() else 1)
     _pid, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize(
+    ("busy", "frames", "copied", "restart"),
+    [
+        (0, 40_000, 40_000, True),  # a long WAL, all copied: start it over
+        (0, 40_000, 39_000, False),  # a reader still reads an older snapshot: never wait for it holding writers off
+        (1, 40_000, 40_000, False),  # the pass could not run
+        (0, 1_000, 1_000, False),  # short enough to keep
+    ],
+)
+def test_the_wal_is_restarted_only_when_the_passive_pass_copied_it_whole(
+    busy: int, frames: int, copied: int, restart: bool
+) -> None:
+    assert restarts(busy, frames, copied) is restart
+
+
+def test_a_reader_of_an_older_snapshot_never_makes_the_checkpointer_hold_writers_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long WAL while an export (here: an open read transaction) reads an older snapshot: the
+    checkpointer copies what it can and leaves the WAL be, so a writer that will not wait at all
+    still writes while the checkpoint runs. (A restart waited for that reader holding the write
+    lock: writers stood still 5 s, once a second, for as long as the export ran.)"""
+    monkeypatch.setattr(wal_checkpoints, "RESTART_FRAMES", 10)
+    path = tmp_path / "reader.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (x)")
+    for n in range(50):
+        writer.execute("INSERT INTO t VALUES (?)", (n,))
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (50,)  # its snapshot: 50 rows
+    writer.execute("INSERT INTO t VALUES (50)")  # a frame past the reader's snapshot
+    writer.execute("PRAGMA busy_timeout=0")
+    done = threading.Event()
+
+    def run_checkpoint() -> None:
+        checkpoint(str(path))
+        done.set()
+
+    checkpointing = threading.Thread(target=run_checkpoint)
+    checkpointing.start()
+    written = 0
+    while not done.is_set() or written == 0:
+        writer.execute("INSERT INTO t VALUES (-1)")  # "database is locked" if the write lock were held
+        written += 1
+    checkpointing.join()
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (50,)
+    reader.execute("COMMIT")
+    assert writer.execute("SELECT count(*) FROM t").fetchone() == (51 + written,)
