@@ -79,6 +79,8 @@ class WalCheckpointer:
 
 RESTART_FRAMES = 32_768
 """WAL frames (128 MiB of 4 KiB pages) beyond which a checkpoint also restarts the WAL from its start."""
+FORCED_RESTART_FRAMES = 4 * RESTART_FRAMES
+"""WAL frames (512 MiB) beyond which the restart no longer waits for a pass that copied the WAL whole."""
 RESTART_WAIT_MS = 500
 """How long a restarting checkpoint waits for the current writer and readers (then it tries again later)."""
 
@@ -86,12 +88,15 @@ RESTART_WAIT_MS = 500
 def restarts(busy: int, frames: int, copied: int) -> bool:
     """Whether a passive pass that ended so (PRAGMA wal_checkpoint's three numbers) is followed by a restart.
 
-    Only a long WAL that the pass copied whole: a frame left uncopied means a reader still reads
-    an older snapshot (an export streaming its rows, say), and a restart would hold the write lock
+    A long WAL that the pass copied whole: a frame left uncopied means a reader still reads an
+    older snapshot (an export streaming its rows, say), and a restart would hold the write lock
     while it waits for that reader: every writer stood still for the whole wait (5 s, once a
-    second, for as long as the export ran).
+    second, for as long as the export ran). Past FORCED_RESTART_FRAMES it restarts anyway, so
+    readers that never all leave at once cannot let the WAL grow without end.
     """
-    return not busy and frames > RESTART_FRAMES and copied == frames
+    if busy or frames <= RESTART_FRAMES:
+        return False
+    return copied == frames or frames > FORCED_RESTART_FRAMES
 
 
 def checkpoint(path: str) -> bool:

@@ -113,6 +113,7 @@ def test_a_forked_worker_checkpoints_with_a_thread_of_its_own(tmp_path: Path) ->
         (0, 40_000, 39_000, False),  # a reader still reads an older snapshot: never wait for it holding writers off
         (1, 40_000, 40_000, False),  # the pass could not run
         (0, 1_000, 1_000, False),  # short enough to keep
+        (0, 140_000, 100_000, True),  # past 512 MiB: restart anyway (waiting at most RESTART_WAIT_MS)
     ],
 )
 def test_the_wal_is_restarted_only_when_the_passive_pass_copied_it_whole(
