@@ -25,6 +25,18 @@ def test_no_sso_button_without_a_provider(page: Page) -> None:
     expect(page.get_by_role("button", name="Sign in with SSO")).to_have_count(0)
 
 
+def test_the_token_form_cannot_be_sent_before_the_page_is_live(page: Page, console: Console) -> None:
+    """Before the page is hydrated a click would submit the form natively: a GET with the token in
+    the URL (seen once in a loaded CI run: `/?token=eyJ...`). The served page's Sign in button is
+    disabled until then, and enabled once the page is live."""
+    served = page.request.get(console.base_url + "/").text()
+    button = re.search(r"<button[^>]*>Sign in</button>", served)
+    assert button is not None, "the served page holds the Sign in button"
+    assert "disabled" in button.group(0), button.group(0)
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_enabled()
+
+
 def test_a_pasted_token_opens_a_server_side_session(page: Page, console: Console) -> None:
     page.goto("/")
     token = console.token(role="partner_admin", partner_id="northwind", sub="pasted-partner")

@@ -84,6 +84,9 @@ def sign_in_page() -> rx.Component:
                     rx.button(
                         "Sign in",
                         type="submit",
+                        # Until the page is hydrated a click would submit the form natively, a GET
+                        # that puts the token in the URL (history, proxy and server logs).
+                        disabled=~rx.State.is_hydrated,
                         width="100%",
                         size="3",
                         variant=rx.cond(AuthState.sso, "soft", "solid"),
