@@ -204,16 +204,12 @@ def _prefix(column: Any, prefix: str) -> ColumnElement[bool]:
     return and_(*bounds, column.like(_like_escape(prefix) + "%", escape="\\"))
 
 
-MAX_TEXT_RANGES = 128
-"""The most text ranges an IPv4 network is narrowed to on SQLite (a /25 or a /17 needs 128)."""
-
-
 def ipv4_text_ranges(network: ipaddress.IPv4Network) -> tuple[list[str], list[str]] | None:
-    """The stored texts of `network`'s addresses as (prefixes, whole addresses), or None when too many.
+    """The stored texts of `network`'s addresses as (prefixes, whole addresses); None for /0 (every address).
 
     Addresses are stored in canonical form ("10.1.2.3", no leading zeros), so those of a /16 are
     the texts starting "10.1.", and a /12 is 16 such prefixes ("10.16." ... "10.31."); within the
-    last octet they are whole addresses. None for /0 (every address).
+    last octet they are whole addresses. At most 128 (a /9, /17 or /25).
     """
     if network.prefixlen == 0:
         return None
@@ -222,13 +218,10 @@ def ipv4_text_ranges(network: ipaddress.IPv4Network) -> tuple[list[str], list[st
     head = octets[:fixed]
     if fixed == 4:
         return [], [str(network.network_address)]
-    count = 2 ** (8 - spare) if spare else 1
-    if count > MAX_TEXT_RANGES:
-        return None
-    first = int(octets[fixed]) if spare else None
-    if first is None:
+    if not spare:
         return [".".join(head) + "."], []
-    texts = [".".join([*head, str(first + n)]) for n in range(count)]
+    first = int(octets[fixed])
+    texts = [".".join([*head, str(first + n)]) for n in range(2 ** (8 - spare))]
     return ([], texts) if fixed == 3 else ([text + "." for text in texts], [])
 
 
